@@ -1,1 +1,45 @@
+"""kafkito.storage: the durable partition log engine (no trio, no sockets).
 
+Modules: ``batch`` (record batch v2 view, validation, stamping, builder, records),
+``codecs`` (gzip/snappy/lz4/zstd with a decompression cap), ``index`` (Kafka's .index and
+.timeindex), ``segment`` (one segment and its recovery), ``log`` (PartitionLog: append,
+read, flush, retention, recovery), ``manager`` (LogManager: topics, metadata, lock),
+``config`` (LogConfig and the topic config table), ``clock``, ``fileio`` (the I/O seam
+tests hook faults into), ``metafile`` (atomic checksummed metadata files), ``errors``.
+"""
+
+from .batch import Record, RecordBatch, build_batch, iter_batches
+from .clock import Clock, ManualClock, SystemClock
+from .config import TOPIC_CONFIGS, ConfigSpec, LogConfig
+from .errors import (
+    CorruptMetadataError,
+    CorruptRecordError,
+    DataDirLockedError,
+    InvalidConfigError,
+    InvalidPartitionsError,
+    InvalidRecordError,
+    InvalidTopicError,
+    KafkaStorageError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StorageError,
+    TopicExistsError,
+    UnknownTopicError,
+    UnsupportedCompressionTypeError,
+    UnsupportedMessageFormatError,
+)
+from .fileio import DEFAULT_IO, FileIO
+from .log import AppendInfo, FileSlice, PartitionLog, RecoveryReport
+from .manager import LogManager, TopicMetadata
+
+__all__ = [
+    "AppendInfo", "Clock", "ConfigSpec", "CorruptMetadataError", "CorruptRecordError",
+    "DataDirLockedError", "DEFAULT_IO", "FileIO", "FileSlice", "InvalidConfigError",
+    "InvalidPartitionsError", "InvalidRecordError", "InvalidTopicError", "KafkaStorageError",
+    "LogClosedError", "LogConfig", "LogManager", "ManualClock", "OffsetOutOfRangeError",
+    "PartitionLog", "Record", "RecordBatch", "RecordTooLargeError", "RecoveryReport",
+    "StorageError", "SystemClock", "TOPIC_CONFIGS", "TopicExistsError", "TopicMetadata",
+    "UnknownTopicError", "UnsupportedCompressionTypeError", "UnsupportedMessageFormatError",
+    "build_batch", "iter_batches",
+]

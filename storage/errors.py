@@ -1,0 +1,110 @@
+"""Errors raised by the storage layer.
+
+Every error derives from ``StorageError``. Each class names the Kafka error code the broker
+should answer with in ``error_name`` (a plain string, because storage imports nothing of ours:
+the broker maps it with ``ErrorCode[exc.error_name]``).
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of everything storage raises on purpose."""
+
+    error_name = "UNKNOWN_SERVER_ERROR"
+
+
+class KafkaStorageError(StorageError):
+    """An I/O failure (ENOSPC, EACCES, EIO, ...). The log stays consistent: a failed append is
+    rolled back, so the log is readable and appendable again once the cause is gone. A failed
+    fsync is different (the kernel may have dropped dirty pages), so it takes the log offline
+    until it is reopened and recovered."""
+
+    error_name = "KAFKA_STORAGE_ERROR"
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class CorruptRecordError(StorageError):
+    """A batch fails its CRC or its sizes, offsets and counts disagree."""
+
+    error_name = "CORRUPT_MESSAGE"
+
+
+class InvalidRecordError(StorageError):
+    """A well-formed batch that this log must not accept (keyless record on a compacted topic,
+    control batch from a client, bad producer fields)."""
+
+    error_name = "INVALID_RECORD"
+
+
+class UnsupportedMessageFormatError(StorageError):
+    """Magic 0 or 1 message sets: kafkito stores record batch v2 only."""
+
+    error_name = "UNSUPPORTED_FOR_MESSAGE_FORMAT"
+
+
+class UnsupportedCompressionTypeError(StorageError):
+    error_name = "UNSUPPORTED_COMPRESSION_TYPE"
+
+
+class RecordTooLargeError(StorageError):
+    """A batch larger than max.message.bytes, or one that decompresses past the cap."""
+
+    error_name = "MESSAGE_TOO_LARGE"
+
+
+class OffsetOutOfRangeError(StorageError):
+    error_name = "OFFSET_OUT_OF_RANGE"
+
+    def __init__(self, offset: int, log_start_offset: int, log_end_offset: int):
+        super().__init__(
+            f"offset {offset} is outside the log range [{log_start_offset}, {log_end_offset}]"
+        )
+        self.offset = offset
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = log_end_offset
+
+
+class InvalidConfigError(StorageError):
+    error_name = "INVALID_CONFIG"
+
+    def __init__(self, name: str, value: object, reason: str):
+        super().__init__(f"Invalid value {value!r} for configuration {name}: {reason}")
+        self.name = name
+        self.value = value
+        self.reason = reason
+
+
+class TopicExistsError(StorageError):
+    error_name = "TOPIC_ALREADY_EXISTS"
+
+
+class UnknownTopicError(StorageError):
+    error_name = "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+class InvalidTopicError(StorageError):
+    error_name = "INVALID_TOPIC_EXCEPTION"
+
+
+class InvalidPartitionsError(StorageError):
+    error_name = "INVALID_PARTITIONS"
+
+
+class DataDirLockedError(StorageError):
+    """Another process (a second broker) holds the data directory's lock file."""
+
+    error_name = "KAFKA_STORAGE_ERROR"
+
+
+class CorruptMetadataError(StorageError):
+    """A metadata file we wrote fails its version or checksum check; we refuse to guess."""
+
+    error_name = "KAFKA_STORAGE_ERROR"
+
+
+class LogClosedError(StorageError):
+    error_name = "NOT_LEADER_OR_FOLLOWER"

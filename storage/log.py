@@ -1,0 +1,772 @@
+"""PartitionLog: one partition's durable log, a sequence of segments in one directory.
+
+Theory of operation.
+
+*Offsets.* ``log_start_offset`` <= every readable offset < ``log_end_offset`` (LEO). The
+``flushed_offset`` is the first offset not yet fsynced; the broker uses it as the high
+watermark, so a consumer never sees data a crash could take back.
+
+*Append* (serialised by the caller): validate every batch of the blob from its header and
+CRC (no per-record work, except the key check on compacted topics), roll the active segment
+if ``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
+it, stamp base offsets, the leader epoch and (LogAppendTime topics) the max timestamp into
+copies of the 61-byte headers, and write headers and untouched bodies with one ``pwritev``.
+Index entries follow the data. A failed write is undone (``KafkaStorageError``, nothing
+changes), so the log stays readable and appendable once the disk has room again.
+
+*Flush* (group commit): callers note the LEO they need, then queue on one flush mutex; the
+first one in fsyncs data, then indexes, then the directory, for everything appended so far;
+callers behind it whose LEO is covered return without another fsync. State is guarded by a
+separate lock that is never held across an fsync, so appends and reads continue meanwhile.
+An fsync failure takes the log offline (the kernel may have dropped the dirty pages, so
+retrying would lie); reopening recovers it.
+
+*Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
+the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. The fd
+is the segment's own, so the broker can ``sendfile`` it.
+
+*Retention* deletes whole segments from the front: past ``retention.ms`` (newest record
+timestamp), beyond ``retention.bytes``, or below the log start offset (DeleteRecords). Only
+flushed segments go, the active one after a roll. Deleted segments are renamed ``.deleted``
+and their fds closed only after ``file.delete.delay.ms`` (by the clock), so a FileSlice handed
+out before stays valid for sendfile.
+
+*Recovery* on open: leftovers of interrupted operations are removed, then each segment is
+checked (see segment.py): after a clean shutdown closed segments are walked from their last
+index entry and the active one is CRC-checked from there; after an unclean shutdown every
+segment is CRC-checked from byte 0 and its indexes rebuilt. The first invalid batch and
+everything after it (including later segments) is cut off and logged with byte counts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
+
+from . import metafile
+from .batch import (
+    HEADER_BYTES,
+    LOG_APPEND_TIME,
+    LOG_OVERHEAD,
+    RecordBatch,
+    check_keys_present,
+    stamp_header,
+    validate_batches,
+)
+from .clock import Clock, SystemClock
+from .config import LogConfig
+from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
+from .fileio import DEFAULT_IO, FileIO
+from .segment import (
+    DELETED_SUFFIX,
+    SEGMENT_SUFFIXES,
+    LogSegment,
+    SegmentRecovery,
+    segment_prefix,
+    storage_error,
+)
+
+log = logging.getLogger("kafkito.storage.log")
+
+LOG_START_OFFSET_FILE = "log-start-offset"
+_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+_LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".rebuild", metafile.TMP_SUFFIX, ".cleaned", ".swap")
+
+ORIGIN_CLIENT = "client"
+ORIGIN_COORDINATOR = "coordinator"
+
+
+class AppendInfo(NamedTuple):
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+    record_count: int
+
+
+class FileSlice:
+    """A byte range of one segment file holding whole batches, ready for ``os.sendfile``.
+
+    ``first_offset`` is the base offset of the first batch (or the requested offset when the
+    slice is empty); ``next_offset`` the offset after the last batch. The fd is owned by the
+    log: do not close it. It stays valid for at least ``file.delete.delay.ms`` after
+    retention deletes the segment.
+    """
+
+    __slots__ = ("_fd", "_io", "position", "size", "first_offset", "next_offset", "batch_count")
+
+    def __init__(self, fd: int, io: FileIO, position: int, size: int, first_offset: int,
+                 next_offset: int, batch_count: int):
+        self._fd = fd
+        self._io = io
+        self.position = position
+        self.size = size
+        self.first_offset = first_offset
+        self.next_offset = next_offset
+        self.batch_count = batch_count
+
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def nbytes(self) -> int:
+        return self.size
+
+    @property
+    def last_offset(self) -> int:
+        return self.next_offset - 1
+
+    def tobytes(self) -> bytes:
+        if self.size == 0:
+            return b""
+        data = self._io.pread(self._fd, self.size, self.position)
+        if len(data) != self.size:
+            raise KafkaStorageError(f"short read: {len(data)} of {self.size} bytes")
+        return data
+
+    def __repr__(self) -> str:
+        return (f"FileSlice(fd={self._fd}, position={self.position}, size={self.size}, "
+                f"offsets=[{self.first_offset}, {self.next_offset}))")
+
+
+@dataclass
+class RecoveryReport:
+    topic: str
+    partition: int
+    clean_shutdown: bool
+    segments: list[SegmentRecovery] = field(default_factory=list)
+    deleted_segments: list[int] = field(default_factory=list)  # base offsets
+    removed_leftovers: list[str] = field(default_factory=list)
+
+    @property
+    def truncated_bytes(self) -> int:
+        return sum(s.truncated_bytes for s in self.segments)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.truncated_bytes or self.deleted_segments
+                    or any(s.index_rebuilt for s in self.segments))
+
+
+class PartitionLog:
+    """See the module docstring. Construct with ``PartitionLog.open``."""
+
+    def __init__(self, directory: str, topic: str, partition: int, config: LogConfig,
+                 clock: Clock, io: FileIO):
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.clock = clock
+        self.io = io
+        self.leader_epoch = 0  # single node: stamped into every appended batch
+        self.segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._log_start_offset = 0
+        self._flushed_offset = 0
+        self._dir_dirty = False
+        self._pending_deletes: list[tuple[int, LogSegment]] = []
+        self._offline: str | None = None
+        self._closed = False
+        self._last_flush_ms = clock.now_ms()
+        self.flush_count = 0  # fsync rounds done (group commit is measured by tests)
+        self.recovery = RecoveryReport(topic, partition, True)
+
+    # ---------------------------------------------------------------------------- open
+    @classmethod
+    def open(cls, directory: str, topic: str, partition: int, config: LogConfig, *,
+             clock: Clock | None = None, io: FileIO = DEFAULT_IO,
+             clean_shutdown: bool = True) -> "PartitionLog":
+        self = cls(directory, topic, partition, config, clock or SystemClock(), io)
+        self.recovery.clean_shutdown = clean_shutdown
+        try:
+            self._load(clean_shutdown)
+        except OSError as e:
+            self._close_fds()
+            raise storage_error("cannot open log", directory, e) from e
+        except BaseException:
+            self._close_fds()
+            raise
+        return self
+
+    def _load(self, clean: bool) -> None:
+        if not os.path.isdir(self.directory):
+            self.io.mkdir(self.directory)
+            self.io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
+        bases = self._clean_directory()
+        now = self.clock.now_ms()
+        index_bytes = self.config.segment_index_bytes
+        for base in bases:
+            self.segments.append(LogSegment.open_existing(
+                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now))
+        self._recover_segments(clean)
+        checkpoint = self._read_log_start_checkpoint()
+        if not self.segments:
+            self._add_segment(LogSegment.create(self.directory, checkpoint, self.io,
+                                                segment_index_bytes=index_bytes, created_ms=now))
+        self._log_start_offset = max(checkpoint, self.segments[0].base_offset)
+        if self._log_start_offset > self.log_end_offset:
+            # DeleteRecords moved the start past data a crash then took: start afresh there.
+            log.warning("%s: log start offset %d is past the recovered end %d; starting an "
+                        "empty log at %d", self.name, self._log_start_offset, self.log_end_offset,
+                        self._log_start_offset)
+            for seg in list(self.segments):
+                self.recovery.deleted_segments.append(seg.base_offset)
+                self._unlink_segment_now(seg)
+            self.segments, self._bases = [], []
+            self._add_segment(LogSegment.create(self.directory, self._log_start_offset, self.io,
+                                                segment_index_bytes=index_bytes, created_ms=now))
+        # Whatever is on disk now is what we serve: make it durable so flushed_offset = LEO
+        # is true even if the previous process died with dirty pages in the page cache.
+        for seg in self.segments:
+            seg.data_dirty = True
+        self._dir_dirty = True
+        self._fsync_all()
+        self._flushed_offset = self.log_end_offset
+        if self.recovery.changed:
+            log.warning("%s: recovery truncated %d bytes, rebuilt indexes of %d segments, "
+                        "deleted %d segments", self.name, self.recovery.truncated_bytes,
+                        sum(1 for s in self.recovery.segments if s.index_rebuilt),
+                        len(self.recovery.deleted_segments))
+
+    def _clean_directory(self) -> list[int]:
+        """Remove leftovers of interrupted operations; return the segment base offsets."""
+        logs, others = set(), {}
+        for name in sorted(os.listdir(self.directory)):
+            path = os.path.join(self.directory, name)
+            if name.endswith(_LEFTOVER_SUFFIXES):
+                self.io.unlink(path)
+                self.recovery.removed_leftovers.append(name)
+                continue
+            m = _SEGMENT_FILE.match(name)
+            if not m:
+                continue
+            base = int(m.group(1))
+            if m.group(2) == "log":
+                logs.add(base)
+            else:
+                others.setdefault(base, []).append(path)
+        for base, paths in others.items():
+            if base not in logs:  # an index without its log: derived data of nothing
+                for path in paths:
+                    self.io.unlink(path)
+                    self.recovery.removed_leftovers.append(os.path.basename(path))
+        return sorted(logs)
+
+    def _recover_segments(self, clean: bool) -> None:
+        interval = self.config.index_interval_bytes
+        kept: list[LogSegment] = []
+        for i, seg in enumerate(self.segments):
+            is_last = i == len(self.segments) - 1
+            mode = "full" if not clean else ("tail" if is_last else "walk")
+            if kept and seg.base_offset < kept[-1].next_offset:
+                reason = (f"segment {seg.base_offset} overlaps the previous segment's end "
+                          f"{kept[-1].next_offset}")
+                self._drop_after(kept, self.segments[i:], reason)
+                break
+            report = seg.recover(mode, interval)
+            self.recovery.segments.append(report)
+            if report.truncated_bytes:
+                log.warning("%s: segment %s: truncated %d bytes at position %d (%s)", self.name,
+                            segment_prefix(seg.base_offset), report.truncated_bytes, seg.size,
+                            report.reason)
+            if report.index_rebuilt:
+                log.info("%s: segment %s: indexes rebuilt", self.name,
+                         segment_prefix(seg.base_offset))
+            kept.append(seg)
+            if report.truncated_bytes and not is_last:
+                self._drop_after(kept, self.segments[i + 1:], "an earlier segment was truncated")
+                break
+        self.segments = kept
+        self._bases = [s.base_offset for s in kept]
+        # An empty segment is only legitimate at the end of the log.
+        while len(self.segments) > 1 and self.segments[0].is_empty:
+            seg = self.segments.pop(0)
+            self._bases.pop(0)
+            self.recovery.deleted_segments.append(seg.base_offset)
+            self._unlink_segment_now(seg)
+
+    def _drop_after(self, kept: list[LogSegment], dropped: list[LogSegment], reason: str) -> None:
+        for seg in dropped:
+            size = self.io.fstat_size(seg.fd)
+            log.warning("%s: deleting segment %s (%d bytes): %s", self.name,
+                        segment_prefix(seg.base_offset), size, reason)
+            self.recovery.deleted_segments.append(seg.base_offset)
+            self.recovery.segments.append(
+                SegmentRecovery(seg.base_offset, "deleted", truncated_bytes=size, reason=reason))
+            self._unlink_segment_now(seg)
+
+    def _unlink_segment_now(self, seg: LogSegment) -> None:
+        seg.close()
+        for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+            try:
+                self.io.unlink(path)
+            except FileNotFoundError:
+                pass
+        self._dir_dirty = True
+
+    def _read_log_start_checkpoint(self) -> int:
+        path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
+        if not os.path.exists(path):
+            return 0
+        return int(metafile.read(path, "log-start-offset")["log_start_offset"])
+
+    def _write_log_start_checkpoint(self) -> None:
+        path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
+        try:
+            metafile.write(path, "log-start-offset",
+                           {"log_start_offset": self._log_start_offset}, self.io)
+        except OSError as e:
+            raise storage_error("cannot write", path, e) from e
+
+    def _add_segment(self, seg: LogSegment) -> None:
+        self.segments.append(seg)
+        self._bases.append(seg.base_offset)
+        self._dir_dirty = True
+
+    # ---------------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    @property
+    def flushed_offset(self) -> int:
+        return self._flushed_offset
+
+    high_watermark = flushed_offset
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self.segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self.segments[-1]
+
+    @property
+    def is_offline(self) -> bool:
+        return self._offline is not None
+
+    def update_config(self, config: LogConfig) -> None:
+        with self._lock:
+            self.config = config
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.name} is closed")
+        if self._offline is not None:
+            raise KafkaStorageError(f"log {self.name} is offline ({self._offline}); "
+                                    "reopen it to recover")
+
+    # -------------------------------------------------------------------------- append
+    def append(self, records: bytes | bytearray | memoryview, now_ms: int, *,
+               origin: str = ORIGIN_CLIENT) -> AppendInfo:
+        mv = memoryview(records).cast("B")
+        config = self.config
+        headers = validate_batches(mv, max_message_bytes=config.max_message_bytes,
+                                   from_client=(origin == ORIGIN_CLIENT))
+        if config.compact and origin == ORIGIN_CLIENT:
+            check_keys_present(mv, headers)
+        lat = now_ms if config.log_append_time else None
+        with self._lock:
+            self._check_writable()
+            record_count = sum(h.last_offset_delta + 1 for h in headers)
+            base_offset = self.log_end_offset
+            last_offset = base_offset + record_count - 1
+            total = sum(h.size for h in headers)
+            active = self.segments[-1]
+            if not active.is_empty and self._should_roll(active, total, last_offset, now_ms):
+                active = self._roll_locked(now_ms)
+            iovecs: list = []
+            index_batches: list[tuple[int, int, int]] = []
+            offset = base_offset
+            for h in headers:
+                iovecs.append(stamp_header(mv, h, offset, self.leader_epoch, lat))
+                iovecs.append(mv[h.position + HEADER_BYTES : h.position + h.size])
+                offset += h.last_offset_delta + 1
+                index_batches.append((offset - 1, h.size, lat if lat is not None else h.max_timestamp))
+            active.append(iovecs, index_batches, config.index_interval_bytes)
+            info = AppendInfo(base_offset, last_offset, now_ms if lat is not None else -1,
+                              self._log_start_offset, record_count)
+            unflushed = self.log_end_offset - self._flushed_offset
+        if unflushed >= config.flush_messages:
+            self.flush()
+        return info
+
+    def _should_roll(self, active: LogSegment, incoming_bytes: int, last_offset: int,
+                     now_ms: int) -> bool:
+        c = self.config
+        return (active.size > c.segment_bytes - incoming_bytes
+                or now_ms - active.created_ms > c.segment_ms
+                or active.offset_index.is_full
+                or active.time_index.is_full
+                or not active.can_hold(last_offset))
+
+    def roll(self, now_ms: int | None = None) -> int:
+        """Start a new active segment at the LEO (no-op when the active one is empty).
+        Returns the active segment's base offset."""
+        with self._lock:
+            self._check_writable()
+            return self._roll_locked(self.clock.now_ms() if now_ms is None else now_ms).base_offset
+
+    def _roll_locked(self, now_ms: int) -> LogSegment:
+        old = self.segments[-1]
+        if old.is_empty:
+            return old
+        new = LogSegment.create(self.directory, old.next_offset, self.io,
+                                segment_index_bytes=self.config.segment_index_bytes,
+                                created_ms=now_ms)
+        try:
+            old.seal()
+        except OSError as e:  # derived data: recovery re-adds the entry
+            log.warning("%s: cannot seal time index of %s: %s", self.name, old.log_path, e)
+        self._add_segment(new)
+        log.debug("%s: rolled new segment at %d", self.name, new.base_offset)
+        return new
+
+    # --------------------------------------------------------------------------- flush
+    def flush(self) -> int:
+        """fsync data, then indexes, then the directory, up to the current LEO; returns the
+        flushed offset. Thread-safe; concurrent callers share fsyncs (group commit)."""
+        with self._lock:
+            self._check_writable()
+            needed = self.log_end_offset
+            if self._flushed_offset >= needed:
+                return self._flushed_offset
+        with self._flush_lock:
+            with self._lock:
+                self._check_writable()
+                if self._flushed_offset >= needed:
+                    return self._flushed_offset  # an fsync that started after our append covered us
+                target = self.log_end_offset
+                dirty = [s for s in self.segments if s.dirty]
+                dir_dirty, self._dir_dirty = self._dir_dirty, False
+            try:
+                for seg in dirty:
+                    seg.fsync_data()
+                for seg in dirty:
+                    seg.fsync_indexes()
+                if dir_dirty:
+                    self.io.fsync_dir(self.directory)
+            except OSError as e:
+                with self._lock:
+                    self._dir_dirty = True
+                    self._offline = f"fsync failed: {e.strerror or e}"
+                log.error("%s: %s; taking the log offline", self.name, self._offline)
+                raise storage_error("cannot fsync", self.directory, e) from e
+            with self._lock:
+                self.flush_count += 1
+                self._flushed_offset = max(self._flushed_offset, target)
+                self._last_flush_ms = self.clock.now_ms()
+                active = self.segments[-1]
+                for seg in dirty:
+                    if seg is not active and not seg.deleted:
+                        seg.release_index_fds()
+                return self._flushed_offset
+
+    def maybe_flush(self, now_ms: int | None = None) -> bool:
+        """The flush.ms background policy: flush when unflushed data is older than flush.ms."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        with self._lock:
+            due = (self._flushed_offset < self.log_end_offset
+                   and now - self._last_flush_ms >= self.config.flush_ms)
+        if due:
+            self.flush()
+        return due
+
+    def _fsync_all(self) -> None:
+        for seg in self.segments:
+            seg.fsync_data()
+            seg.fsync_indexes()
+        self.io.fsync_dir(self.directory)
+        self._dir_dirty = False
+
+    # ---------------------------------------------------------------------------- read
+    def _segment_index_for(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._bases, offset) - 1)
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> FileSlice:
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"log {self.name} is closed")
+            leo = self.log_end_offset
+            if offset < self._log_start_offset or offset > leo:
+                raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+            limit = leo if max_offset is None else min(max_offset, leo)
+            first = self._segment_index_for(offset)
+            candidates = [(s, s.size) for s in self.segments[first:]]
+        if offset >= limit:
+            return FileSlice(candidates[-1][0].fd, self.io, candidates[-1][1], 0, offset, offset, 0)
+        for seg, end in candidates:
+            if seg.base_offset >= limit:
+                break
+            pos = seg.find_batch(offset, end)
+            if pos is None:
+                continue  # the offset lies past this segment's last batch
+            size = 0
+            count = 0
+            first_offset = next_offset = offset
+            for p, fields, _ in seg.headers_from(pos, end):
+                last = fields[0] + fields[6]
+                if last >= limit:
+                    break
+                batch_size = fields[1] + LOG_OVERHEAD
+                if count and size + batch_size > max_bytes:
+                    break
+                if not count:
+                    first_offset = fields[0]
+                size += batch_size
+                count += 1
+                next_offset = last + 1
+            return FileSlice(seg.fd, self.io, pos, size, first_offset, next_offset, count)
+        seg, end = candidates[-1]
+        return FileSlice(seg.fd, self.io, end, 0, offset, offset, 0)
+
+    def batches(self, start_offset: int = 0) -> Iterator[RecordBatch]:
+        """Every batch holding an offset >= ``start_offset`` up to the LEO at the call."""
+        with self._lock:
+            start = max(start_offset, self._log_start_offset)
+            first = self._segment_index_for(start)
+            snapshot = [(s, s.size) for s in self.segments[first:]]
+        for seg, end in snapshot:
+            pos = seg.find_batch(start, end)
+            if pos is None:
+                continue
+            for _p, fields, view in seg.bodies_from(pos, end):
+                if fields[0] + fields[6] >= start:
+                    yield RecordBatch(view.tobytes())
+
+    # ----------------------------------------------------------------- timestamp lookup
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms`` at or
+        after the log start offset, or None (ListOffsets by timestamp)."""
+        with self._lock:
+            start = self._log_start_offset
+            snapshot = [(s, s.size) for s in self.segments]
+        for seg, end in snapshot:
+            if seg.max_timestamp < timestamp_ms or seg.next_offset <= start:
+                continue
+            below = seg.time_index.lookup_below(timestamp_ms)
+            from_offset = max(start, below if below is not None else seg.base_offset)
+            pos = seg.find_batch(from_offset, end)
+            if pos is None:
+                continue
+            for _p, fields, view in seg.bodies_from(pos, end):
+                if fields[8] < timestamp_ms or fields[0] + fields[6] < start:
+                    continue
+                for rec in RecordBatch(view).records():
+                    if rec.offset >= start and rec.timestamp >= timestamp_ms:
+                        return rec.offset, rec.timestamp
+        return None
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(offset, timestamp) of the first record carrying the log's largest timestamp, or
+        (-1, -1) when no record has one (ListOffsets MAX_TIMESTAMP)."""
+        with self._lock:
+            best = None
+            for s in self.segments:
+                if s.max_timestamp >= 0 and (best is None or s.max_timestamp > best[0].max_timestamp):
+                    best = (s, s.size)
+            start = self._log_start_offset
+        if best is None:
+            return -1, -1
+        seg, end = best
+        target = seg.max_timestamp
+        pos = seg.find_batch(max(seg.offset_of_max_timestamp, start), end)
+        if pos is not None:
+            for _p, fields, view in seg.bodies_from(pos, end):
+                if fields[8] != target:
+                    continue
+                batch = RecordBatch(view)
+                if batch.timestamp_type == LOG_APPEND_TIME:
+                    return max(batch.base_offset, start), target
+                for rec in batch.records():
+                    if rec.timestamp == target and rec.offset >= start:
+                        return rec.offset, target
+        return seg.offset_of_max_timestamp, target
+
+    # ----------------------------------------------------------------------- retention
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to ``offset`` (persisted), then delete
+        the segments wholly below it. Returns the log start offset."""
+        with self._lock:
+            self._check_writable()
+            leo = self.log_end_offset
+            if offset > leo or offset < 0:
+                raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+            if offset <= self._log_start_offset:
+                return self._log_start_offset
+        if offset > self._flushed_offset:
+            self.flush()  # the checkpoint must never point past durable data
+        with self._lock:
+            if offset > self._log_start_offset:
+                self._log_start_offset = offset
+                self._write_log_start_checkpoint()
+        self.apply_retention(self.clock.now_ms())
+        return self._log_start_offset
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete segments past retention.ms / retention.bytes / below the log start offset,
+        and close deleted segments whose file.delete.delay.ms has passed. Returns the number
+        of segments deleted now."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        with self._lock:
+            if self._closed:
+                return 0
+            count = self._deletable_prefix(now)
+            if count:
+                if count == len(self.segments):
+                    self._roll_locked(now)
+                doomed = self.segments[:count]
+                self._delete_segments(doomed, now)
+                if self.segments[0].base_offset > self._log_start_offset:
+                    self._log_start_offset = self.segments[0].base_offset
+        self._close_expired_deletes(now)
+        return count
+
+    def _deletable_prefix(self, now: int) -> int:
+        segs = self.segments
+        n = len(segs)
+        leo = self.log_end_offset
+
+        def upper(i: int) -> int:
+            return segs[i + 1].base_offset if i + 1 < n else leo
+
+        def eligible(i: int) -> bool:
+            # Never delete data a crash could still take back, nor the empty active segment.
+            return upper(i) <= self._flushed_offset and not (i == n - 1 and segs[i].is_empty)
+
+        c = self.config
+        k = 0
+        if c.delete:
+            if c.retention_ms >= 0:
+                while k < n and eligible(k) and now - segs[k].largest_timestamp() > c.retention_ms:
+                    k += 1
+            if c.retention_bytes >= 0:
+                excess = sum(s.size for s in segs[k:]) - c.retention_bytes
+                while k < n and eligible(k) and excess - segs[k].size >= 0:
+                    excess -= segs[k].size
+                    k += 1
+        while k < n and eligible(k) and upper(k) <= self._log_start_offset:
+            k += 1
+        return k
+
+    def _delete_segments(self, doomed: list[LogSegment], now: int) -> None:
+        due = now + self.config.file_delete_delay_ms
+        for seg in doomed:
+            renamed = []
+            try:
+                for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+                    if os.path.exists(path):
+                        self.io.rename(path, path + DELETED_SUFFIX)
+                        renamed.append(path)
+            except OSError as e:
+                for path in renamed:  # put the segment back as it was
+                    try:
+                        self.io.rename(path + DELETED_SUFFIX, path)
+                    except OSError:
+                        pass
+                raise storage_error("cannot delete segment", seg.log_path, e) from e
+            seg.deleted = True
+            self.segments.remove(seg)
+            self._bases.remove(seg.base_offset)
+            self._pending_deletes.append((due, seg))
+            self._dir_dirty = True
+            log.info("%s: deleted segment %s (%d bytes, offsets %d..%d)", self.name,
+                     segment_prefix(seg.base_offset), seg.size, seg.base_offset,
+                     seg.next_offset - 1)
+
+    def _close_expired_deletes(self, now: int) -> None:
+        if not self._pending_deletes:
+            return
+        # The flush mutex first: an fsync in progress may still use these fds.
+        with self._flush_lock, self._lock:
+            keep = []
+            for due, seg in self._pending_deletes:
+                if due > now and not self._closed:
+                    keep.append((due, seg))
+                    continue
+                seg.close()
+                for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+                    try:
+                        self.io.unlink(path + DELETED_SUFFIX)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as e:
+                        log.warning("%s: cannot remove %s: %s", self.name, path, e)
+            self._pending_deletes = keep
+
+    # --------------------------------------------------------------------------- close
+    def close(self) -> None:
+        """Flush, seal the active segment's time index, close every fd."""
+        with self._flush_lock, self._lock:
+            if self._closed:
+                return
+            try:
+                if self._offline is None:
+                    self.segments[-1].seal()
+                    self._flush_unlocked()
+            finally:
+                self._closed = True
+                self._close_fds()
+
+    def _flush_unlocked(self) -> None:
+        try:
+            for seg in self.segments:
+                if seg.dirty:
+                    seg.fsync_data()
+                    seg.fsync_indexes()
+            if self._dir_dirty:
+                self.io.fsync_dir(self.directory)
+                self._dir_dirty = False
+        except OSError as e:
+            raise storage_error("cannot fsync", self.directory, e) from e
+        self._flushed_offset = self.log_end_offset
+
+    def _close_fds(self) -> None:
+        for seg in self.segments:
+            try:
+                seg.close()
+            except OSError:
+                pass
+        for _due, seg in self._pending_deletes:
+            try:
+                seg.close()
+                for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+                    if os.path.exists(path + DELETED_SUFFIX):
+                        self.io.unlink(path + DELETED_SUFFIX)
+            except OSError:
+                pass
+        self._pending_deletes = []
+
+    def mark_deleted(self) -> None:
+        """Topic deletion: refuse further use but keep fds open (in-flight sendfiles)."""
+        with self._lock:
+            self._closed = True
+
+    def release(self) -> None:
+        """Close fds after mark_deleted (once file.delete.delay.ms has passed)."""
+        with self._flush_lock, self._lock:
+            self._closed = True
+            self._close_fds()
+
+    def __repr__(self) -> str:
+        return (f"PartitionLog({self.name}, start={self._log_start_offset}, "
+                f"end={self.log_end_offset}, flushed={self._flushed_offset}, "
+                f"segments={len(self.segments)})")

@@ -1,0 +1,442 @@
+"""LogManager: every topic and partition of one data directory.
+
+Layout of a data directory::
+
+    .lock                         flock'ed while a broker runs (holds its pid for the message)
+    .kafka_cleanshutdown          present only between a clean shutdown and the next start
+    cluster.meta                  cluster id (created on first start)
+    __kafkito_topics/<topic id>.meta   topic metadata: name, partition count, config overrides
+    <topic>-<partition>/          one PartitionLog (segments, log-start-offset)
+    <topic>-<partition>.<id>-delete/   a deleted topic's partition, removed after a delay
+
+Files are named so that every name fits the 255-byte limit with a 249-character topic name:
+metadata by topic id, and deleted partitions with the topic part shortened as needed.
+
+Metadata files are versioned, checksummed and written atomically (metafile.py). The topic
+metadata file is the commit point of topic creation and deletion: a partition directory is
+only opened if its topic's metadata names it; on start, directories of topics that have no
+metadata (a deletion interrupted after its commit point) are removed, and partitions the
+metadata names but that have no directory (a creation interrupted after it) are created.
+
+Startup takes the lock (a second broker on the same directory fails with
+``DataDirLockedError``), reads the clean-shutdown marker and removes it (durably, before any
+write), then opens every log: tail checks after a clean shutdown, a full scan otherwise.
+Shutdown flushes and closes every log, writes the marker and releases the lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import fcntl
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+
+import msgspec
+
+from . import metafile
+from .clock import Clock, SystemClock
+from .config import LogConfig
+from .errors import (
+    CorruptMetadataError,
+    DataDirLockedError,
+    InvalidPartitionsError,
+    InvalidTopicError,
+    KafkaStorageError,
+    StorageError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from .fileio import DEFAULT_IO, FileIO
+from .log import PartitionLog, RecoveryReport
+
+log = logging.getLogger("kafkito.storage.manager")
+
+LOCK_FILE = ".lock"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+CLUSTER_FILE = "cluster.meta"
+TOPICS_DIR = "__kafkito_topics"
+TOPIC_SUFFIX = ".meta"
+DELETE_SUFFIX = "-delete"
+TOPIC_NAME_BYTES_MAX = 249
+FILE_NAME_BYTES_MAX = 255
+PARTITIONS_MAX = 100_000
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+_PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
+
+
+class TopicMetadata(msgspec.Struct, frozen=True):
+    name: str
+    topic_id: uuid.UUID
+    num_partitions: int
+    configs: dict[str, str] = {}
+
+
+def validate_topic_name(name: str) -> None:
+    if not name:
+        raise InvalidTopicError("topic name is empty")
+    if name in (".", ".."):
+        raise InvalidTopicError(f"topic name cannot be {name!r}")
+    if len(name) > TOPIC_NAME_BYTES_MAX:
+        raise InvalidTopicError(f"topic name is longer than {TOPIC_NAME_BYTES_MAX} characters")
+    if not _LEGAL_TOPIC.match(name):
+        raise InvalidTopicError(
+            f"topic name {name!r} is illegal: only ASCII letters, digits, '.', '_' and '-'")
+
+
+def new_cluster_id() -> str:
+    """Kafka's form: a random UUID in URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class LogManager:
+    def __init__(self, data_dir: str, default_config: LogConfig | None = None,
+                 clock: Clock | None = None, *, io: FileIO = DEFAULT_IO):
+        self.data_dir = os.path.abspath(str(data_dir))
+        self.default_config = default_config or LogConfig()
+        self.clock = clock or SystemClock()
+        self.io = io
+        self.cluster_id: str | None = None
+        self.recovery_reports: dict[tuple[str, int], RecoveryReport] = {}
+        self.clean_shutdown_detected = False
+        self._lock = threading.RLock()
+        self._lock_fd: int | None = None
+        self._topics: dict[str, TopicMetadata] = {}
+        self._configs: dict[str, LogConfig] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._deleting: list[tuple[int, list[PartitionLog], list[str]]] = []
+        self._started = False
+
+    # ------------------------------------------------------------------------ lifecycle
+    def startup(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            os.makedirs(self.data_dir, exist_ok=True)
+            self._acquire_lock()
+            try:
+                self._startup_locked()
+            except BaseException:
+                for plog in self._logs.values():
+                    plog.release()
+                self._logs.clear()
+                self._release_lock()
+                raise
+            self._started = True
+
+    def _startup_locked(self) -> None:
+        self.cluster_id = self._load_cluster_id()
+        marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+        clean = os.path.exists(marker)
+        self.clean_shutdown_detected = clean
+        if clean:
+            # From here on a crash must be seen as unclean: the marker goes before any write.
+            self.io.unlink(marker)
+            self.io.fsync_dir(self.data_dir)
+        else:
+            log.warning("%s: no clean-shutdown marker; every segment will be verified",
+                        self.data_dir)
+        os.makedirs(os.path.join(self.data_dir, TOPICS_DIR), exist_ok=True)
+        for name in sorted(os.listdir(os.path.join(self.data_dir, TOPICS_DIR))):
+            path = os.path.join(self.data_dir, TOPICS_DIR, name)
+            if name.endswith(metafile.TMP_SUFFIX):
+                self.io.unlink(path)
+                continue
+            if not name.endswith(TOPIC_SUFFIX):
+                continue
+            meta = self._read_topic(path)
+            if meta.name in self._topics:
+                raise CorruptMetadataError(f"{path}: a second metadata file for topic {meta.name}")
+            self._topics[meta.name] = meta
+            self._configs[meta.name] = LogConfig.from_kafka(meta.configs, self.default_config)
+        self._remove_orphans()
+        for meta in self._topics.values():
+            for p in range(meta.num_partitions):
+                plog = self._open_log(meta.name, p, clean)
+                self.recovery_reports[(meta.name, p)] = plog.recovery
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if not self._started:
+                return
+            errors = []
+            for plog in self._logs.values():
+                try:
+                    plog.close()
+                except StorageError as e:
+                    errors.append(e)
+            for _due, logs, dirs in self._deleting:
+                self._finish_delete(logs, dirs)
+            self._deleting.clear()
+            self._logs.clear()
+            if not errors:
+                path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+                metafile.write_atomic(path, b"", self.io)
+            else:
+                log.error("%s: %d logs failed to close; not marking a clean shutdown",
+                          self.data_dir, len(errors))
+            self._release_lock()
+            self._started = False
+            if errors:
+                raise errors[0]
+
+    def __enter__(self) -> "LogManager":
+        self.startup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def _acquire_lock(self) -> None:
+        path = os.path.join(self.data_dir, LOCK_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DataDirLockedError(
+                    f"data directory {self.data_dir} is locked by another kafkito broker "
+                    f"(pid {holder}); two brokers must never share a data directory: stop "
+                    f"the other broker or give this one its own directory") from None
+            raise KafkaStorageError(f"cannot lock {path}: {e.strerror}", e.errno) from e
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def _load_cluster_id(self) -> str:
+        path = os.path.join(self.data_dir, CLUSTER_FILE)
+        if os.path.exists(path):
+            return metafile.read(path, "cluster")["cluster_id"]
+        cluster_id = new_cluster_id()
+        metafile.write(path, "cluster", {"cluster_id": cluster_id}, self.io)
+        log.info("%s: new cluster id %s", self.data_dir, cluster_id)
+        return cluster_id
+
+    def _remove_orphans(self) -> None:
+        for name in os.listdir(self.data_dir):
+            path = os.path.join(self.data_dir, name)
+            if not os.path.isdir(path) or name == TOPICS_DIR:
+                continue
+            if name.endswith(DELETE_SUFFIX):
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            m = _PARTITION_DIR.match(name)
+            if not m:
+                continue
+            topic, partition = m.group(1), int(m.group(2))
+            meta = self._topics.get(topic)
+            if meta is None or partition >= meta.num_partitions:
+                log.warning("%s: partition directory %s belongs to no topic (an interrupted "
+                            "deletion); removing it", self.data_dir, name)
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _check_started(self) -> None:
+        if not self._started:
+            raise StorageError("LogManager is not started")
+
+    # --------------------------------------------------------------------------- topics
+    def _topic_path(self, topic_id: uuid.UUID) -> str:
+        return os.path.join(self.data_dir, TOPICS_DIR, topic_id.hex + TOPIC_SUFFIX)
+
+    def _read_topic(self, path: str) -> TopicMetadata:
+        body = metafile.read(path, "topic")
+        return TopicMetadata(body["name"], uuid.UUID(body["topic_id"]), body["num_partitions"],
+                             dict(body["configs"]))
+
+    def _write_topic(self, meta: TopicMetadata) -> None:
+        body = {"name": meta.name, "topic_id": str(meta.topic_id),
+                "num_partitions": meta.num_partitions, "configs": meta.configs}
+        try:
+            metafile.write(self._topic_path(meta.topic_id), "topic", body, self.io)
+        except OSError as e:
+            raise KafkaStorageError(f"cannot write metadata of topic {meta.name}: "
+                                    f"{e.strerror or e}", e.errno) from e
+
+    def _partition_dir(self, topic: str, partition: int) -> str:
+        return os.path.join(self.data_dir, f"{topic}-{partition}")
+
+    def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
+        plog = PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
+                                 self._configs[topic], clock=self.clock, io=self.io,
+                                 clean_shutdown=clean)
+        self._logs[(topic, partition)] = plog
+        return plog
+
+    def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
+                     topic_id: uuid.UUID | None = None) -> TopicMetadata:
+        validate_topic_name(name)
+        if not 1 <= num_partitions <= PARTITIONS_MAX:
+            raise InvalidPartitionsError(
+                f"number of partitions must be between 1 and {PARTITIONS_MAX}, got {num_partitions}")
+        configs = {str(k): str(v) for k, v in (configs or {}).items()}
+        config = LogConfig.from_kafka(configs, self.default_config)
+        with self._lock:
+            self._check_started()
+            if name in self._topics:
+                raise TopicExistsError(f"Topic '{name}' already exists.")
+            collision = self._collides(name)
+            if collision:
+                raise InvalidTopicError(
+                    f"topic {name!r} collides with existing topic {collision!r}: '.' and '_' "
+                    "map to the same metric names")
+            meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
+            self._write_topic(meta)  # the commit point
+            self._topics[name] = meta
+            self._configs[name] = config
+            for p in range(num_partitions):
+                self._open_log(name, p)
+            return meta
+
+    def _collides(self, name: str) -> str | None:
+        norm = name.replace(".", "_")
+        for other in self._topics:
+            if other != name and other.replace(".", "_") == norm:
+                return other
+        return None
+
+    def delete_topic(self, name: str) -> TopicMetadata:
+        with self._lock:
+            self._check_started()
+            meta = self._topics.get(name)
+            if meta is None:
+                raise UnknownTopicError(f"unknown topic {name!r}")
+            try:
+                self.io.unlink(self._topic_path(meta.topic_id))  # the commit point
+                self.io.fsync_dir(os.path.join(self.data_dir, TOPICS_DIR))
+            except OSError as e:
+                raise KafkaStorageError(f"cannot delete topic {name}: {e.strerror}", e.errno) from e
+            del self._topics[name]
+            config = self._configs.pop(name)
+            logs, dirs = [], []
+            for p in range(meta.num_partitions):
+                plog = self._logs.pop((name, p), None)
+                self.recovery_reports.pop((name, p), None)
+                src = self._partition_dir(name, p)
+                suffix = f".{meta.topic_id.hex}{DELETE_SUFFIX}"
+                dst = os.path.join(self.data_dir,
+                                   os.path.basename(src)[: FILE_NAME_BYTES_MAX - len(suffix)] + suffix)
+                if plog is not None:
+                    plog.mark_deleted()
+                    logs.append(plog)
+                try:
+                    os.rename(src, dst)
+                    dirs.append(dst)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:  # startup removes what the metadata no longer names
+                    log.warning("cannot rename %s for deletion: %s", src, e)
+            self.io.fsync_dir(self.data_dir)
+            # fds stay open for in-flight sendfiles until file.delete.delay.ms has passed.
+            self._deleting.append((self.clock.now_ms() + config.file_delete_delay_ms, logs, dirs))
+            log.info("deleted topic %s (%d partitions)", name, meta.num_partitions)
+            return meta
+
+    def _finish_delete(self, logs: list[PartitionLog], dirs: list[str]) -> None:
+        for plog in logs:
+            plog.release()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def topic(self, name: str) -> TopicMetadata | None:
+        return self._topics.get(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
+        for meta in self._topics.values():
+            if meta.topic_id == topic_id:
+                return meta
+        return None
+
+    def topics(self) -> list[TopicMetadata]:
+        return sorted(self._topics.values(), key=lambda m: m.name)
+
+    def topic_config(self, name: str) -> LogConfig | None:
+        return self._configs.get(name)
+
+    def create_partitions(self, name: str, new_total: int) -> TopicMetadata:
+        with self._lock:
+            self._check_started()
+            meta = self._topics.get(name)
+            if meta is None:
+                raise UnknownTopicError(f"unknown topic {name!r}")
+            if new_total <= meta.num_partitions:
+                raise InvalidPartitionsError(
+                    f"Topic currently has {meta.num_partitions} partitions, {new_total} would "
+                    "not be an increase.")
+            if new_total > PARTITIONS_MAX:
+                raise InvalidPartitionsError(f"at most {PARTITIONS_MAX} partitions")
+            new = msgspec.structs.replace(meta, num_partitions=new_total)
+            self._write_topic(new)
+            self._topics[name] = new
+            for p in range(meta.num_partitions, new_total):
+                self._open_log(name, p)
+            return new
+
+    def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
+        """Replace the topic's override set; the open logs use the new config at once."""
+        configs = {str(k): str(v) for k, v in configs.items()}
+        config = LogConfig.from_kafka(configs, self.default_config)
+        with self._lock:
+            self._check_started()
+            meta = self._topics.get(name)
+            if meta is None:
+                raise UnknownTopicError(f"unknown topic {name!r}")
+            new = msgspec.structs.replace(meta, configs=configs)
+            self._write_topic(new)
+            self._topics[name] = new
+            self._configs[name] = config
+            for p in range(new.num_partitions):
+                plog = self._logs.get((name, p))
+                if plog is not None:
+                    plog.update_config(config)
+            return new
+
+    # ----------------------------------------------------------------------------- logs
+    def log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def logs(self) -> list[PartitionLog]:
+        with self._lock:
+            return list(self._logs.values())
+
+    def flush_dirty(self, now_ms: int | None = None) -> int:
+        """The flush.ms policy for every log; returns how many logs were flushed."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        flushed = 0
+        for plog in self.logs():
+            try:
+                flushed += plog.maybe_flush(now)
+            except StorageError as e:
+                log.error("%s: background flush failed: %s", plog.name, e)
+        return flushed
+
+    def flush_all(self) -> None:
+        for plog in self.logs():
+            plog.flush()
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Retention for every log, and removal of deleted topics whose delay has passed.
+        Returns the number of segments deleted."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        deleted = 0
+        for plog in self.logs():
+            try:
+                deleted += plog.apply_retention(now)
+            except StorageError as e:
+                log.error("%s: retention failed: %s", plog.name, e)
+        with self._lock:
+            due = [d for d in self._deleting if d[0] <= now]
+            self._deleting = [d for d in self._deleting if d[0] > now]
+        for _due, logs, dirs in due:
+            self._finish_delete(logs, dirs)
+        return deleted

@@ -1,0 +1,452 @@
+"""One log segment: ``<base>.log`` plus its ``.index`` and ``.timeindex``.
+
+Theory of operation. A segment owns the byte range of the log from ``base_offset`` up to the
+next segment's base. The ``.log`` file is the plain concatenation of record batches. The
+segment keeps a *logical* size: bytes below it hold complete, validated batches; anything the
+file holds beyond it (a write that failed half way and could not be truncated) is garbage that
+the next write overwrites and flush/close/recovery truncate. Writes are positional
+(``pwritev`` at the logical size) for exactly that reason.
+
+Appends write the data first, then the index entries; if the index write fails, the data
+write is undone, so the caller sees either a whole append or a ``KafkaStorageError`` and an
+unchanged segment.
+
+Recovery scans batch headers (and CRCs when asked) from a starting point, adding the index
+entries the append rule would have added, and stops at the first batch that is truncated,
+malformed, out of offset order or (when verifying) fails its CRC. Everything after that point
+is cut off. Three depths:
+
+- ``walk``: headers only, from the last offset-index entry (closed segments after a clean
+  shutdown: it learns the segment's end offset and catches a torn index cheaply);
+- ``tail``: headers and CRCs from the last offset-index entry (the active segment after a
+  clean shutdown, or a closed one);
+- ``full``: headers and CRCs from byte 0 with both indexes rebuilt from scratch (every
+  segment after an unclean shutdown, or when an index is missing or inconsistent).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+from crc32c import crc32c
+
+from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
+from .errors import KafkaStorageError
+from .fileio import FileIO
+from .index import OffsetIndex, TimeIndex
+
+log = logging.getLogger("kafkito.storage.segment")
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIMEINDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
+REL_OFFSET_MAX = 2**31 - 1
+SCAN_CHUNK_BYTES = 1 << 20
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def segment_prefix(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def storage_error(what: str, path: str, e: OSError) -> KafkaStorageError:
+    return KafkaStorageError(f"{what} {path}: {e.strerror or e}", e.errno)
+
+
+class BatchScan:
+    """Walk batches of a file region: yields ``(position, header fields, batch view or None)``.
+
+    Stops quietly at the end or at the first batch that cannot be valid; ``stop_reason`` says
+    why (None = clean end). With ``need_body`` the whole batch is read (for CRCs or copies).
+    """
+
+    def __init__(self, io: FileIO, fd: int, start: int, end: int, *, need_body: bool,
+                 verify_crc: bool = False, chunk_bytes: int = SCAN_CHUNK_BYTES):
+        self.io, self.fd, self.start, self.end = io, fd, start, end
+        self.need_body = need_body or verify_crc
+        self.verify_crc = verify_crc
+        self.chunk_bytes = chunk_bytes
+        self.stop_reason: str | None = None
+        self.stop_position = start
+
+    def __iter__(self) -> Iterator[tuple[int, tuple, memoryview | None]]:
+        pos, end = self.start, self.end
+        buf = b""
+        buf_at = pos
+        while pos < end:
+            self.stop_position = pos
+            if end - pos < HEADER_BYTES:
+                self.stop_reason = f"truncated batch header ({end - pos} bytes)"
+                return
+            off = pos - buf_at
+            if off < 0 or off + HEADER_BYTES > len(buf):
+                buf = self.io.pread(self.fd, min(self.chunk_bytes, end - pos), pos)
+                buf_at, off = pos, 0
+                if len(buf) < HEADER_BYTES:
+                    self.stop_reason = "file shorter than expected"
+                    return
+            fields = HEADER.unpack_from(buf, off)
+            batch_length, magic = fields[1], fields[3]
+            size = batch_length + LOG_OVERHEAD
+            if magic != MAGIC:
+                self.stop_reason = f"bad magic {magic}"
+                return
+            if batch_length < BATCH_LENGTH_MIN or pos + size > end:
+                self.stop_reason = f"batch length {batch_length} overruns the segment"
+                return
+            view = None
+            if self.need_body:
+                if off + size > len(buf):
+                    buf = self.io.pread(self.fd, min(max(self.chunk_bytes, size), end - pos), pos)
+                    buf_at, off = pos, 0
+                    if len(buf) < size:
+                        self.stop_reason = "file shorter than expected"
+                        return
+                view = memoryview(buf)[off : off + size]
+                if self.verify_crc and crc32c(view[ATTRIBUTES_AT:]) != fields[4]:
+                    self.stop_reason = "CRC-32C mismatch"
+                    return
+            yield pos, fields, view
+            pos += size
+        self.stop_position = pos
+
+
+@dataclass
+class SegmentRecovery:
+    base_offset: int
+    mode: str
+    truncated_bytes: int = 0
+    reason: str | None = None
+    index_rebuilt: bool = False
+
+
+class LogSegment:
+    def __init__(self, directory: str, base_offset: int, io: FileIO, *,
+                 segment_index_bytes: int, created_ms: int):
+        self.directory = directory
+        self.base_offset = base_offset
+        self.io = io
+        prefix = os.path.join(directory, segment_prefix(base_offset))
+        self.log_path = prefix + LOG_SUFFIX
+        self.offset_index = OffsetIndex(prefix + INDEX_SUFFIX, base_offset,
+                                        segment_index_bytes // OffsetIndex.ENTRY_BYTES, io)
+        self.time_index = TimeIndex(prefix + TIMEINDEX_SUFFIX, base_offset,
+                                    segment_index_bytes // TimeIndex.ENTRY_BYTES, io)
+        self.fd: int = -1
+        self.size = 0  # logical size: complete batches only
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.bytes_since_index_entry = 0
+        self.created_ms = created_ms
+        self.data_dirty = False  # appended since the last fsync
+        self.garbage_tail = False  # the file may hold bytes past self.size
+        self.deleted = False
+
+    # ------------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, directory: str, base_offset: int, io: FileIO, *, segment_index_bytes: int,
+               created_ms: int) -> "LogSegment":
+        seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
+                  created_ms=created_ms)
+        try:
+            seg.fd = io.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        except OSError as e:
+            raise storage_error("cannot create segment", seg.log_path, e) from e
+        try:
+            # Create the index files now so a directory listing always shows whole segments.
+            seg.offset_index._ensure_fd()
+            seg.time_index._ensure_fd()
+        except OSError as e:
+            seg.close()
+            for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
+                try:
+                    io.unlink(path)
+                except OSError:
+                    pass
+            raise storage_error("cannot create index for segment", seg.log_path, e) from e
+        seg.data_dirty = True  # the new files' existence must reach the disk with the next flush
+        return seg
+
+    @classmethod
+    def open_existing(cls, directory: str, base_offset: int, io: FileIO, *,
+                      segment_index_bytes: int, created_ms: int) -> "LogSegment":
+        seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
+                  created_ms=created_ms)
+        try:
+            seg.fd = io.open(seg.log_path, os.O_RDWR)
+        except OSError as e:
+            raise storage_error("cannot open segment", seg.log_path, e) from e
+        return seg
+
+    def close(self) -> None:
+        self.offset_index.close()
+        self.time_index.close()
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            self.io.close(fd)
+
+    def release_index_fds(self) -> None:
+        """Indexes of a closed, flushed segment are only read (from memory)."""
+        if not self.offset_index.dirty and not self.time_index.dirty:
+            self.offset_index.close()
+            self.time_index.close()
+
+    @property
+    def is_empty(self) -> bool:
+        return self.size == 0
+
+    @property
+    def dirty(self) -> bool:
+        return self.data_dirty or self.offset_index.dirty or self.time_index.dirty
+
+    def largest_timestamp(self) -> int:
+        """Newest record timestamp, or the file's mtime when no batch carries one (as Kafka)."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        try:
+            return int(os.stat(self.log_path).st_mtime * 1000)
+        except OSError:
+            return 0
+
+    # -------------------------------------------------------------------------- append
+    def can_hold(self, last_offset: int) -> bool:
+        return last_offset - self.base_offset <= REL_OFFSET_MAX
+
+    def append(self, iovecs: list, batches: list[tuple[int, int, int]], index_interval_bytes: int) -> None:
+        """Write stamped batches at the end. ``batches``: (last_offset, size, max_timestamp)
+        per batch, in order. All or nothing: raises KafkaStorageError with state unchanged."""
+        start = self.size
+        if self.garbage_tail:
+            self._truncate_garbage()
+        try:
+            written = self.io.pwritev(self.fd, iovecs, start)
+        except OSError as e:
+            self._undo_data(start)
+            raise storage_error("cannot append to", self.log_path, e) from e
+        saved = (self.bytes_since_index_entry, self.max_timestamp, self.offset_of_max_timestamp)
+        n_offset, n_time = len(self.offset_index), len(self.time_index)
+        pos = start
+        last = self.next_offset - 1
+        try:
+            for last, size, max_ts in batches:
+                self._index_batch(last, pos, size, max_ts, index_interval_bytes, write=True)
+                pos += size
+        except OSError as e:
+            self.bytes_since_index_entry, self.max_timestamp, self.offset_of_max_timestamp = saved
+            for index, n in ((self.offset_index, n_offset), (self.time_index, n_time)):
+                try:
+                    index.truncate_entries(n)
+                except OSError:
+                    index._drop_from(n)  # memory matches the valid prefix; recovery fixes the file
+            self._undo_data(start)
+            raise storage_error("cannot write index of", self.log_path, e) from e
+        assert pos - start == written
+        self.size = pos
+        self.next_offset = last + 1
+        self.data_dirty = True
+
+    def _index_batch(self, last_offset: int, position: int, size: int, max_ts: int,
+                     interval: int, *, write: bool) -> None:
+        """The one indexing rule, shared by append and recovery."""
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
+            self.offset_of_max_timestamp = last_offset
+        if self.bytes_since_index_entry > interval:
+            if write:
+                self.offset_index.append(last_offset, position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            else:
+                self.offset_index.add_in_memory(last_offset, position)
+                self.time_index.maybe_add_in_memory(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_index_entry = 0
+        self.bytes_since_index_entry += size
+
+    def _undo_data(self, size: int) -> None:
+        try:
+            self.io.ftruncate(self.fd, size)
+            self.garbage_tail = False
+        except OSError:
+            self.garbage_tail = True
+
+    def _truncate_garbage(self) -> None:
+        try:
+            self.io.ftruncate(self.fd, self.size)
+            self.garbage_tail = False
+        except OSError as e:
+            raise storage_error("cannot truncate failed write in", self.log_path, e) from e
+
+    def seal(self) -> None:
+        """On roll or close: record the segment's max timestamp as the last time-index entry."""
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    # --------------------------------------------------------------------------- flush
+    def fsync_data(self) -> None:
+        if self.garbage_tail:
+            self._truncate_garbage()
+        self.data_dirty = False
+        try:
+            self.io.fdatasync(self.fd)
+        except OSError:
+            self.data_dirty = True
+            raise
+
+    def fsync_indexes(self) -> None:
+        self.offset_index.fsync()
+        self.time_index.fsync()
+
+    # ---------------------------------------------------------------------------- read
+    def find_batch(self, offset: int, end: int) -> int | None:
+        """Position of the first batch whose last offset >= ``offset`` (None: past the end)."""
+        _entry_offset, pos = self.offset_index.lookup(offset)
+        for p, fields, _ in BatchScan(self.io, self.fd, pos, end, need_body=False,
+                                      chunk_bytes=READ_CHUNK_BYTES):
+            if fields[0] + fields[6] >= offset:
+                return p
+        return None
+
+    def headers_from(self, position: int, end: int) -> BatchScan:
+        return BatchScan(self.io, self.fd, position, end, need_body=False,
+                         chunk_bytes=READ_CHUNK_BYTES)
+
+    def bodies_from(self, position: int, end: int) -> BatchScan:
+        return BatchScan(self.io, self.fd, position, end, need_body=True)
+
+    # ------------------------------------------------------------------------ recovery
+    def recover(self, mode: str, index_interval_bytes: int) -> SegmentRecovery:
+        """Scan (see module docstring), cut off what is invalid, rebuild what the indexes miss."""
+        report = SegmentRecovery(self.base_offset, mode)
+        file_size = self.io.fstat_size(self.fd)
+        raw_offset = self.offset_index.read_file()
+        raw_time = self.time_index.read_file()
+        if mode != "full":
+            problem = None
+            if raw_offset is None or raw_time is None:
+                problem = "index file missing"
+            elif not self.offset_index.load(raw_offset) or not self.time_index.load(raw_time):
+                problem = "index entries inconsistent"
+            elif len(self.offset_index) and self.offset_index.positions[-1] >= file_size:
+                problem = "index points past the end of the log"
+            if problem is None:
+                result = self._scan_from_last_entry(mode, file_size, index_interval_bytes)
+                if isinstance(result, str):
+                    problem = result
+                else:
+                    report.truncated_bytes, report.reason, changed = result
+            if problem is not None:
+                log.info("segment %s: %s; rebuilding its indexes", self.log_path, problem)
+                mode = report.mode = "full"
+        if mode == "full":
+            report.truncated_bytes, report.reason = self._scan_full(file_size, index_interval_bytes)
+            changed = (self.offset_index.file_bytes() != raw_offset
+                       or self.time_index.file_bytes() != raw_time)
+        if changed:
+            self.offset_index.rewrite()
+            self.time_index.rewrite()
+            report.index_rebuilt = True
+        return report
+
+    def _reset_state(self) -> None:
+        self.size = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.bytes_since_index_entry = 0
+
+    def _scan_full(self, file_size: int, interval: int) -> tuple[int, str | None]:
+        self.offset_index.clear()
+        self.time_index.clear()
+        self._reset_state()
+        valid_end, reason = self._scan(0, file_size, interval, verify=True, resume_entry=None)
+        if valid_end == 0:
+            self.next_offset = self.base_offset
+        self.seal_in_memory()
+        return self._cut(valid_end, file_size), reason
+
+    def _scan_from_last_entry(self, mode: str, file_size: int, interval: int):
+        """Returns (truncated bytes, reason, index changed) or a problem string that asks
+        for a full rebuild."""
+        self._reset_state()
+        n_offset, n_time = len(self.offset_index), len(self.time_index)
+        last_time = self.time_index.last_entry()
+        if last_time is not None:
+            self.max_timestamp, self.offset_of_max_timestamp = last_time
+        entry = self.offset_index.last_entry()
+        start = entry[1] if entry else 0
+        result = self._scan(start, file_size, interval, verify=(mode == "tail"),
+                            resume_entry=entry)
+        if isinstance(result, str):
+            return result
+        valid_end, reason = result
+        if entry is not None and valid_end <= start:
+            return "last index entry points at an invalid batch"
+        if last_time is not None and last_time[1] >= self.next_offset:
+            return "time index points past the end of the log"
+        self.seal_in_memory()
+        truncated = self._cut(valid_end, file_size)
+        changed = len(self.offset_index) != n_offset or len(self.time_index) != n_time
+        return truncated, reason, changed
+
+    def _scan(self, start: int, end: int, interval: int, *, verify: bool,
+              resume_entry: tuple[int, int] | None):
+        """Scan from ``start``; returns (valid end position, stop reason or None), or a problem
+        string when the resume point does not match the index."""
+        scan = BatchScan(self.io, self.fd, start, end, need_body=verify, verify_crc=verify)
+        expected = self.base_offset
+        valid_end = start
+        reason = None
+        for pos, fields, _view in scan:
+            base, last_delta = fields[0], fields[6]
+            last = base + last_delta
+            if base < expected or last_delta < 0 or last - self.base_offset > REL_OFFSET_MAX:
+                reason = f"offsets [{base}, {last}] out of order after {expected - 1}"
+                break
+            size = fields[1] + LOG_OVERHEAD
+            if resume_entry is not None and pos == start:
+                # This batch already has the last index entry: it must be the one it names.
+                if last != resume_entry[0]:
+                    return "last index entry names a different batch"
+                if fields[8] > self.max_timestamp:
+                    self.max_timestamp, self.offset_of_max_timestamp = fields[8], last
+                self.bytes_since_index_entry = size
+            else:
+                self._index_batch(last, pos, size, fields[8], interval, write=False)
+            expected = last + 1
+            self.next_offset = expected
+            valid_end = pos + size
+        else:
+            reason = scan.stop_reason
+        self.size = valid_end
+        return valid_end, reason
+
+    def seal_in_memory(self) -> None:
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_add_in_memory(self.max_timestamp, self.offset_of_max_timestamp)
+
+    def _cut(self, valid_end: int, file_size: int) -> int:
+        """Cut the log at ``valid_end`` and drop index entries that point past it."""
+        self.size = valid_end
+        if self.size == 0:
+            self.next_offset = self.base_offset
+        keep = self.offset_index.entries_below_position(valid_end)
+        self.offset_index._drop_from(keep)
+        keep = self.time_index.entries_below_offset(self.next_offset)
+        self.time_index._drop_from(keep)
+        if self.max_timestamp >= 0 and self.offset_of_max_timestamp >= self.next_offset:
+            # The max came from a cut batch; the time index's last entry is the best we know.
+            last = self.time_index.last_entry()
+            self.max_timestamp, self.offset_of_max_timestamp = last if last else (-1, -1)
+        truncated = file_size - valid_end
+        if truncated > 0:
+            try:
+                self.io.ftruncate(self.fd, valid_end)
+            except OSError as e:
+                raise storage_error("cannot truncate", self.log_path, e) from e
+            self.data_dirty = True
+        return truncated
