@@ -1,0 +1,98 @@
+"""The ``kafkito`` command line.
+
+``kafkito serve`` starts a broker in the foreground and logs one ``listening on ...``
+line when clients can connect. SIGINT and SIGTERM shut it down cleanly. Every setting
+can come from ``--set name=value``, a ``KAFKITO_*`` environment variable or a TOML file
+(``--config``); a bad one exits with status 2 and a message naming it.
+
+``kafkito config`` prints every setting with its environment variable and default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from .config import ConfigError, describe_settings, load_config, parse_set_flags
+from .server import Broker, BrokerStartError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kafkito", description="A Kafka-compatible log broker.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a broker in the foreground")
+    serve.add_argument("--data-dir", help="data directory (log.dirs; default ./kafkito-data)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="listener (listeners; default 127.0.0.1:9092)")
+    serve.add_argument("--advertised-listener", metavar="HOST:PORT",
+                       help="address clients are told to use (advertised.listeners)")
+    serve.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
+    serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="a setting by its Kafka name, e.g. --set num.partitions=4 (repeatable)")
+    serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sub.add_parser("config", help="list every setting, its environment variable and default")
+    return parser
+
+
+def build_config(args: argparse.Namespace):
+    overrides = parse_set_flags(args.set)
+    for flag, name in (("data_dir", "log.dirs"), ("listen", "listeners"),
+                       ("advertised_listener", "advertised.listeners")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append((name, value))
+    return load_config(config_file=args.config, overrides=overrides, origin="command line")
+
+
+async def _serve(broker: Broker) -> None:
+    """Run the broker until it stops; the first SIGINT/SIGTERM asks for a clean stop."""
+    failure: BaseException | None = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    logging.getLogger("kafkito.broker").info("received %s", signal.Signals(signum).name)
+                    broker.stop()
+
+            nursery.start_soon(watch_signals)
+            try:
+                await broker.run()
+            except BrokerStartError as exc:
+                failure = exc
+            nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        for name, env, default, doc in describe_settings():
+            print(f"{name:40} {env:45} {default:>16}  {doc}")
+        return 0
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        print(f"kafkito: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    broker = Broker(config)
+    try:
+        trio.run(_serve, broker)
+    except BrokerStartError as exc:
+        print(f"kafkito: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

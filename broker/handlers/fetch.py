@@ -1,0 +1,154 @@
+"""Fetch (key 1): versions 4-16.
+
+Behaviour:
+- Returns whole record batches, starting with the batch that contains the fetch offset
+  (a consumer may ask for an offset inside a compressed batch), read straight from the
+  segment file and sent with sendfile(2).
+- Only data below the high watermark (the flushed offset) is served.
+- KIP-74 limits: ``max_bytes`` (capped by ``fetch.max.bytes``) and each partition's
+  ``partition_max_bytes``; the first batch of the first partition with data is returned
+  even when larger than either, so a consumer can never get stuck.
+- Long-poll: with less than ``min_bytes`` available the request waits up to
+  ``max_wait_ms``, and is woken the moment one of its partitions' high watermark moves
+  (no polling loop). ``max.waiting.fetches`` bounds how many may wait at once; past it
+  a fetch answers at once with what there is.
+- Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID for v13+ ids),
+  OFFSET_OUT_OF_RANGE below the log start or beyond the log end. An empty partition
+  answers with empty, non-null records.
+- Fetch sessions (KIP-227) are answered as sessionless: session id 0, every request a
+  full fetch; an incremental request for a session id we never gave out gets
+  FETCH_SESSION_ID_NOT_FOUND. Clients handle this as Kafka's own "no session" answer.
+- read_committed: without transactions the last stable offset equals the high watermark
+  and there are no aborted transactions.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from kafkito.protocol import ApiKey, ErrorCode, RecordsRef
+from kafkito.protocol.messages.fetch import FetchableTopicResponse, FetchResponse, PartitionData
+
+from ._common import ZERO_UUID, resolve_topic
+
+API_KEY = ApiKey.FETCH
+MIN_VERSION = 4
+MAX_VERSION = 16
+
+_READ_COMMITTED = 1
+_SESSIONLESS_EPOCH = -1
+
+
+class FileRegion(RecordsRef):
+    """A slice of a segment file, sent by the connection with sendfile(2)."""
+
+    __slots__ = ("_slice", "position", "nbytes")
+
+    def __init__(self, file_slice) -> None:
+        self._slice = file_slice
+        self.position = file_slice.position
+        self.nbytes = file_slice.size
+
+    def fileno(self) -> int:
+        return self._slice.fileno()
+
+    def tobytes(self) -> bytes:
+        return self._slice.tobytes()
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+
+class _Reader:
+    """Reads one pass over the requested partitions, tracking the byte budget."""
+
+    def __init__(self, state, request, version: int) -> None:
+        self.state = state
+        self.request = request
+        self.by_id = version >= 13
+        self.read_committed = request.isolation_level == _READ_COMMITTED
+        self.budget = min(request.max_bytes, state.config.fetch_max_bytes)
+        self.nbytes = 0
+        self.errors = False
+        self.watch: list = []  # the partitions to wait on when there is too little data
+
+    def partition(self, meta, part) -> PartitionData:
+        index = part.partition
+        if meta is None or not 0 <= index < meta.num_partitions:
+            self.errors = True
+            code = ErrorCode.UNKNOWN_TOPIC_ID if self.by_id and meta is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return PartitionData(partition_index=index, error_code=code, high_watermark=-1,
+                                 last_stable_offset=-1, log_start_offset=-1, records=b"")
+        st = self.state.partitions.state(meta.name, index)
+        if st is None:
+            self.errors = True
+            return PartitionData(partition_index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                 high_watermark=-1, last_stable_offset=-1, log_start_offset=-1, records=b"")
+        self.watch.append(st)
+        plog = st.log
+        hw = st.high_watermark
+        log_start = plog.log_start_offset
+        result = PartitionData(
+            partition_index=index,
+            error_code=ErrorCode.NONE,
+            high_watermark=hw,
+            last_stable_offset=hw,
+            log_start_offset=log_start,
+            aborted_transactions=[] if self.read_committed else None,
+            preferred_read_replica=-1,
+            records=b"",
+        )
+        offset = part.fetch_offset
+        if offset < log_start or offset > plog.log_end_offset:
+            self.errors = True
+            result.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
+            return result
+        if offset >= hw:
+            return result
+        limit = min(part.partition_max_bytes, self.budget - self.nbytes)
+        if limit <= 0:
+            return result
+        file_slice = plog.read(offset, limit, max_offset=hw)
+        if file_slice.size == 0:
+            return result
+        if file_slice.size > limit and self.nbytes > 0:
+            return result  # KIP-74: only the first data may exceed the limits
+        self.nbytes += file_slice.size
+        result.records = FileRegion(file_slice)
+        return result
+
+    def run(self) -> list[FetchableTopicResponse]:
+        topics = []
+        for topic in self.request.topics:
+            topic_id = getattr(topic, "topic_id", None)
+            meta = resolve_topic(self.state, None if self.by_id else topic.topic, topic_id)
+            topics.append(FetchableTopicResponse(
+                topic=topic.topic,
+                topic_id=topic_id or ZERO_UUID,
+                partitions=[self.partition(meta, part) for part in topic.partitions],
+            ))
+        return topics
+
+
+async def handle(ctx, request) -> FetchResponse:
+    state = ctx.broker
+    version = ctx.api_version
+    if request.session_id != 0 and request.session_epoch not in (0, _SESSIONLESS_EPOCH):
+        return FetchResponse(throttle_time_ms=0, error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+                             session_id=0, responses=[])
+    clock_deadline = None
+    while True:
+        reader = _Reader(state, request, version)
+        topics = reader.run()
+        enough = reader.nbytes >= request.min_bytes or reader.errors
+        if enough or request.max_wait_ms <= 0 or not reader.watch:
+            break
+        if clock_deadline is None:
+            clock_deadline = trio.current_time() + request.max_wait_ms / 1000
+        if trio.current_time() >= clock_deadline or not state.partitions.try_reserve_waiter(state.config):
+            break
+        try:
+            await state.partitions.wait_for_change(reader.watch, clock_deadline)
+        finally:
+            state.partitions.release_waiter()
+    return FetchResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, session_id=0, responses=topics)

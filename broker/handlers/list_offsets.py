@@ -1,0 +1,79 @@
+"""ListOffsets (key 2): versions 1-9.
+
+Timestamps: -2 earliest (the log start offset), -1 latest (the high watermark; for
+read_committed the last stable offset, which equals it without transactions), -3 the
+record with the largest timestamp (v7+), -4 earliest local (v8+; the log start offset,
+all data being local), -5 latest tiered (v9+; -1: nothing is tiered). Any other value
+finds the first offset whose timestamp is at or after it, or -1 when none is, searching
+only below the high watermark.
+
+Not served: v0 (the "old style offsets" list; removed by Kafka 4, KIP-896).
+"""
+
+from __future__ import annotations
+
+from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages.list_offsets import (
+    ListOffsetsPartitionResponse,
+    ListOffsetsResponse,
+    ListOffsetsTopicResponse,
+)
+
+from ._common import resolve_topic, storage_error_code
+
+API_KEY = ApiKey.LIST_OFFSETS
+MIN_VERSION = 1
+MAX_VERSION = 9
+
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+
+
+def lookup(st, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) for one ListOffsets query against one partition."""
+    plog, hw = st.log, st.high_watermark
+    if timestamp == LATEST:
+        return hw, -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return plog.log_start_offset, -1
+    if timestamp == LATEST_TIERED:
+        return -1, -1
+    if timestamp == MAX_TIMESTAMP:
+        found = plog.max_timestamp()
+        if found is None or found[0] >= hw:
+            return -1, -1
+        return found
+    found = plog.offset_for_timestamp(timestamp)
+    if found is None or found[0] >= hw:
+        return -1, -1
+    return found
+
+
+async def handle(ctx, request) -> ListOffsetsResponse:
+    state = ctx.broker
+    topics = []
+    for topic in request.topics:
+        meta = resolve_topic(state, topic.name, None)
+        partitions = []
+        for part in topic.partitions:
+            response = ListOffsetsPartitionResponse(
+                partition_index=part.partition_index, error_code=ErrorCode.NONE,
+                timestamp=-1, offset=-1, leader_epoch=0,
+            )
+            st = None
+            if meta is not None and 0 <= part.partition_index < meta.num_partitions:
+                st = state.partitions.state(meta.name, part.partition_index)
+            if st is None:
+                response.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                response.leader_epoch = -1
+            elif part.timestamp < LATEST_TIERED or (
+                part.timestamp == MAX_TIMESTAMP and ctx.api_version < 7
+            ):
+                response.error_code = ErrorCode.UNSUPPORTED_VERSION
+            else:
+                try:
+                    response.offset, response.timestamp = lookup(st, part.timestamp)
+                except Exception as exc:
+                    response.error_code = storage_error_code(exc)
+            partitions.append(response)
+        topics.append(ListOffsetsTopicResponse(name=topic.name, partitions=partitions))
+    return ListOffsetsResponse(throttle_time_ms=0, topics=topics)

@@ -1,0 +1,120 @@
+"""Produce (key 0): versions 3-11 served; advertised from 0 (see api_versions).
+
+Behaviour: each partition's records (one or more v2 batches) are validated by storage on
+the 61-byte headers and the CRC, stamped with offsets and appended without looking at
+individual records (unless the topic is compacted, which needs keys). Per-partition
+errors: UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE (bad CRC or sizes),
+MESSAGE_TOO_LARGE (above max.message.bytes), INVALID_RECORD (null records; keyless on a
+compacted topic), UNSUPPORTED_FOR_MESSAGE_FORMAT (magic 0/1 message sets),
+INVALID_TOPIC_EXCEPTION (internal topics), KAFKA_STORAGE_ERROR (disk errors).
+
+acks: 0 sends no response and closes the connection on any error, as Kafka does (the
+client has no other way to learn of it); 1 answers once the data is written to the OS;
+-1 (all) answers only after the data is fsynced, every partition of the request sharing
+one group-committed flush round, bounded by the request's timeout_ms
+(REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka).
+
+Not implemented: transactional and idempotent produce (InitProducerId is not
+advertised, so clients do not send producer ids); v0-2 (message format v0/v1).
+"""
+
+from __future__ import annotations
+
+import trio
+
+from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages.produce import (
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+
+from ..context import CloseConnection
+from ._common import ZERO_UUID, is_internal, resolve_topic, storage_error_code
+
+API_KEY = ApiKey.PRODUCE
+MIN_VERSION = 3
+MAX_VERSION = 11
+ADVERTISED_MIN_VERSION = 0
+
+_VALID_ACKS = (-1, 0, 1)
+
+
+def _error(index: int, code: ErrorCode, message: str | None = None) -> PartitionProduceResponse:
+    return PartitionProduceResponse(
+        index=index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
+        error_message=message,
+    )
+
+
+def _append_topic(state, topic, acks, flush_targets, pending):
+    """Append one topic's partitions; return their responses (some filled in later)."""
+    meta = resolve_topic(state, topic.name, getattr(topic, "topic_id", None))
+    responses = []
+    for part in topic.partition_data:
+        index = part.index
+        if meta is None or not 0 <= index < meta.num_partitions:
+            responses.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            continue
+        if is_internal(meta.name):
+            responses.append(_error(index, ErrorCode.INVALID_TOPIC_EXCEPTION, "cannot produce to an internal topic"))
+            continue
+        if part.records is None or len(part.records) == 0:
+            responses.append(_error(index, ErrorCode.INVALID_RECORD, "produce request without records"))
+            continue
+        try:
+            st, info = state.partitions.append_nowait(meta.name, index, part.records, schedule_flush=acks != -1)
+        except KeyError:
+            responses.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            continue
+        except Exception as exc:
+            responses.append(_error(index, storage_error_code(exc), str(exc) or None))
+            continue
+        response = PartitionProduceResponse(
+            index=index,
+            error_code=ErrorCode.NONE,
+            base_offset=info.base_offset,
+            log_append_time_ms=info.log_append_time_ms,
+            log_start_offset=info.log_start_offset,
+        )
+        responses.append(response)
+        if acks == -1:
+            flush_targets.append((st, info.last_offset + 1))
+            pending.append(response)
+    return TopicProduceResponse(name=topic.name, topic_id=getattr(topic, "topic_id", None) or ZERO_UUID,
+                                partition_responses=responses)
+
+
+async def handle(ctx, request) -> ProduceResponse | None:
+    state = ctx.broker
+    acks = request.acks
+    if acks not in _VALID_ACKS:
+        topics = [
+            TopicProduceResponse(name=t.name, partition_responses=[
+                _error(p.index, ErrorCode.INVALID_REQUIRED_ACKS) for p in t.partition_data
+            ])
+            for t in request.topic_data
+        ]
+        return ProduceResponse(responses=topics, throttle_time_ms=0)
+    flush_targets: list = []
+    pending: list[PartitionProduceResponse] = []
+    topics = [_append_topic(state, t, acks, flush_targets, pending) for t in request.topic_data]
+    if acks == 0:
+        failed = [p for t in topics for p in t.partition_responses if p.error_code != ErrorCode.NONE]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed with {ErrorCode(failed[0].error_code).name}")
+        return None
+    if flush_targets:
+        error = ErrorCode.REQUEST_TIMED_OUT
+        with trio.move_on_after(max(request.timeout_ms, 0) / 1000):
+            try:
+                await state.partitions.flush_many(flush_targets)
+                error = ErrorCode.NONE
+            except KeyError:  # the topic was deleted while flushing
+                error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            except Exception as exc:  # fsync failed: the write is not durable
+                error = storage_error_code(exc)
+        if error != ErrorCode.NONE:
+            for response in pending:
+                response.error_code = error
+    return ProduceResponse(responses=topics, throttle_time_ms=0)
