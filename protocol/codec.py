@@ -422,8 +422,12 @@ def _build_encoder(cls, version: int, flex: bool) -> Writer:
 # -- whole bodies ------------------------------------------------------------------------
 
 
-def decode_body(cls, version: int, flex: bool, buf, pos: int = 0):
-    """Decode a message that must end exactly at the end of ``buf``."""
+def decode_body(cls, version: int, flex: bool, buf, pos: int = 0, *, exact: bool = True):
+    """Decode a message that must end exactly at the end of ``buf`` (unless not ``exact``).
+
+    Requests are decoded with ``exact=False``: Kafka's broker ignores bytes after a
+    request body, and librdkafka 2.16 sends three such bytes after Metadata v12.
+    """
     try:
         obj, pos = struct_decoder(cls, version, flex)(buf, pos)
     except ProtocolError:
@@ -432,7 +436,7 @@ def decode_body(cls, version: int, flex: bool, buf, pos: int = 0):
         raise P.short(cls.__name__) from None
     except (ValueError, OverflowError, UnicodeDecodeError) as e:
         raise ProtocolError(f"cannot decode {cls.__name__}: {e}") from None
-    if pos != len(buf):
+    if exact and pos != len(buf):
         raise ProtocolError(f"{len(buf) - pos} unexpected bytes after {cls.__name__}")
     return obj
 

@@ -112,7 +112,7 @@ def decode_request(frame):
         )
     v = header.api_version
     try:
-        body = decode_body(spec.request, v, spec.is_flexible(v), buf, pos)
+        body = decode_body(spec.request, v, spec.is_flexible(v), buf, pos, exact=False)
     except ProtocolError as e:
         raise ProtocolError(e.reason, **ctx) from None
     return header, body
