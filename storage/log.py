@@ -64,7 +64,7 @@ from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
 from .fileio import DEFAULT_IO, FileIO
 from .segment import (
     DELETED_SUFFIX,
-    SEGMENT_SUFFIXES,
+    IndexMismatch,
     LogSegment,
     SegmentRecovery,
     segment_prefix,
@@ -204,8 +204,8 @@ class PartitionLog:
         now = self.clock.now_ms()
         index_bytes = self.config.segment_index_bytes
         for base in bases:
-            self.segments.append(LogSegment.open_existing(
-                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now))
+            self.segments.append(self._configure(LogSegment.open_existing(
+                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now)))
         self._recover_segments(clean)
         checkpoint = self._read_log_start_checkpoint()
         if not self.segments:
@@ -266,9 +266,10 @@ class PartitionLog:
         for i, seg in enumerate(self.segments):
             is_last = i == len(self.segments) - 1
             mode = "full" if not clean else ("tail" if is_last else "walk")
-            if kept and seg.base_offset < kept[-1].next_offset:
-                reason = (f"segment {seg.base_offset} overlaps the previous segment's end "
-                          f"{kept[-1].next_offset}")
+            if kept and (seg.base_offset < kept[-1].next_offset or (
+                    seg.contiguous_offsets and seg.base_offset != kept[-1].next_offset)):
+                reason = (f"segment {seg.base_offset} does not start at the previous segment's "
+                          f"end {kept[-1].next_offset}")
                 self._drop_after(kept, self.segments[i:], reason)
                 break
             report = seg.recover(mode, interval)
@@ -326,7 +327,13 @@ class PartitionLog:
         except OSError as e:
             raise storage_error("cannot write", path, e) from e
 
+    def _configure(self, seg: LogSegment) -> LogSegment:
+        seg.contiguous_offsets = not self.config.compact
+        seg.leader_epoch_max = self.leader_epoch
+        return seg
+
     def _add_segment(self, seg: LogSegment) -> None:
+        self._configure(seg)
         self.segments.append(seg)
         self._bases.append(seg.base_offset)
         self._dir_dirty = True
@@ -366,6 +373,8 @@ class PartitionLog:
     def update_config(self, config: LogConfig) -> None:
         with self._lock:
             self.config = config
+            for seg in self.segments:
+                self._configure(seg)
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -498,6 +507,16 @@ class PartitionLog:
         self._dir_dirty = False
 
     # ---------------------------------------------------------------------------- read
+    def _find_batch(self, seg: LogSegment, offset: int, end: int) -> int | None:
+        try:
+            return seg.find_batch(offset, end)
+        except IndexMismatch as e:
+            log.warning("%s: %s; rebuilding the index", self.name, e)
+            with self._lock:
+                if not seg.deleted and not self._closed:
+                    seg.rebuild_indexes(self.config.index_interval_bytes)
+            return seg.find_batch(offset, end)
+
     def _segment_index_for(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
 
@@ -516,7 +535,7 @@ class PartitionLog:
         for seg, end in candidates:
             if seg.base_offset >= limit:
                 break
-            pos = seg.find_batch(offset, end)
+            pos = self._find_batch(seg, offset, end)
             if pos is None:
                 continue  # the offset lies past this segment's last batch
             size = 0
@@ -545,7 +564,7 @@ class PartitionLog:
             first = self._segment_index_for(start)
             snapshot = [(s, s.size) for s in self.segments[first:]]
         for seg, end in snapshot:
-            pos = seg.find_batch(start, end)
+            pos = self._find_batch(seg, start, end)
             if pos is None:
                 continue
             for _p, fields, view in seg.bodies_from(pos, end):
@@ -564,7 +583,7 @@ class PartitionLog:
                 continue
             below = seg.time_index.lookup_below(timestamp_ms)
             from_offset = max(start, below if below is not None else seg.base_offset)
-            pos = seg.find_batch(from_offset, end)
+            pos = self._find_batch(seg, from_offset, end)
             if pos is None:
                 continue
             for _p, fields, view in seg.bodies_from(pos, end):
@@ -588,7 +607,7 @@ class PartitionLog:
             return -1, -1
         seg, end = best
         target = seg.max_timestamp
-        pos = seg.find_batch(max(seg.offset_of_max_timestamp, start), end)
+        pos = self._find_batch(seg, max(seg.offset_of_max_timestamp, start), end)
         if pos is not None:
             for _p, fields, view in seg.bodies_from(pos, end):
                 if fields[8] != target:
@@ -618,18 +637,20 @@ class PartitionLog:
             if offset > self._log_start_offset:
                 self._log_start_offset = offset
                 self._write_log_start_checkpoint()
-        self.apply_retention(self.clock.now_ms())
+        self._retain(self.clock.now_ms(), below_log_start_only=True)
         return self._log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete segments past retention.ms / retention.bytes / below the log start offset,
         and close deleted segments whose file.delete.delay.ms has passed. Returns the number
         of segments deleted now."""
-        now = self.clock.now_ms() if now_ms is None else now_ms
+        return self._retain(self.clock.now_ms() if now_ms is None else now_ms)
+
+    def _retain(self, now: int, below_log_start_only: bool = False) -> int:
         with self._lock:
             if self._closed:
                 return 0
-            count = self._deletable_prefix(now)
+            count = self._deletable_prefix(now, below_log_start_only)
             if count:
                 if count == len(self.segments):
                     self._roll_locked(now)
@@ -640,7 +661,7 @@ class PartitionLog:
         self._close_expired_deletes(now)
         return count
 
-    def _deletable_prefix(self, now: int) -> int:
+    def _deletable_prefix(self, now: int, below_log_start_only: bool) -> int:
         segs = self.segments
         n = len(segs)
         leo = self.log_end_offset
@@ -654,7 +675,7 @@ class PartitionLog:
 
         c = self.config
         k = 0
-        if c.delete:
+        if c.delete and not below_log_start_only:
             if c.retention_ms >= 0:
                 while k < n and eligible(k) and now - segs[k].largest_timestamp() > c.retention_ms:
                     k += 1

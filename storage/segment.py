@@ -116,6 +116,10 @@ class BatchScan:
         self.stop_position = pos
 
 
+class IndexMismatch(Exception):
+    """An index entry does not describe the batch it points at."""
+
+
 @dataclass
 class SegmentRecovery:
     base_offset: int
@@ -147,6 +151,11 @@ class LogSegment:
         self.data_dirty = False  # appended since the last fsync
         self.garbage_tail = False  # the file may hold bytes past self.size
         self.deleted = False
+        # Recovery checks that the CRC cannot: baseOffset and partitionLeaderEpoch sit before
+        # the CRC'd range. Without compaction every batch starts where the previous one ended
+        # (so a damaged baseOffset shows as a gap), and every epoch is one we stamped.
+        self.contiguous_offsets = True
+        self.leader_epoch_max = 0
 
     # ------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -303,13 +312,49 @@ class LogSegment:
 
     # ---------------------------------------------------------------------------- read
     def find_batch(self, offset: int, end: int) -> int | None:
-        """Position of the first batch whose last offset >= ``offset`` (None: past the end)."""
-        _entry_offset, pos = self.offset_index.lookup(offset)
-        for p, fields, _ in BatchScan(self.io, self.fd, pos, end, need_body=False,
-                                      chunk_bytes=READ_CHUNK_BYTES):
-            if fields[0] + fields[6] >= offset:
+        """Position of the first batch whose last offset >= ``offset`` (None: past the end).
+
+        Raises IndexMismatch when the index entry used does not name the batch it points at
+        (an index damaged while the data is fine): the caller rebuilds the index."""
+        entry_offset, pos = self.offset_index.lookup(offset)
+        from_entry = pos != 0 or entry_offset != self.base_offset
+        scan = BatchScan(self.io, self.fd, pos, end, need_body=False, chunk_bytes=READ_CHUNK_BYTES)
+        for p, fields, _ in scan:
+            last = fields[0] + fields[6]
+            if from_entry and p == pos and last != entry_offset:
+                raise IndexMismatch(f"{self.offset_index.path}: entry {entry_offset}@{pos} names "
+                                    f"a batch ending at {last}")
+            if last >= offset:
                 return p
+        if scan.stop_reason is not None:
+            if from_entry:
+                raise IndexMismatch(f"{self.offset_index.path}: entry {entry_offset}@{pos} does "
+                                    f"not lead to valid batches ({scan.stop_reason})")
+            raise KafkaStorageError(f"{self.log_path}: invalid batch at {scan.stop_position} "
+                                    f"({scan.stop_reason})")
         return None
+
+    def rebuild_indexes(self, index_interval_bytes: int) -> None:
+        """Rebuild both indexes from the (valid) data below the logical size, in place."""
+        offset_index = OffsetIndex(self.offset_index.path, self.base_offset,
+                                   self.offset_index.entries_max, self.io)
+        time_index = TimeIndex(self.time_index.path, self.base_offset,
+                               self.time_index.entries_max, self.io)
+        saved = (self.offset_index, self.time_index, self.size, self.next_offset,
+                 self.max_timestamp, self.offset_of_max_timestamp, self.bytes_since_index_entry)
+        self.offset_index, self.time_index = offset_index, time_index
+        self._reset_state()
+        valid_end, reason = self._scan(0, saved[2], index_interval_bytes, verify=True,
+                                       resume_entry=None)
+        if valid_end != saved[2]:
+            (self.offset_index, self.time_index, self.size, self.next_offset, self.max_timestamp,
+             self.offset_of_max_timestamp, self.bytes_since_index_entry) = saved
+            raise KafkaStorageError(f"{self.log_path}: data damaged at {valid_end} ({reason})")
+        saved[0].close()
+        saved[1].close()
+        offset_index.rewrite()
+        time_index.rewrite()
+        log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
     def headers_from(self, position: int, end: int) -> BatchScan:
         return BatchScan(self.io, self.fd, position, end, need_body=False,
@@ -404,11 +449,18 @@ class LogSegment:
         for pos, fields, _view in scan:
             base, last_delta = fields[0], fields[6]
             last = base + last_delta
+            resumed = resume_entry is not None and pos == start
             if base < expected or last_delta < 0 or last - self.base_offset > REL_OFFSET_MAX:
                 reason = f"offsets [{base}, {last}] out of order after {expected - 1}"
                 break
+            if self.contiguous_offsets and base != expected and not resumed:
+                reason = f"batch at offset {base} leaves a gap after {expected - 1}"
+                break
+            if not -1 <= fields[2] <= self.leader_epoch_max:
+                reason = f"impossible partition leader epoch {fields[2]}"
+                break
             size = fields[1] + LOG_OVERHEAD
-            if resume_entry is not None and pos == start:
+            if resumed:
                 # This batch already has the last index entry: it must be the one it names.
                 if last != resume_entry[0]:
                     return "last index entry names a different batch"

@@ -45,3 +45,11 @@ def read_all(plog: PartitionLog, start: int | None = None, max_bytes: int = 1 <<
 
 def open_log(path, clock, config: LogConfig | None = None, **kw) -> PartitionLog:
     return PartitionLog.open(str(path), "t", 0, config or LogConfig(), clock=clock, **kw)
+
+
+def crash(plog: PartitionLog) -> None:
+    """Drop a log as a killed process would: fds closed by the kernel, nothing else done
+    (no flush, no sealing, no removal of .deleted files)."""
+    for seg in list(plog.segments) + [s for _due, s in plog._pending_deletes]:
+        seg.close()
+    plog._closed = True

@@ -1,0 +1,208 @@
+"""I/O failures on the append path: disk full (a real tmpfs when we may mount one, and a
+fault hook around the real write calls), permission denied (a real EACCES from the kernel),
+a failing index write and a failing fsync. The log must raise KafkaStorageError, keep what
+it acknowledged readable, and accept appends again once the cause is gone."""
+
+import errno
+import os
+import subprocess
+import uuid
+
+import pytest
+from storage_testlib import crash, open_log, payload, read_all
+
+from kafkito.storage import FileIO, KafkaStorageError, LogConfig
+
+CONFIG = LogConfig(segment_bytes=16 * 1024, index_interval_bytes=512)
+
+
+class FaultyIO(FileIO):
+    """Real file calls, with injectable failures. A write that does not fit writes the part
+    that fits and then fails, as the kernel does on a full disk."""
+
+    def __init__(self):
+        self.space_bytes: int | None = None
+        self.fail_paths: tuple[str, ...] = ()
+        self.fail_fsync = False
+        self._paths: dict[int, str] = {}
+
+    def open(self, path, flags, mode=0o644):
+        fd = super().open(path, flags, mode)
+        self._paths[fd] = path
+        return fd
+
+    def pwritev(self, fd, buffers, offset):
+        if self._paths.get(fd, "").endswith(self.fail_paths or ("\0",)):
+            raise OSError(errno.EIO, "injected I/O error")
+        if self.space_bytes is not None:
+            total = sum(len(b) for b in buffers)
+            if total > self.space_bytes:
+                fits = b"".join(bytes(b) for b in buffers)[: self.space_bytes]
+                if fits:
+                    super().pwritev(fd, [fits], offset)
+                self.space_bytes = 0
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.space_bytes -= total
+        return super().pwritev(fd, buffers, offset)
+
+    def fdatasync(self, fd):
+        if self.fail_fsync:
+            raise OSError(errno.EIO, "injected fsync failure")
+        super().fdatasync(fd)
+
+
+def _try_mount_tmpfs(path, size_bytes):
+    if os.geteuid() != 0:
+        return False
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(path)],
+                       capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.fixture(params=["tmpfs", "hook"])
+def full_disk(request, tmp_path):
+    """Yields (log directory, io, make_room()). ``make_room`` frees space again."""
+    if request.param == "tmpfs":
+        mnt = tmp_path / "mnt"
+        if not _try_mount_tmpfs(mnt, 256 * 1024):
+            pytest.skip("cannot mount a tmpfs here (not root?); the hook variant covers it")
+        filler = mnt / "filler"
+
+        def make_room():
+            filler.unlink()
+
+        try:
+            # Leave ~40 KB free: enough for a couple of segments, then ENOSPC.
+            with open(filler, "wb") as f:
+                f.write(b"\0" * (256 - 40) * 1024)
+            yield mnt / "t-0", FileIO(), make_room
+        finally:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    else:
+        io = FaultyIO()
+        io.space_bytes = 40 * 1024
+
+        def make_room():
+            io.space_bytes = None
+
+        yield tmp_path / "t-0", io, make_room
+
+
+def test_disk_full_raises_storage_error_and_recovers_when_space_returns(full_disk, clock):
+    path, io, make_room = full_disk
+    plog = open_log(path, clock, CONFIG, io=io)
+    acked = []
+    err = None
+    for i in range(500):
+        try:
+            info = plog.append(payload(i, n=2, size=700), clock.now_ms())
+        except KafkaStorageError as e:
+            err = e
+            break
+        acked.append(info.base_offset)
+    assert err is not None and err.errno == errno.ENOSPC and err.error_name == "KAFKA_STORAGE_ERROR"
+    assert len(acked) > 5
+    end = plog.log_end_offset
+    assert end == acked[-1] + 2
+    # Nothing half-written is visible or left in the file.
+    assert [b.base_offset for b in read_all(plog)] == acked
+    active = plog.segments[-1]
+    assert os.path.getsize(active.log_path) == active.size
+    with pytest.raises(KafkaStorageError):  # still full: fails again, still consistent
+        plog.append(payload(1000, n=2, size=700), clock.now_ms())
+    assert plog.log_end_offset == end
+    make_room()
+    info = plog.append(payload(1001, n=2, size=700), clock.now_ms())
+    assert info.base_offset == end
+    assert plog.flush() == end + 2
+    crash(plog)
+    plog = open_log(path, clock, CONFIG, io=io, clean_shutdown=False)
+    assert [b.base_offset for b in read_all(plog)] == acked + [end]
+    plog.close()
+
+
+def test_permission_denied_on_roll_is_a_storage_error(tmp_path, clock):
+    """A roll must create files; make the directory unwritable for this process (as root:
+    drop the effective uid for the append, the kernel then says EACCES)."""
+    plog = open_log(tmp_path / "t-0", clock, LogConfig(segment_bytes=2000))
+    while len(plog.segments) == 1 or plog.segments[-1].size < 1200:
+        plog.append(payload(0, n=2, size=300), clock.now_ms())
+    before = plog.log_end_offset
+    n_segments = len(plog.segments)
+    root = os.geteuid() == 0
+    os.chmod(tmp_path / "t-0", 0o555)
+    try:
+        if root:
+            os.seteuid(65534)
+        try:
+            with pytest.raises(KafkaStorageError) as e:
+                plog.append(payload(1, n=2, size=900), clock.now_ms())  # needs a roll
+            # Reads keep working on the open files.
+            assert [b.base_offset for b in read_all(plog)][-1] < before
+        finally:
+            if root:
+                os.seteuid(0)
+    finally:
+        os.chmod(tmp_path / "t-0", 0o755)
+    assert e.value.errno == errno.EACCES and "permission" in str(e.value).lower()
+    assert plog.log_end_offset == before and len(plog.segments) == n_segments
+    info = plog.append(payload(1, n=2, size=900), clock.now_ms())
+    assert info.base_offset == before and len(plog.segments) == n_segments + 1
+    plog.close()
+
+
+def test_failed_index_write_undoes_the_data_write(tmp_path, clock):
+    io = FaultyIO()
+    plog = open_log(tmp_path / "t-0", clock, LogConfig(index_interval_bytes=0), io=io)
+    plog.append(payload(0), clock.now_ms())
+    size = plog.segments[-1].size
+    io.fail_paths = (".index",)
+    with pytest.raises(KafkaStorageError):
+        plog.append(payload(1), clock.now_ms())
+    assert plog.log_end_offset == 3 and plog.segments[-1].size == size
+    assert os.path.getsize(plog.segments[-1].log_path) == size
+    io.fail_paths = ()
+    assert plog.append(payload(1), clock.now_ms()).base_offset == 3
+    plog.close()
+    plog = open_log(tmp_path / "t-0", clock, LogConfig(index_interval_bytes=0), clean_shutdown=False)
+    assert [b.base_offset for b in read_all(plog)] == [0, 3]
+    assert not plog.recovery.changed
+    plog.close()
+
+
+def test_failed_fsync_takes_the_log_offline_until_reopened(tmp_path, clock):
+    io = FaultyIO()
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, io=io)
+    plog.append(payload(0), clock.now_ms())
+    io.fail_fsync = True
+    with pytest.raises(KafkaStorageError):
+        plog.flush()
+    assert plog.is_offline and plog.flushed_offset == 0
+    io.fail_fsync = False
+    # A retried fsync could "succeed" after the kernel dropped the dirty pages: refuse.
+    with pytest.raises(KafkaStorageError):
+        plog.flush()
+    with pytest.raises(KafkaStorageError):
+        plog.append(payload(1), clock.now_ms())
+    assert len(read_all(plog)) == 1  # reads still work
+    plog.close()
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, io=io, clean_shutdown=False)
+    assert plog.flushed_offset == 3 and not plog.is_offline
+    assert plog.append(payload(1), clock.now_ms()).base_offset == 3
+    plog.close()
+
+
+def test_disk_full_while_writing_topic_metadata(tmp_path, clock):
+    from kafkito.storage import LogManager
+
+    io = FaultyIO()
+    with LogManager(tmp_path, LogConfig(), clock, io=io) as m:
+        io.space_bytes = 10
+        with pytest.raises(KafkaStorageError):
+            m.create_topic("t", 1, {})
+        assert m.topic("t") is None
+        io.space_bytes = None
+        m.create_topic("t", 1, {}, topic_id=uuid.uuid4())
+    with LogManager(tmp_path, LogConfig(), clock) as m:
+        assert m.topic("t") is not None
