@@ -30,6 +30,7 @@ class BrokerState:
     advertised_host: str
     advertised_port: int
     handlers: dict[int, Any] = field(default_factory=dict)
+    producer_ids: Any = None  # ProducerIdManager
     groups: Any = None  # GroupService, once the group coordinator is attached
 
 

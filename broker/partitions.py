@@ -22,11 +22,14 @@ Storage is synchronous and knows nothing of trio. This module is the seam:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import trio
 
-from kafkito.storage import LogManager, PartitionLog
+from kafkito.storage import AppendInfo, CorruptMetadataError, LogManager, PartitionLog, metafile
+from kafkito.storage.batch import iter_batches
+from kafkito.storage.producer_state import ProducerStateManager
 
 log = logging.getLogger("kafkito.broker.partitions")
 
@@ -39,6 +42,7 @@ class PartitionState:
 
     log: PartitionLog
     high_watermark: int
+    producers: ProducerStateManager
     waiters: set[trio.Event] = field(default_factory=set)
     flushing: trio.Event | None = None
     background_flush_pending: bool = False
@@ -81,7 +85,7 @@ class PartitionManager:
                 del self._states[key]
                 st.notify()
             return None
-        st = PartitionState(plog, plog.flushed_offset)
+        st = PartitionState(plog, plog.flushed_offset, load_producer_state(plog))
         self._states[key] = st
         return st
 
@@ -126,7 +130,22 @@ class PartitionManager:
         st = self.state(topic, partition)
         if st is None:
             raise KeyError((topic, partition))
+        batches = _idempotent_batches(records)
+        if batches:
+            first = batches[0]
+            duplicate = st.producers.check(first.producer_id, first.producer_epoch, first.base_sequence,
+                                           first.last_offset_delta)
+            if duplicate is not None:  # a retry: answer with the original offsets
+                info = AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
+                                  st.log.log_start_offset, 0)
+                return st, info
         info = st.log.append(records, self.clock.now_ms())
+        if batches:
+            offset = info.base_offset
+            for b in batches:
+                st.producers.record(b.producer_id, b.producer_epoch, b.base_sequence, offset,
+                                    offset + b.last_offset_delta, b.max_timestamp)
+                offset += b.last_offset_delta + 1
         if schedule_flush:
             self._schedule_background_flush(st)
         return st, info
@@ -215,4 +234,63 @@ class PartitionManager:
             try:
                 await self.flush_to(st, st.log.log_end_offset)
             except KeyError:
-                pass
+                continue
+            save_producer_state(st.log, st.producers)
+
+
+# -- producer state snapshots --------------------------------------------------------------
+# Written at clean shutdown with the log end offset it covers. On start, a snapshot that
+# matches the log end is used as is; otherwise (a crash) the state is rebuilt from the
+# batch headers of the active segment, which recovery has just verified. A producer whose
+# state is lost this way gets UNKNOWN_PRODUCER_ID on its next batch and resets, as Kafka
+# clients do after producer-state expiry.
+_SNAPSHOT = "producer_state.snapshot"
+
+
+def _snapshot_path(plog: PartitionLog) -> str:
+    return os.path.join(plog.directory, _SNAPSHOT)
+
+
+def save_producer_state(plog: PartitionLog, producers: ProducerStateManager) -> None:
+    try:
+        metafile.write(_snapshot_path(plog), "producer-state",
+                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()})
+    except OSError:
+        log.exception("could not write the producer-state snapshot of %s-%d", plog.topic, plog.partition)
+
+
+def load_producer_state(plog: PartitionLog) -> ProducerStateManager:
+    path = _snapshot_path(plog)
+    try:
+        data = metafile.read(path, "producer-state")
+        os.unlink(path)  # only valid for the log end it was written at
+        if data["end_offset"] == plog.log_end_offset:
+            return ProducerStateManager.restore(data["producers"])
+    except FileNotFoundError:
+        pass
+    except (CorruptMetadataError, KeyError, TypeError, ValueError) as exc:
+        log.warning("ignoring producer-state snapshot of %s-%d: %s", plog.topic, plog.partition, exc)
+    manager = ProducerStateManager()
+    start = plog.active_segment.base_offset
+    manager.rebuild(
+        (b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset, b.base_offset + b.last_offset_delta,
+         b.max_timestamp)
+        for b in plog.batches(start)
+        if b.producer_id >= 0
+    )
+    return manager
+
+
+def _idempotent_batches(records) -> list:
+    """The batches of a produce blob that carry a producer id (usually none or one).
+
+    Parsing here is header-only and lenient: a malformed blob is left for storage's
+    validation to reject with the right error.
+    """
+    try:
+        first = next(iter_batches(records))
+        if first.producer_id < 0:
+            return []
+        return list(iter_batches(records))
+    except Exception:
+        return []

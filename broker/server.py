@@ -29,6 +29,7 @@ from .connection import Connection
 from .context import BrokerState
 from .handlers import load_handlers
 from .partitions import PartitionManager
+from .producer_ids import ProducerIdManager
 
 log = logging.getLogger("kafkito.broker")
 
@@ -95,6 +96,7 @@ class Broker:
                 advertised_host=adv_host,
                 advertised_port=adv_port,
                 handlers=load_handlers(),
+                producer_ids=ProducerIdManager(config.log_dirs),
             )
             state.groups = _make_group_service(state)
             async with trio.open_nursery() as nursery:

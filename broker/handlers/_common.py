@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from kafkito.protocol import ErrorCode
 from kafkito import storage
+from kafkito.protocol import ErrorCode
+from kafkito.storage import producer_state
 
 log = logging.getLogger("kafkito.broker.handlers")
 
@@ -29,6 +30,10 @@ _STORAGE_ERRORS: tuple[tuple[type, ErrorCode], ...] = tuple(
         ("KafkaStorageError", ErrorCode.KAFKA_STORAGE_ERROR),
     )
     if (cls := getattr(storage, name, None)) is not None
+) + (
+    (producer_state.InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
+    (producer_state.OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
+    (producer_state.UnknownProducerIdError, ErrorCode.UNKNOWN_PRODUCER_ID),
 )
 
 

@@ -1,0 +1,41 @@
+"""InitProducerId (key 22): versions 0-5, for idempotent producers.
+
+Behaviour: a request without a transactional id gets a fresh producer id (never reused:
+see producer_ids.py) with epoch 0. A request naming its current producer id and epoch
+(v3+, KIP-360: the client lost track of its sequences) gets the same id with the epoch
+bumped, or a fresh id when the epoch would overflow. Sequence checks happen on Produce
+(storage/producer_state.py).
+
+Not implemented: transactions. A request with a transactional id is answered with
+INVALID_REQUEST (a fatal error in every client, so the application learns at once
+rather than retrying), and the connection's log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages.init_producer_id import InitProducerIdResponse
+
+API_KEY = ApiKey.INIT_PRODUCER_ID
+MIN_VERSION = 0
+MAX_VERSION = 5
+
+EPOCH_MAX = 2**15 - 1
+log = logging.getLogger("kafkito.broker.handlers")
+
+
+async def handle(ctx, request) -> InitProducerIdResponse:
+    state = ctx.broker
+    if request.transactional_id is not None:
+        log.warning("InitProducerId with transactional id %r from %s: transactions are not served",
+                    request.transactional_id, ctx.client_host)
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
+                                      producer_id=-1, producer_epoch=-1)
+    pid, epoch = request.producer_id, request.producer_epoch
+    if pid >= 0 and 0 <= epoch < EPOCH_MAX - 1:
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
+                                      producer_id=pid, producer_epoch=epoch + 1)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
+                                  producer_id=state.producer_ids.next_id(), producer_epoch=0)

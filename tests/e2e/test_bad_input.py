@@ -1,0 +1,115 @@
+"""Bad input closes the offending connection (or answers it) and nobody else notices."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+from e2e.clients import CONSUMERS, PRODUCERS, Msg
+
+pytestmark = pytest.mark.e2e
+
+
+def _connect(kbroker) -> socket.socket:
+    s = socket.create_connection((kbroker.host, kbroker.port), timeout=5)
+    return s
+
+
+def _closed_by_broker(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _request(api_key: int, version: int, correlation_id: int, body: bytes = b"", client_id=b"bad") -> bytes:
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+@pytest.fixture
+def working_client(kbroker, topic_name):
+    """A client that keeps producing and consuming while others misbehave."""
+    kbroker.create_topic(topic_name)
+    count = [0]
+
+    def check():
+        value = f"still-ok-{count[0]}".encode()
+        offsets = PRODUCERS["confluent"](kbroker.bootstrap_servers, topic_name, [Msg(b"k", value)])
+        seen = CONSUMERS["kafka-python"](kbroker.bootstrap_servers, topic_name, 0, offsets[0], 1)
+        assert [s.value for s in seen] == [value]
+        count[0] += 1
+
+    check()
+    return check
+
+
+def test_garbage_frame_closes_connection(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(struct.pack(">i", 12) + b"\xff" * 12)
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_two_gigabyte_frame_is_refused_before_reading(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(struct.pack(">i", 2**31 - 1) + b"x" * 100)
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_negative_frame_size(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(struct.pack(">i", -5))
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_unknown_api_key_closes_connection(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(_request(9999, 0, 7))
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_unsupported_version_of_served_api_closes_connection(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(_request(3, 99, 8))  # Metadata v99
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_future_api_versions_gets_v0_fallback(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(_request(18, 99, 42, body=b"\x00\x01\x02"))
+    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+    body = s.recv(size, socket.MSG_WAITALL)
+    correlation_id, error_code, count = struct.unpack(">ihi", body[:10])
+    assert correlation_id == 42
+    assert error_code == 35  # UNSUPPORTED_VERSION
+    ranges = {k: (lo, hi) for k, lo, hi in struct.iter_unpack(">hhh", body[10:10 + 6 * count])}
+    assert ranges[18] == (0, 4)
+    assert ranges[0][0] == 0 and ranges[1][0] == 4
+    # The connection stays usable: a v0 request now succeeds.
+    s.sendall(_request(18, 0, 43))
+    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+    body = s.recv(size, socket.MSG_WAITALL)
+    assert struct.unpack(">ih", body[:6]) == (43, 0)
+    working_client()
+
+
+def test_truncated_body_closes_connection(kbroker, working_client):
+    s = _connect(kbroker)
+    # A Metadata v1 request whose topic array claims 1000 entries that are not there.
+    s.sendall(_request(3, 1, 9, body=struct.pack(">i", 1000)))
+    assert _closed_by_broker(s)
+    working_client()
+
+
+def test_client_vanishing_mid_request_costs_nothing(kbroker, working_client):
+    s = _connect(kbroker)
+    s.sendall(struct.pack(">i", 1000) + b"\x00\x03")  # promise 1000 bytes, send 2, leave
+    s.close()
+    working_client()

@@ -1,0 +1,73 @@
+"""Idempotent producers: the defaults of kafka-python and the Java client, opt-in in librdkafka."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+from e2e.clients import CONSUMERS, PRODUCERS, Msg
+
+from kafkito.protocol import ApiKey, decode_response, encode_request
+from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
+from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from kafkito.storage import build_batch
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("client, extra", [
+    ("confluent", {"enable.idempotence": True}),
+    ("kafka-python", {"enable_idempotence": True}),
+    ("aiokafka", {"enable_idempotence": True}),
+])
+def test_idempotent_producers_round_trip(kbroker, topic_name, client, extra):
+    kbroker.create_topic(topic_name)
+    sent = [Msg(f"k{i}".encode(), f"v{i}".encode()) for i in range(50)]
+    offsets = PRODUCERS[client](kbroker.bootstrap_servers, topic_name, sent, acks="all", extra=extra)
+    assert offsets == list(range(50))
+    seen = CONSUMERS["confluent"](kbroker.bootstrap_servers, topic_name, 0, 0, 50)
+    assert [s.value for s in seen] == [m.value for m in sent]
+
+
+class RawClient:
+    """Speaks the protocol with our own codec, to replay a batch exactly as a retry would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.correlation_id = 0
+
+    def call(self, api_key: int, version: int, body):
+        self.correlation_id += 1
+        self.sock.sendall(encode_request(api_key, version, self.correlation_id, "raw", body))
+        size = struct.unpack(">i", self.sock.recv(4, socket.MSG_WAITALL))[0]
+        frame = self.sock.recv(size, socket.MSG_WAITALL)
+        correlation_id, response = decode_response(api_key, version, frame)
+        assert correlation_id == self.correlation_id
+        return response
+
+
+def test_retried_batch_is_not_appended_twice(kbroker, topic_name):
+    kbroker.create_topic(topic_name)
+    raw = RawClient(kbroker.host, kbroker.port)
+    init = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000))
+    assert init.error_code == 0 and init.producer_id >= 0 and init.producer_epoch == 0
+
+    def produce(seq: int, values: list[bytes]):
+        batch = build_batch([(b"k", v, [], 1_700_000_000_000) for v in values],
+                            producer_id=init.producer_id, producer_epoch=0, base_sequence=seq)
+        request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[
+            TopicProduceData(name=topic_name, partition_data=[PartitionProduceData(index=0, records=batch)])])
+        part = raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
+        return part.error_code, part.base_offset
+
+    assert produce(0, [b"a", b"b"]) == (0, 0)
+    assert produce(2, [b"c"]) == (0, 2)
+    assert produce(0, [b"a", b"b"]) == (0, 0)   # a retry: original offsets, nothing appended
+    assert produce(5, [b"x"])[0] == 45          # OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert produce(3, [b"d"]) == (0, 3)
+    seen = CONSUMERS["kafka-python"](kbroker.bootstrap_servers, topic_name, 0, 0, 4)
+    assert [s.value for s in seen] == [b"a", b"b", b"c", b"d"]
+    # A transactional id is refused clearly rather than half-served.
+    txn = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=60000))
+    assert txn.error_code == 42  # INVALID_REQUEST
