@@ -111,8 +111,16 @@ def test_body_errors_carry_header_fields():
         decode_request(_unframe(frame)[:-2])
     e = info.value
     assert (e.api_key, e.api_version, e.correlation_id, e.client_id) == (0, 9, 77, "p")
+
+
+def test_bytes_after_a_request_body_are_ignored_as_kafka_does():
+    # Kafka's request parser never checks for leftovers; responses we read stay exact.
+    frame = encode_request(ApiKey.PRODUCE, 9, 77, "p", pr.ProduceRequest(acks=1))
+    _, req = decode_request(bytes(_unframe(frame)) + b"\x00\x01\x02")
+    assert req == pr.ProduceRequest(acks=1)
+    response = encode_response_bytes(ApiKey.METADATA, 9, 1, md.MetadataResponse())
     with pytest.raises(ProtocolError, match="unexpected bytes"):
-        decode_request(bytes(_unframe(frame)) + b"\x00")
+        decode_response(ApiKey.METADATA, 9, bytes(_unframe(response)) + b"\x00")
 
 
 def test_produce_records_decode_zero_copy():
