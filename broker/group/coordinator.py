@@ -290,6 +290,9 @@ class GroupCoordinator:
         self.groups: dict[str, ClassicGroup] = {}
         # group -> (topic, partition) -> committed offset: exactly the written facts.
         self.offsets: dict[str, dict[tuple[str, int], OffsetCommitValue]] = {}
+        # Offsets queued for writing but not written yet: deleting a group or an offset must
+        # tombstone these too, or a commit racing the delete would outlive it.
+        self._pending_offsets: dict[str, dict[tuple[str, int], int]] = {}
         self.timer = DeadlineTimer()
         self.outbox: list[Write] = []
         self.now_ms = 0
@@ -311,9 +314,11 @@ class GroupCoordinator:
 
     def write_done(self, write: Write, error: ErrorCode = E.NONE) -> None:
         """The owner appended ``write`` (error NONE) or failed to."""
-        if error == E.NONE:
-            for key, value in write.facts:
-                if isinstance(key, OffsetCommitKey):
+        for key, value in write.facts:
+            if isinstance(key, OffsetCommitKey):
+                if value is not None:
+                    self._pending_offset(key, -1)
+                if error == E.NONE:
                     self._apply_offset(key, value)  # type: ignore[arg-type]
         if write.on_done is not None:
             write.on_done(error)
@@ -341,7 +346,26 @@ class GroupCoordinator:
                 on_done(first_error[0])
 
         for partition, facts in per_partition.items():
+            for key, value in facts:
+                if isinstance(key, OffsetCommitKey) and value is not None:
+                    self._pending_offset(key, +1)
             self.outbox.append(Write(partition, facts, one_done))
+
+    def _pending_offset(self, key: OffsetCommitKey, delta: int) -> None:
+        tps = self._pending_offsets.setdefault(key.group, {})
+        tp = (key.topic, key.partition)
+        n = tps.get(tp, 0) + delta
+        if n > 0:
+            tps[tp] = n
+        else:
+            tps.pop(tp, None)
+            if not tps:
+                del self._pending_offsets[key.group]
+
+    def _has_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        """Committed, or queued to be."""
+        tp = (topic, partition)
+        return tp in self.offsets.get(group_id, {}) or tp in self._pending_offsets.get(group_id, {})
 
     def _apply_offset(self, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
         tps = self.offsets.get(key.group)
@@ -1103,7 +1127,6 @@ class GroupCoordinator:
             # Without a consumer subscription we cannot tell what the members read.
             waiter.complete((E.NON_EMPTY_GROUP, []))
             return waiter
-        committed = self.offsets.get(group_id, {})
         results: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         facts: list[tuple[str, Fact]] = []
         for topic, partitions in topics:
@@ -1112,7 +1135,7 @@ class GroupCoordinator:
                 continue
             results.append((topic, [(p, E.NONE) for p in partitions]))
             for p in partitions:
-                if (topic, p) in committed:
+                if self._has_offset(group_id, topic, p):
                     facts.append((group_id, (OffsetCommitKey(group_id, topic, p), None)))
 
         def persisted(error: ErrorCode) -> None:
@@ -1187,7 +1210,8 @@ class GroupCoordinator:
         group_id = group.group_id
         facts: list[tuple[str, Fact]] = [
             (group_id, (OffsetCommitKey(group_id, topic, partition), None))
-            for topic, partition in self.offsets.get(group_id, {})
+            for topic, partition in {**self.offsets.get(group_id, {}),
+                                     **self._pending_offsets.get(group_id, {})}
         ]
         facts.append((group_id, (GroupMetadataKey(group_id), None)))
         group.transition_to(S.DEAD, self.now_ms)
@@ -1241,7 +1265,7 @@ class GroupCoordinator:
                     facts.append((group_id, (OffsetCommitKey(group_id, topic, partition), None)))
                 else:
                     all_expired = False
-            if all_expired and group.is_empty:
+            if all_expired and group.is_empty and group_id not in self._pending_offsets:
                 facts.extend(f for f in self._remove_group(group) if isinstance(f[1][0], GroupMetadataKey))
         if facts:
             log.info("offsets retention: %d tombstones", len(facts))
