@@ -26,6 +26,8 @@ from kafkito.testing import broker as embedded_broker
 pytestmark = pytest.mark.e2e
 
 TOPIC_CONFIG_SOURCE = 1  # Kafka's DYNAMIC_TOPIC_CONFIG
+STATIC_BROKER_CONFIG_SOURCE = 4
+DEFAULT_CONFIG_SOURCE = 5
 TIMEOUT_S = 15
 
 
@@ -70,18 +72,18 @@ class ConfluentAdmin:
 
         return self._outcome(self.admin.create_partitions([NewPartitions(name, count)])[name])[0]
 
-    def configs(self, name):
+    def configs(self, name, kind="TOPIC"):
         from confluent_kafka.admin import ConfigResource, ResourceType
 
-        [future] = self.admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)]).values()
+        [future] = self.admin.describe_configs([ConfigResource(ResourceType[kind], name)]).values()
         error, entries = self._outcome(future)
         return error if error else {k: (e.value, e.source) for k, e in entries.items()}
 
-    def alter(self, name, configs):
+    def alter(self, name, configs, kind="TOPIC"):
         from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
         entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()]
-        resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+        resource = ConfigResource(ResourceType[kind], name, incremental_configs=entries)
         [future] = self.admin.incremental_alter_configs([resource]).values()
         return self._outcome(future)[0]
 
@@ -128,20 +130,20 @@ class KafkaPythonAdmin:
         [result] = self.admin.create_partitions({name: count}, raise_errors=False).results
         return self._name(result.error_code)
 
-    def configs(self, name):
+    def configs(self, name, kind="TOPIC"):
         from kafka.admin import ConfigResource, ConfigResourceType
 
-        described = self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)],
+        described = self.admin.describe_configs([ConfigResource(ConfigResourceType[kind], name)],
                                                 config_filter="all")
-        entries = described.get("topic", {}).get(name, {})
+        entries = described.get(kind.lower(), {}).get(name, {})
         sources = {"DYNAMIC_TOPIC_CONFIG": 1, "STATIC_BROKER_CONFIG": 4, "DEFAULT_CONFIG": 5}
         return {k: (e["value"], sources.get(e["config_source"], e["config_source"])) for k, e in entries.items()}
 
-    def alter(self, name, configs):
+    def alter(self, name, configs, kind="TOPIC"):
         from kafka.admin import ConfigResource, ConfigResourceType
 
-        result = self.admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(configs))],
-                                          raise_on_unknown=False)["topic"][name]
+        result = self.admin.alter_configs([ConfigResource(ConfigResourceType[kind], name, configs=dict(configs))],
+                                          raise_on_unknown=False)[kind.lower()][name]
         if result == "OK":
             return None
         return next(code.name for code in ErrorCode if f"[Error {code.value}]" in result)
@@ -213,21 +215,21 @@ class AiokafkaAdmin:
             return ErrorCode(exc.errno).name
         return None
 
-    def configs(self, name):
+    def configs(self, name, kind="TOPIC"):
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-        [response] = self.run(self.admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)]))
+        [response] = self.run(self.admin.describe_configs([ConfigResource(ConfigResourceType[kind], name)]))
         [(code, _, _, _, entries)] = response.resources
         if code:
             return self._name(code)
         # DescribeConfigs v1+ entries: (name, value, read_only, config_source, is_sensitive, synonyms)
         return {e[0]: (e[1], e[3]) for e in entries}
 
-    def alter(self, name, configs):
+    def alter(self, name, configs, kind="TOPIC"):
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
         responses = self.run(self.admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(configs))]))
+            [ConfigResource(ConfigResourceType[kind], name, configs=dict(configs))]))
         [(code, *_)] = [r for response in responses for r in response.resources]
         return self._name(code)
 
@@ -311,6 +313,14 @@ def test_alter_configs_round_trip_and_take_effect(kbroker, admin, topic_name):
     assert live.retention_ms == 3600000 and live.cleanup_policy == ("compact",)
     assert admin.alter(topic_name, {"retention.ms": "soon"}) == "INVALID_CONFIG"
     assert admin.configs(topic_name)["retention.ms"][0] == "3600000"
+
+
+def test_broker_configs_are_described_and_static(kbroker, admin):
+    configs = admin.configs("0", "BROKER")
+    assert configs["log.retention.check.interval.ms"] == ("200", STATIC_BROKER_CONFIG_SOURCE)
+    assert configs["num.partitions"] == ("1", DEFAULT_CONFIG_SOURCE)
+    assert admin.alter("0", {"num.partitions": "3"}, "BROKER") == "INVALID_REQUEST"
+    assert admin.configs("0", "BROKER")["num.partitions"][0] == "1"
 
 
 def test_invalid_config_on_create_is_invalid_config(kbroker, admin, topic_name):
