@@ -25,17 +25,29 @@ class FileIO:
     def pwritev(self, fd: int, buffers: Sequence[bytes | bytearray | memoryview], offset: int) -> int:
         """Write all ``buffers`` at ``offset``; short writes are continued until done or an
         OSError (e.g. ENOSPC) stops them. Returns the byte count."""
-        total = 0
+        if len(buffers) <= _IOV_MAX:
+            # The common case: one syscall writes everything.
+            n = os.pwritev(fd, buffers, offset)
+            if n == sum(map(len, buffers)):
+                return n
+        else:
+            n = 0
         pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+        self._drop_written(pending, n)
+        total = n
         while pending:
             n = os.pwritev(fd, pending[:_IOV_MAX], offset + total)
             total += n
-            while pending and n >= len(pending[0]):
-                n -= len(pending[0])
-                pending.pop(0)
-            if n:
-                pending[0] = pending[0][n:]
+            self._drop_written(pending, n)
         return total
+
+    @staticmethod
+    def _drop_written(pending: list[memoryview], n: int) -> None:
+        while pending and n >= len(pending[0]):
+            n -= len(pending[0])
+            pending.pop(0)
+        if n:
+            pending[0] = pending[0][n:]
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         """Read up to ``size`` bytes (fewer only at end of file)."""

@@ -122,6 +122,10 @@ def _be_int32_columns(raw: bytes, width: int) -> list[array]:
     return [arr[i::width] for i in range(width)]
 
 
+def _strictly_increasing(column: array) -> bool:
+    return all(a < b for a, b in zip(column, column[1:]))
+
+
 class OffsetIndex(_Index):
     ENTRY_BYTES = 8
 
@@ -138,10 +142,9 @@ class OffsetIndex(_Index):
         if len(raw) % self.ENTRY_BYTES:
             return False
         rel, pos = _be_int32_columns(raw, 2)
-        for i in range(1, len(rel)):
-            if rel[i] <= rel[i - 1] or pos[i] <= pos[i - 1]:
-                return False
         if len(rel) and (rel[0] < 0 or pos[0] < 0):
+            return False
+        if not (_strictly_increasing(rel) and _strictly_increasing(pos)):
             return False
         self.rel_offsets, self.positions = rel, pos
         return True
@@ -198,15 +201,14 @@ class TimeIndex(_Index):
     def load(self, raw: bytes) -> bool:
         if len(raw) % self.ENTRY_BYTES:
             return False
-        ts = array("q")
-        rel = array("i")
-        prev_ts, prev_rel = -(2**63), -1
-        for t, r in _TIME_ENTRY.iter_unpack(raw):
-            if t <= prev_ts or r < prev_rel or r < 0:
-                return False
-            ts.append(t)
-            rel.append(r)
-            prev_ts, prev_rel = t, r
+        n = len(raw) // self.ENTRY_BYTES
+        flat = struct.unpack(">" + "qi" * n, raw)  # one C call, then two column slices
+        ts = array("q", flat[0::2])
+        rel = array("i", flat[1::2])
+        if n and (ts[0] < 0 or rel[0] < 0):
+            return False
+        if not _strictly_increasing(ts) or not all(a <= b for a, b in zip(rel, rel[1:])):
+            return False
         self.timestamps, self.rel_offsets = ts, rel
         return True
 

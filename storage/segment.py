@@ -442,7 +442,8 @@ class LogSegment:
               resume_entry: tuple[int, int] | None):
         """Scan from ``start``; returns (valid end position, stop reason or None), or a problem
         string when the resume point does not match the index."""
-        scan = BatchScan(self.io, self.fd, start, end, need_body=verify, verify_crc=verify)
+        scan = BatchScan(self.io, self.fd, start, end, need_body=verify, verify_crc=verify,
+                         chunk_bytes=SCAN_CHUNK_BYTES if verify else READ_CHUNK_BYTES)
         expected = self.base_offset
         valid_end = start
         reason = None

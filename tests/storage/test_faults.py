@@ -206,3 +206,30 @@ def test_disk_full_while_writing_topic_metadata(tmp_path, clock):
         m.create_topic("t", 1, {}, topic_id=uuid.uuid4())
     with LogManager(tmp_path, LogConfig(), clock) as m:
         assert m.topic("t") is not None
+
+
+def test_short_writes_are_continued(tmp_path, clock, monkeypatch):
+    """The kernel may write less than asked (signals, nearly full disks): the write loop
+    continues from where it stopped, through the real pwritev."""
+    import kafkito.storage.fileio as fileio
+
+    real = os.pwritev
+    calls = []
+
+    def short_pwritev(fd, buffers, offset):
+        data = b"".join(bytes(b) for b in buffers)[:7]
+        calls.append(len(data))
+        return real(fd, [data], offset)
+
+    monkeypatch.setattr(fileio.os, "pwritev", short_pwritev)
+    plog = open_log(tmp_path / "t-0", clock, LogConfig(index_interval_bytes=0))
+    for i in range(3):
+        plog.append(payload(i, size=100), clock.now_ms())
+    monkeypatch.setattr(fileio.os, "pwritev", real)
+    assert len(calls) > 60
+    assert [b.base_offset for b in read_all(plog)] == [0, 3, 6]
+    plog.close()
+    plog = open_log(tmp_path / "t-0", clock, LogConfig(index_interval_bytes=0), clean_shutdown=False)
+    assert not plog.recovery.changed or plog.recovery.truncated_bytes == 0
+    assert [b.base_offset for b in read_all(plog)] == [0, 3, 6]
+    plog.close()

@@ -188,3 +188,20 @@ def test_topic_config_table_round_trips():
         LogConfig.from_kafka({"min.cleanable.dirty.ratio": "2"})
     with pytest.raises(InvalidConfigError):
         LogConfig.from_kafka({"message.timestamp.type": "Whenever"})
+
+
+def test_flush_dirty_applies_flush_ms_and_retention_runs_for_every_log(tmp_path, clock):
+    with LogManager(tmp_path, LogConfig(flush_ms=1000, file_delete_delay_ms=0), clock) as m:
+        m.create_topic("a", 2, {"segment.bytes": "1024", "retention.ms": "5000"})
+        for p in (0, 1):
+            for i in range(20):
+                m.log("a", p).append(payload(i, ts=clock.now_ms()), clock.now_ms())
+        assert m.flush_dirty(clock.now_ms()) == 0  # younger than flush.ms
+        clock.advance(1000)
+        assert m.flush_dirty() == 2
+        assert all(m.log("a", p).flushed_offset == 60 for p in (0, 1))
+        assert m.flush_dirty() == 0  # nothing left to flush
+        clock.advance(10_000)
+        deleted = m.apply_retention()
+        assert deleted >= 2 * 5
+        assert all(m.log("a", p).log_start_offset == 60 for p in (0, 1))
