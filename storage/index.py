@@ -61,7 +61,7 @@ class _Index:
         if self.fd is not None and self.dirty:
             self.dirty = False
             try:
-                self.io.fsync(self.fd)
+                self.io.fdatasync(self.fd)  # the size is data here; mtime is not worth a sync
             except OSError:
                 self.dirty = True
                 raise
