@@ -1,6 +1,7 @@
 """AddOffsetsToTxn (key 25): Add a group's offset commits to an ongoing transaction.
 
 Declared v0-4, flexible from v3.
+v3 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

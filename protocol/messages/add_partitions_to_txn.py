@@ -1,6 +1,8 @@
 """AddPartitionsToTxn (key 24): Add partitions to an ongoing transaction; from v4 batched for brokers.
 
 Declared v0-5, flexible from v3.
+v0-3 (clients) carry one transaction in the v3_and_below_* fields; v4+ (brokers)
+batch several ``transactions``; v3 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

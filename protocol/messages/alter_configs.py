@@ -1,6 +1,7 @@
 """AlterConfigs (key 33): Replace the whole config override set of resources (the legacy API).
 
 Declared v0-2, flexible from v2.
+The legacy whole-set replacement (aiokafka still uses it); v2 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -2,6 +2,8 @@
 client that sent a version we do not know can still read the UNSUPPORTED_VERSION answer.
 
 Declared v0-4, flexible from v3.
+v3 is flexible and adds client_software_name/version; its response tags
+(supported_features, finalized_features...) are written only when set, as Kafka does.
 """
 
 from ..schema import ApiSpec, field, struct

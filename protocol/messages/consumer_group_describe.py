@@ -1,6 +1,7 @@
 """ConsumerGroupDescribe (key 69): Describe KIP-848 consumer groups, their members and assignments.
 
 Declared v0-1, flexible from v0.
+Always flexible; v1 member_type.
 """
 
 from ..schema import ApiSpec, field, struct

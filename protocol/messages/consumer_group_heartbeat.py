@@ -1,6 +1,9 @@
 """ConsumerGroupHeartbeat (key 68): The KIP-848 consumer group protocol: join, heartbeat and receive assignments.
 
 Declared v0-1, flexible from v0.
+Always flexible; v1 subscribed_topic_regex. The request's topic_partitions and the
+response assignment's topic_partitions share one struct class, TopicPartitions, because
+Kafka declares them identically.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """CreatePartitions (key 37): Increase topics' partition counts.
 
 Declared v0-3, flexible from v2.
+v2 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

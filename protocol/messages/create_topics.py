@@ -1,6 +1,8 @@
 """CreateTopics (key 19): Create topics with partition counts, replica assignments and configs.
 
 Declared v0-7, flexible from v5.
+v1 validate_only; v4 lets num_partitions/replication_factor be -1 (broker defaults);
+v5 is flexible and returns the topic configs; v7 returns topic_id.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """DeleteGroups (key 42): Delete empty groups and their committed offsets.
 
 Declared v0-2, flexible from v2.
+v2 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

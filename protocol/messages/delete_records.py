@@ -1,6 +1,7 @@
 """DeleteRecords (key 21): Move partitions' log start offsets forward.
 
 Declared v0-2, flexible from v2.
+v2 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

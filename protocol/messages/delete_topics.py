@@ -1,6 +1,7 @@
 """DeleteTopics (key 20): Delete topics by name, or by topic id from v6.
 
 Declared v0-6, flexible from v4.
+v4 is flexible; v5 error_message; v6 names topics by name or topic_id (``topics``).
 """
 
 from ..schema import ApiSpec, field, struct

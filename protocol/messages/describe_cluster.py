@@ -1,6 +1,7 @@
 """DescribeCluster (key 60): Cluster id, controller and brokers (the admin client's Metadata).
 
 Declared v0-2, flexible from v0.
+Always flexible; v1 endpoint_type; v2 include_fenced_brokers / is_fenced.
 """
 
 from ..schema import ApiSpec, field, struct

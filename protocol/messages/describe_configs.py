@@ -1,6 +1,7 @@
 """DescribeConfigs (key 32): Read topic or broker configs with their sources and synonyms.
 
 Declared v0-4, flexible from v4.
+v1 include_synonyms; v3 include_documentation; v4 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

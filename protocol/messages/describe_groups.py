@@ -1,6 +1,8 @@
 """DescribeGroups (key 15): State, protocol and members of classic groups.
 
 Declared v0-6, flexible from v5.
+v3 include_authorized_operations (answer -2147483648 when not computed); v4
+group_instance_id per member; v5 is flexible; v6 error_message per group.
 """
 
 from ..schema import ApiSpec, field, struct

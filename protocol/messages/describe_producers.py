@@ -1,6 +1,7 @@
 """DescribeProducers (key 61): Active idempotent/transactional producers per partition.
 
 Declared v0, flexible from v0.
+Always flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """DescribeTransactions (key 65): State of transactions by transactional id.
 
 Declared v0, flexible from v0.
+Always flexible.
 """
 
 from ..schema import ApiSpec, field, struct

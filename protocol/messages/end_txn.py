@@ -1,6 +1,7 @@
 """EndTxn (key 26): Commit or abort a transaction.
 
 Declared v0-5, flexible from v3.
+v3 is flexible; v5 returns producer_id/epoch (transactions v2, KIP-890).
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,12 @@
 """Fetch (key 1): A consumer reads record batches from partitions, long-polling up to max_wait_ms.
 
 Declared v0-18, flexible from v12.
+v4 adds isolation_level, last_stable_offset and aborted_transactions; v5 log_start_offset;
+v7 fetch sessions (session_id/session_epoch, forgotten_topics_data); v9 current_leader_epoch;
+v11 rack_id and preferred_read_replica; v12 is flexible (last_fetched_epoch, diverging_epoch
+and current_leader tags); v13 names topics by topic_id; v15 replica_state tag replaces
+replica_id; v16 node_endpoints tag; v17 replica_directory_id tag; v18 high_watermark tag.
+A response records value may be a RecordsRef, emitted as its own chunk for sendfile.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,8 @@
 """FindCoordinator (key 10): Which broker coordinates a group or transactional id; from v4 several keys at once.
 
 Declared v0-6, flexible from v3.
+v1 adds key_type (0 group, 1 transaction); v3 is flexible; v4 batches keys
+(coordinator_keys in, coordinators out); v6 share groups.
 """
 
 from ..schema import ApiSpec, field, struct

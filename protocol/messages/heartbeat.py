@@ -1,6 +1,7 @@
 """Heartbeat (key 12): A classic group member keeps its session alive and learns of rebalances.
 
 Declared v0-4, flexible from v4.
+v3 adds group_instance_id; v4 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """IncrementalAlterConfigs (key 44): Set, delete, append to or subtract from single config entries.
 
 Declared v0-1, flexible from v1.
+v1 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """InitProducerId (key 22): Obtain a producer id and epoch for idempotence or transactions.
 
 Declared v0-6, flexible from v2.
+v2 is flexible; v3 sends the current producer_id/epoch to resume; v6 2PC fields (KIP-939).
 """
 
 from ..schema import ApiSpec, field, struct

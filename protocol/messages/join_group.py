@@ -1,6 +1,9 @@
 """JoinGroup (key 11): A member joins a classic group; the leader receives every member's metadata.
 
 Declared v0-9, flexible from v6.
+v1 rebalance_timeout_ms; v4 expects MEMBER_ID_REQUIRED and a second join; v5
+group_instance_id (static members); v6 is flexible; v7 protocol_type in the response; v8
+reason; v9 skip_assignment.
 """
 
 from ..schema import ApiSpec, field, struct

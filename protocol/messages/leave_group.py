@@ -1,6 +1,8 @@
 """LeaveGroup (key 13): Members leave a classic group; from v3 several members (static membership) at once.
 
 Declared v0-5, flexible from v4.
+v3 leaves several members at once (members with group_instance_id); v4 is flexible;
+v5 adds a reason per member.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """ListGroups (key 16): All groups the coordinator knows, optionally filtered by state and type.
 
 Declared v0-5, flexible from v3.
+v3 is flexible; v4 states_filter; v5 types_filter and group_type.
 """
 
 from ..schema import ApiSpec, field, struct

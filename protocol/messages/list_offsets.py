@@ -1,6 +1,9 @@
 """ListOffsets (key 2): Find the offset for a timestamp per partition (-2 earliest, -1 latest, -3 max timestamp).
 
 Declared v0-11, flexible from v6.
+v0 returns old_style_offsets (max_num_offsets); v1 a single timestamp/offset; v2
+isolation_level; v4 current/leader epochs; v6 is flexible; v7-v9 add the special
+timestamps -3 (max timestamp), -4 (local log start), -5 (last tiered); v10 timeout_ms.
 """
 
 from ..schema import ApiSpec, field, struct

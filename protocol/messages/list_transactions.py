@@ -1,6 +1,7 @@
 """ListTransactions (key 66): Transactions the coordinator knows, filtered by state and producer id.
 
 Declared v0-2, flexible from v0.
+Always flexible; v1 duration_filter; v2 transactional_id_pattern.
 """
 
 from ..schema import ApiSpec, field, struct

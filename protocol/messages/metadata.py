@@ -1,6 +1,11 @@
 """Metadata (key 3): Brokers, the controller, and topics with their partitions and leaders.
 
 Declared v0-13, flexible from v9.
+In v0 an empty topic list means all topics; from v1 null means all and empty means none.
+v1 adds rack, is_internal and controller_id; v2 cluster_id; v4 allow_auto_topic_creation;
+v7 leader_epoch; v8 authorized operations; v9 is flexible; v10 topic ids; v11 drops the
+cluster authorized operations (see DescribeCluster); v13 adds a top-level error_code.
+MetadataRequest.topics is nullable only from v1, so its default is [] (not None).
 """
 
 from ..schema import ApiSpec, field, struct

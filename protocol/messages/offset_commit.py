@@ -1,6 +1,9 @@
 """OffsetCommit (key 8): A group member stores committed offsets (with a metadata string) for partitions.
 
 Declared v0-10, flexible from v8.
+v1 adds generation_id/member_id and a commit timestamp; v2-v4 retention_time_ms; v5 drops
+retention; v6 committed_leader_epoch; v7 group_instance_id; v8 is flexible; v9 serves the
+KIP-848 consumer protocol; v10 names topics by topic_id.
 """
 
 from ..schema import ApiSpec, field, struct

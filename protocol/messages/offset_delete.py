@@ -1,6 +1,7 @@
 """OffsetDelete (key 47): Delete a group's committed offsets for some partitions.
 
 Declared v0, never flexible.
+Only v0, never flexible.
 """
 
 from ..schema import ApiSpec, field, struct

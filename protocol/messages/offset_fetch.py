@@ -1,6 +1,10 @@
 """OffsetFetch (key 9): Read a group's committed offsets; from v8 several groups in one request.
 
 Declared v0-10, flexible from v6.
+v2 allows topics=null (all topics) and adds a top-level error_code; v6 is flexible; v7
+require_stable; v8 batches several groups (``groups``); v9 member_id/member_epoch (KIP-848);
+v10 names topics by topic_id. Request struct names follow Kafka: OffsetFetchRequestTopic
+(v0-7) and OffsetFetchRequestTopics (v8+), likewise for the response.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """OffsetForLeaderEpoch (key 23): The end offset of a leader epoch per partition (log truncation detection).
 
 Declared v0-4, flexible from v4.
+v2 current_leader_epoch; v3 replica_id; v4 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

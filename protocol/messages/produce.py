@@ -1,6 +1,12 @@
 """Produce (key 0): A producer appends record batches to partitions; acks=0 gets no response.
 
 Declared v0-13, flexible from v9.
+v3 adds transactional_id and requires record batch v2 (magic 2); v7 allows zstd; v8
+adds per-batch record_errors and error_message to the response; v9 is flexible; v10 adds
+current_leader / node_endpoints tags (KIP-951); v11 may answer TRANSACTION_ABORTABLE; v12
+marks transactions v2 (KIP-890); v13 names topics by topic_id instead of name. Kafka 4
+serves v3+ but advertises v0 because some librdkafka versions stop compressing without it.
+Records decode as zero-copy memoryview slices of the frame.
 """
 
 from ..schema import ApiSpec, field, struct

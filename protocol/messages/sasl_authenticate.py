@@ -1,6 +1,7 @@
 """SaslAuthenticate (key 36): Carry SASL authentication bytes in a Kafka frame.
 
 Declared v0-2, flexible from v2.
+v1 session_lifetime_ms; v2 is flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """SaslHandshake (key 17): Choose a SASL mechanism before authenticating.
 
 Declared v0-1, never flexible.
+v1 means the SASL bytes then travel in SaslAuthenticate frames. Never flexible.
 """
 
 from ..schema import ApiSpec, field, struct

@@ -1,6 +1,7 @@
 """SyncGroup (key 14): The leader hands out assignments; every member receives its own.
 
 Declared v0-5, flexible from v4.
+v3 adds group_instance_id; v4 is flexible; v5 protocol_type/protocol_name (KIP-559).
 """
 
 from ..schema import ApiSpec, field, struct

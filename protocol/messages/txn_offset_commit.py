@@ -1,6 +1,8 @@
 """TxnOffsetCommit (key 28): Commit offsets as part of a transaction.
 
 Declared v0-5, flexible from v3.
+v2 committed_leader_epoch; v3 is flexible and adds generation_id/member_id/
+group_instance_id.
 """
 
 from ..schema import ApiSpec, field, struct
