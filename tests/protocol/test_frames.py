@@ -181,3 +181,27 @@ def test_specs_cover_the_contract():
 def test_encoding_none_in_non_nullable_field_is_a_clear_error():
     with pytest.raises(ValueError, match="MetadataResponse"):
         encode_response_bytes(ApiKey.METADATA, 1, 1, md.MetadataResponse(topics=None))
+
+
+def test_unknown_tags_are_kept_and_merged_in_tag_order():
+    from kafkito.protocol import primitives as P
+    from kafkito.protocol.codec import decode_body, encode_body
+
+    part = fe.PartitionData(
+        partition_index=1,
+        current_leader=fe.LeaderIdAndEpoch(leader_id=4, leader_epoch=2),  # known tag 1
+        unknown_tagged_fields=[(0x7, b"\x01\x02"), (0x40, b"")],  # tags we do not know
+    )
+    b = bytearray()
+    encode_body(fe.PartitionData, 12, True, part, b, [])
+    # The tag section is last: skip the fixed part by decoding, then read it raw.
+    decoded = decode_body(fe.PartitionData, 12, True, memoryview(bytes(b)))
+    assert decoded.unknown_tagged_fields == [(0x7, b"\x01\x02"), (0x40, b"")]
+    assert decoded.current_leader == part.current_leader
+    tail = bytes(b)[-(1 + 2 + 8 + 1 + 1 + 2 + 1 + 2):]  # count, tag1, tag7, tag64
+    tags, _ = P.read_tag_section(memoryview(tail), 0)
+    assert [t for t, _ in tags] == [1, 7, 0x40]
+    # A tagged field equal to its default is not written at all.
+    plain = bytearray()
+    encode_body(fe.PartitionData, 12, True, fe.PartitionData(partition_index=1), plain, [])
+    assert plain[-1] == 0
