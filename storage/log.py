@@ -14,6 +14,12 @@ copies of the 61-byte headers, and write headers and untouched bodies with one `
 Index entries follow the data. A failed write is undone (``KafkaStorageError``, nothing
 changes), so the log stays readable and appendable once the disk has room again.
 
+Deliberate differences from Kafka: ``segment.ms`` counts from the segment's creation on
+the injected clock (Kafka compares record timestamps with the first batch's), so tests drive
+it with ``ManualClock``; ``segment.jitter.ms`` is accepted but not applied; the log start
+offset is checkpointed per partition (``log-start-offset``, a checksummed metadata file)
+rather than in one file per data directory.
+
 *Flush* (group commit): callers note the LEO they need, then queue on one flush mutex; the
 first one in fsyncs data, then indexes, then the directory, for everything appended so far;
 callers behind it whose LEO is covered return without another fsync. State is guarded by a
