@@ -92,8 +92,9 @@ class Connection:
                 else:
                     # EOF or bad input: the client is gone or will be; drop its work.
                     nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError) as exc:
-            log.debug("connection %s dropped: %s", self.peer, exc)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError) as dropped:
+            # except*: the nursery wraps a reset (ECONNRESET from a killed client) in a group.
+            log.debug("connection %s dropped: %s", self.peer, dropped.exceptions[0])
         finally:
             with trio.move_on_after(1) as cs:
                 cs.shield = True
