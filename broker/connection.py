@@ -92,9 +92,12 @@ class Connection:
                 else:
                     # EOF or bad input: the client is gone or will be; drop its work.
                     nursery.cancel_scope.cancel()
-        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError) as dropped:
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as dropped:
             # except*: the nursery wraps a reset (ECONNRESET from a killed client) in a group.
             log.debug("connection %s dropped: %s", self.peer, dropped.exceptions[0])
+        except* Exception as group:
+            # A bug must cost one connection, never the broker: log it and close.
+            log.error("connection %s failed; closing it", self.peer, exc_info=group)
         finally:
             with trio.move_on_after(1) as cs:
                 cs.shield = True

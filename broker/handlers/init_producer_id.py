@@ -24,13 +24,16 @@ MAX_VERSION = 5
 
 EPOCH_MAX = 2**15 - 1
 log = logging.getLogger("kafkito.broker.handlers")
+_warned: set[str] = set()
 
 
 async def handle(ctx, request) -> InitProducerIdResponse:
     state = ctx.broker
     if request.transactional_id is not None:
-        log.warning("InitProducerId with transactional id %r from %s: transactions are not served",
-                    request.transactional_id, ctx.client_host)
+        if request.transactional_id not in _warned:  # clients retry; say it once
+            _warned.add(request.transactional_id)
+            log.warning("InitProducerId with transactional id %r from %s: transactions are not served",
+                        request.transactional_id, ctx.client_host)
         return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.INVALID_REQUEST,
                                       producer_id=-1, producer_epoch=-1)
     pid, epoch = request.producer_id, request.producer_epoch

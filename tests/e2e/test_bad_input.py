@@ -113,3 +113,13 @@ def test_client_vanishing_mid_request_costs_nothing(kbroker, working_client):
     s.sendall(struct.pack(">i", 1000) + b"\x00\x03")  # promise 1000 bytes, send 2, leave
     s.close()
     working_client()
+
+
+def test_connection_reset_by_client_does_not_stop_the_broker(kbroker, working_client):
+    """Regression: an RST from a client used to escape the connection task and stop serving."""
+    for _ in range(3):
+        s = _connect(kbroker)
+        s.sendall(_request(18, 0, 1))  # a request whose answer the client will never read
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # linger 0: the kernel sends RST
+    working_client()
