@@ -21,8 +21,9 @@ written against, but it does no I/O and reads no clock:
   reports each outcome with ``write_done(write, error)``. Only then are offsets applied to
   the in-memory table (by replaying the written facts, exactly as loading does at
   startup), and only then does a SyncGroup leader's assignment take effect, as in Kafka:
-  a response never promises something a crash could take back. Group membership itself
-  lives in memory; its records only let a restarted broker resume the last generation.
+  a commit's answer never promises something a crash could take back (``Write.durable``
+  tells the owner which writes need an fsync first). Group membership itself lives in
+  memory; its records only let a restarted broker resume the last generation.
 * **Loading is replay.** ``replay(key, value)`` for every record of ``__consumer_offsets``
   in log order, then ``finish_load(now_ms)``; the owner answers
   COORDINATOR_LOAD_IN_PROGRESS meanwhile.
@@ -214,6 +215,14 @@ class Write:
     partition: int
     facts: list[Fact]
     on_done: Callable[[ErrorCode], None] | None = None
+
+    @property
+    def durable(self) -> bool:
+        """Must the write be fsynced before it counts? Offsets and tombstones: yes, their
+        answers promise them. A group's membership record: no; losing it in a crash only
+        means a rebalance from the previous generation, and members wait on it in
+        SyncGroup (some clients mishandle a slow SyncGroup)."""
+        return any(not isinstance(k, GroupMetadataKey) or v is None for k, v in self.facts)
 
     def records(self) -> list[tuple[bytes, bytes | None]]:
         """(key, value) byte pairs; a None value is a tombstone."""

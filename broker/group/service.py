@@ -14,10 +14,12 @@ The pure ``GroupCoordinator`` decides; this module supplies what it leaves out:
   calls never interleave: the coordinator is owned by whichever task is calling it, and
   no lock is needed.
 * **Writes.** One writer task drains the coordinator's outbox in order: the facts queued
-  for each ``__consumer_offsets`` partition become one record batch, appended and fsynced
-  (acks=all, group-committed with any other appends), and only then reported back with
-  ``write_done`` so offsets become visible and assignments take effect. A failed append
-  is reported with its Kafka error and the coordinator answers accordingly.
+  for each ``__consumer_offsets`` partition become one record batch, appended, and
+  reported back with ``write_done``: at once for a group's membership record, after the
+  fsync (acks=all, group-committed with any other appends) for offsets and tombstones,
+  whose answers promise durability. Only then do offsets become visible and assignments
+  take effect. A failed append is reported with its Kafka error and the coordinator
+  answers accordingly.
 * **Loading.** ``load()`` creates ``__consumer_offsets`` if missing (compacted), replays
   every record of every partition into the coordinator (in a worker thread: it reads the
   whole topic), then arms the timers. Until then handlers answer
@@ -159,32 +161,45 @@ class GroupService:
                 self._writing = False
 
     async def _append(self, writes: list[Write]) -> None:
-        """One batch per partition, all partitions concurrently, reported in order."""
+        """One batch per partition, all partitions concurrently. A write counts once it is
+        in the log, or, if ``durable``, once it is fsynced (acks=all)."""
         by_partition: dict[int, list[Write]] = {}
         for w in writes:
             by_partition.setdefault(w.partition, []).append(w)
-        outcome: dict[int, ErrorCode] = {}
+        partitions = self.state.partitions
+        coordinator = self.coordinator
 
         async def one(partition: int, ws: list[Write]) -> None:
             now = self.now_ms()
             records = [(key, value, None, now) for w in ws for key, value in w.records()]
             try:
-                await self.state.partitions.append(OFFSETS_TOPIC, partition, build_batch(records), -1)
-                outcome[partition] = ErrorCode.NONE
+                st, info = partitions.append_nowait(OFFSETS_TOPIC, partition, build_batch(records))
             except Exception as exc:
-                outcome[partition] = _append_error(exc)
-                log.warning("writing %d records to %s-%d failed: %r", len(records),
-                            OFFSETS_TOPIC, partition, exc)
+                error = _append_error(exc, partition, len(records))
+                for w in ws:
+                    coordinator.write_done(w, error)
+                return
+            durable = [w for w in ws if w.durable]
+            for w in ws:
+                if not w.durable:
+                    coordinator.write_done(w, ErrorCode.NONE)
+            if durable:
+                error = ErrorCode.NONE
+                try:
+                    await partitions.flush_to(st, info.last_offset + 1)
+                except Exception as exc:
+                    error = _append_error(exc, partition, len(records))
+                for w in durable:
+                    coordinator.write_done(w, error)
+            self._timer_wakeup.set()  # answers may have armed timers (a Stable group's sessions)
 
         async with trio.open_nursery() as nursery:
             for partition, ws in by_partition.items():
                 nursery.start_soon(one, partition, ws)
-        for w in writes:
-            self.coordinator.write_done(w, outcome[w.partition])
-        self._timer_wakeup.set()  # answers may have armed timers (a Stable group's sessions)
 
 
-def _append_error(exc: BaseException) -> ErrorCode:
+def _append_error(exc: BaseException, partition: int, n: int) -> ErrorCode:
+    log.warning("writing %d records to %s-%d failed: %r", n, OFFSETS_TOPIC, partition, exc)
     if isinstance(exc, KeyError):
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # the topic was deleted under us
     from kafkito.broker.handlers._common import storage_error_code

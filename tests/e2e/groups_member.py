@@ -1,0 +1,169 @@
+"""One consumer-group member in its own process, driven over stdin/stdout.
+
+The group e2e tests need members they can kill without a LeaveGroup (SIGKILL: no client
+library can be made to "crash" in-process, their heartbeat threads keep the session
+alive), so each member is this script, run as
+
+    python groups_member.py CLIENT BOOTSTRAP GROUP TOPIC SESSION_MS [STRATEGY]
+
+with CLIENT one of confluent, kafka-python, aiokafka. It subscribes, consumes, and
+writes one JSON object per line to stdout:
+
+    {"event": "assigned", "partitions": [..]}       whenever its assignment changes
+    {"event": "record", "partition": p, "offset": o, "value": "..."}
+    {"event": "committed", "offsets": {"p": o}}      after a "commit" command
+    {"event": "closed"}                              after a "close" command (LeaveGroup)
+
+Commands arrive on stdin, one per line: "commit" (commit the consumed positions,
+synchronously) and "close".
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+
+
+def emit(**event) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def commands() -> queue.Queue:
+    q: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            q.put(line.strip())
+        q.put("close")  # the test went away
+
+    threading.Thread(target=read, daemon=True).start()
+    return q
+
+
+class Tracker:
+    """Reports assignment changes and records; remembers positions to commit."""
+
+    def __init__(self) -> None:
+        self.assigned: list[int] | None = None
+        self.positions: dict[int, int] = {}
+
+    def assignment(self, partitions) -> None:
+        parts = sorted(partitions)
+        if parts != self.assigned:
+            self.assigned = parts
+            emit(event="assigned", partitions=parts)
+
+    def record(self, partition: int, offset: int, value: bytes | None) -> None:
+        self.positions[partition] = offset + 1
+        emit(event="record", partition=partition, offset=offset, value=(value or b"").decode())
+
+    def to_commit(self) -> dict[int, int]:
+        # Only partitions still owned: committing a revoked one would be rejected or wrong.
+        return {p: o for p, o in self.positions.items() if p in (self.assigned or [])}
+
+
+def run_confluent(bootstrap, group, topic, session_ms, strategy) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": session_ms,
+                  "heartbeat.interval.ms": max(100, session_ms // 10),
+                  "partition.assignment.strategy": strategy or "range",
+                  "topic.metadata.refresh.interval.ms": 1000})
+    c.subscribe([topic])
+    cmds, t = commands(), Tracker()
+    while True:
+        m = c.poll(0.05)
+        if m is not None and not m.error():
+            t.record(m.partition(), m.offset(), m.value())
+        t.assignment(tp.partition for tp in c.assignment())
+        while not cmds.empty():
+            cmd = cmds.get()
+            if cmd == "commit":
+                offsets = t.to_commit()
+                if offsets:
+                    c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
+                             asynchronous=False)
+                emit(event="committed", offsets=offsets)
+            elif cmd == "close":
+                c.close()
+                emit(event="closed")
+                return
+
+
+def run_kafka_python(bootstrap, group, topic, session_ms, strategy) -> None:
+    from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False, session_timeout_ms=session_ms,
+                      heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000)
+    cmds, t = commands(), Tracker()
+    while True:
+        # A long poll: kafka-python 3.0.12 loses a rebalance whose SyncGroup is in flight
+        # when poll() times out after the leader assigned (the join is never completed and
+        # the member stops heartbeating); a long timeout makes that window rare.
+        for tp, records in c.poll(timeout_ms=1000).items():
+            for r in records:
+                t.record(tp.partition, r.offset, r.value)
+        t.assignment(tp.partition for tp in c.assignment())
+        while not cmds.empty():
+            cmd = cmds.get()
+            if cmd == "commit":
+                offsets = t.to_commit()
+                if offsets:
+                    c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+                emit(event="committed", offsets=offsets)
+            elif cmd == "close":
+                c.close()
+                emit(event="closed")
+                return
+
+
+def run_aiokafka(bootstrap, group, topic, session_ms, strategy) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    async def main() -> None:
+        c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False, session_timeout_ms=session_ms,
+                             heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000)
+        await c.start()
+        cmds, t = commands(), Tracker()
+        while True:
+            batches = await c.getmany(timeout_ms=50)
+            for tp, records in batches.items():
+                for r in records:
+                    t.record(tp.partition, r.offset, r.value)
+            t.assignment(tp.partition for tp in c.assignment())
+            while not cmds.empty():
+                cmd = cmds.get()
+                if cmd == "commit":
+                    offsets = t.to_commit()
+                    if offsets:
+                        await c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "")
+                                        for p, o in offsets.items()})
+                    emit(event="committed", offsets=offsets)
+                elif cmd == "close":
+                    await c.stop()
+                    emit(event="closed")
+                    return
+
+    asyncio.run(main())
+
+
+RUNNERS = {"confluent": run_confluent, "kafka-python": run_kafka_python, "aiokafka": run_aiokafka}
+
+if __name__ == "__main__":
+    import logging
+    import os
+
+    if os.environ.get("GROUP_MEMBER_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG)
+    client, bootstrap, group, topic, session_ms = sys.argv[1:6]
+    strategy = sys.argv[6] if len(sys.argv) > 6 else None
+    RUNNERS[client](bootstrap, group, topic, int(session_ms), strategy)
