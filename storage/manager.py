@@ -137,8 +137,9 @@ class LogManager:
             # From here on a crash must be seen as unclean: the marker goes before any write.
             self.io.unlink(marker)
             self.io.fsync_dir(self.data_dir)
-        else:
-            log.warning("%s: no clean-shutdown marker; every segment will be verified",
+        elif os.path.isdir(os.path.join(self.data_dir, TOPICS_DIR)):
+            # A directory that has held topics before; a brand-new one has nothing to verify.
+            log.warning("%s: no clean-shutdown marker (unclean shutdown); every segment will be verified",
                         self.data_dir)
         os.makedirs(os.path.join(self.data_dir, TOPICS_DIR), exist_ok=True)
         for name in sorted(os.listdir(os.path.join(self.data_dir, TOPICS_DIR))):

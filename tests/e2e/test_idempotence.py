@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import struct
-
 import pytest
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
+from e2e.raw import RawClient
 
-from kafkito.protocol import ApiKey, decode_response, encode_request
+from kafkito.protocol import ApiKey
 from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.storage import build_batch
@@ -28,23 +26,6 @@ def test_idempotent_producers_round_trip(kbroker, topic_name, client, extra):
     assert offsets == list(range(50))
     seen = CONSUMERS["confluent"](kbroker.bootstrap_servers, topic_name, 0, 0, 50)
     assert [s.value for s in seen] == [m.value for m in sent]
-
-
-class RawClient:
-    """Speaks the protocol with our own codec, to replay a batch exactly as a retry would."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.sock = socket.create_connection((host, port), timeout=10)
-        self.correlation_id = 0
-
-    def call(self, api_key: int, version: int, body):
-        self.correlation_id += 1
-        self.sock.sendall(encode_request(api_key, version, self.correlation_id, "raw", body))
-        size = struct.unpack(">i", self.sock.recv(4, socket.MSG_WAITALL))[0]
-        frame = self.sock.recv(size, socket.MSG_WAITALL)
-        correlation_id, response = decode_response(api_key, version, frame)
-        assert correlation_id == self.correlation_id
-        return response
 
 
 def test_retried_batch_is_not_appended_twice(kbroker, topic_name):

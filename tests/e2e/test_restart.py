@@ -88,6 +88,8 @@ def test_kill_minus_nine_loses_no_acknowledged_write(tmp_path):
         assert [s.headers for s in seen] == [m.headers for m in sent]
     finally:
         assert serve.stop() == 0
+    # The restart noticed the crash and verified the logs instead of trusting them.
+    assert "unclean shutdown" in serve.log.read_text()
 
 
 def test_sigterm_shuts_down_cleanly(tmp_path):

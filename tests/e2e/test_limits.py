@@ -1,0 +1,94 @@
+"""Each per-connection limit at its edge: frames, idle time, in-flight requests, order."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from e2e.clients import CONSUMERS, PRODUCERS, Msg
+from e2e.raw import RawClient
+
+from kafkito.protocol import ApiKey
+from kafkito.protocol.messages.api_versions import ApiVersionsRequest
+from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
+from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from kafkito.storage import build_batch
+from kafkito.testing import broker as embedded_broker
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def small_broker(tmp_path_factory):
+    settings = {
+        "socket.request.max.bytes": 4096,
+        "connections.max.idle.ms": 400,
+        "queued.max.requests": 2,
+    }
+    with embedded_broker(tmp_path_factory.mktemp("limits"), settings=settings) as b:
+        b.create_topic("limits")
+        yield b
+
+
+def _produce_request(value_bytes: int) -> ProduceRequest:
+    batch = build_batch([(b"k", b"x" * value_bytes, [], 1_700_000_000_000)])
+    return ProduceRequest(acks=1, timeout_ms=5000, topic_data=[
+        TopicProduceData(name="limits", partition_data=[PartitionProduceData(index=0, records=batch)])])
+
+
+def test_frame_at_the_limit_is_served_and_above_it_closes(small_broker):
+    raw = RawClient(small_broker.host, small_broker.port)
+    response = raw.call(ApiKey.PRODUCE, 9, _produce_request(3000))
+    assert response.responses[0].partition_responses[0].error_code == 0
+    raw.send(ApiKey.PRODUCE, 9, _produce_request(5000))  # a frame over socket.request.max.bytes
+    assert raw.closed_by_broker()
+    # Nothing of the refused frame reached the log; others carry on.
+    seen = CONSUMERS["confluent"](small_broker.bootstrap_servers, "limits", 0, 0, 2, timeout_s=3)
+    assert [len(s.value) for s in seen] == [3000]
+
+
+def test_idle_connection_is_closed(small_broker):
+    raw = RawClient(small_broker.host, small_broker.port)
+    raw.call(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    started = time.monotonic()
+    assert raw.closed_by_broker()
+    assert 0.3 < time.monotonic() - started < 5
+
+
+def test_pipelined_requests_beyond_the_in_flight_cap_are_all_answered_in_order(small_broker):
+    raw = RawClient(small_broker.host, small_broker.port)
+    body = ApiVersionsRequest(client_software_name="t", client_software_version="1")
+    sent = [raw.send(ApiKey.API_VERSIONS, 3, body) for _ in range(50)]
+    received = [raw.receive(ApiKey.API_VERSIONS, 3)[0] for _ in range(50)]
+    assert received == sent
+
+
+def test_responses_keep_request_order_behind_a_long_poll(kbroker, topic_name):
+    kbroker.create_topic(topic_name)
+    raw = RawClient(kbroker.host, kbroker.port)
+    fetch = FetchRequest(replica_id=-1, max_wait_ms=600, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                         session_id=0, session_epoch=-1, topics=[FetchTopic(topic=topic_name, partitions=[
+                             FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])])
+    started = time.monotonic()
+    first = raw.send(ApiKey.FETCH, 11, fetch)
+    second = raw.send(ApiKey.API_VERSIONS, 3, ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    correlation_id, response = raw.receive(ApiKey.FETCH, 11)
+    waited = time.monotonic() - started
+    assert correlation_id == first and 0.5 < waited < 5
+    assert bytes(response.responses[0].partitions[0].records) == b""
+    assert raw.receive(ApiKey.API_VERSIONS, 3)[0] == second
+
+
+def test_acks_zero_error_closes_the_connection(kbroker):
+    raw = RawClient(kbroker.host, kbroker.port)
+    request = _produce_request(10)
+    request.acks = 0
+    request.topic_data[0].name = "no-such-topic-acks0"
+    raw.send(ApiKey.PRODUCE, 9, request)
+    assert raw.closed_by_broker()
+    # The same request with acks=1 is answered with the error instead.
+    raw = RawClient(kbroker.host, kbroker.port)
+    request.acks = 1
+    part = raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
+    assert part.error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    assert PRODUCERS["confluent"](kbroker.bootstrap_servers, "after-acks0", [Msg(b"k", b"v")]) == [0]
