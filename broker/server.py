@@ -27,6 +27,7 @@ from kafkito.storage import LogManager, SystemClock
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
 from .context import BrokerState
+from .group.service import GroupService
 from .handlers import load_handlers
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
@@ -50,6 +51,7 @@ class Broker:
         self._stop = trio.Event()
         self.trio_token: trio.lowlevel.TrioToken | None = None
         self._connections: set[Connection] = set()
+        self._all_closed = trio.Event()
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -98,12 +100,11 @@ class Broker:
                 handlers=load_handlers(),
                 producer_ids=ProducerIdManager(config.log_dirs),
             )
-            state.groups = _make_group_service(state)
+            state.groups = GroupService(state)
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
-                if state.groups is not None:
-                    await state.groups.load()
-                    nursery.start_soon(state.groups.run)
+                await state.groups.load()
+                nursery.start_soon(state.groups.run)
                 nursery.start_soon(self._retention_loop, state)
                 async with trio.open_nursery() as conn_nursery:
                     accept_scope = trio.CancelScope()
@@ -118,14 +119,14 @@ class Broker:
                     await self._stop.wait()
                     log.info("shutting down")
                     accept_scope.cancel()
+                    self._all_closed = trio.Event()
                     for conn in list(self._connections):
                         conn.stop_reading()
                     with trio.move_on_after(self.shutdown_grace_s):
-                        while self._connections:
-                            await trio.sleep(0.01)
+                        if self._connections:
+                            await self._all_closed.wait()
                     conn_nursery.cancel_scope.cancel()
-                if state.groups is not None:
-                    await state.groups.shutdown()
+                await state.groups.shutdown()
                 with trio.CancelScope(shield=True):
                     await partitions.flush_all()
                 nursery.cancel_scope.cancel()
@@ -144,6 +145,8 @@ class Broker:
             await conn.run()
         finally:
             self._connections.discard(conn)
+            if not self._connections:
+                self._all_closed.set()
 
     async def _retention_loop(self, state: BrokerState) -> None:
         interval_s = state.config.log_retention_check_interval_ms / 1000
@@ -156,11 +159,3 @@ class Broker:
             for topic in state.logs.topics():
                 for p in range(topic.num_partitions):
                     state.partitions.refresh(topic.name, p)
-
-
-def _make_group_service(state: BrokerState):
-    try:
-        from .group.service import GroupService
-    except ImportError:
-        return None
-    return GroupService(state)
