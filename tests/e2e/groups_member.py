@@ -4,9 +4,10 @@ The group e2e tests need members they can kill without a LeaveGroup (SIGKILL: no
 library can be made to "crash" in-process, their heartbeat threads keep the session
 alive), so each member is this script, run as
 
-    python groups_member.py CLIENT BOOTSTRAP GROUP TOPIC SESSION_MS [STRATEGY]
+    python groups_member.py CLIENT BOOTSTRAP GROUP TOPIC SESSION_MS [STRATEGY [INSTANCE_ID]]
 
-with CLIENT one of confluent, kafka-python, aiokafka. It subscribes, consumes, and
+with CLIENT one of confluent, kafka-python, aiokafka (an empty STRATEGY means the client's
+default; INSTANCE_ID makes it a static member, KIP-345). It subscribes, consumes, and
 writes one JSON object per line to stdout:
 
     {"event": "assigned", "partitions": [..]}       whenever its assignment changes
@@ -65,14 +66,17 @@ class Tracker:
         return {p: o for p, o in self.positions.items() if p in (self.assigned or [])}
 
 
-def run_confluent(bootstrap, group, topic, session_ms, strategy) -> None:
+def run_confluent(bootstrap, group, topic, session_ms, strategy, instance) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False, "session.timeout.ms": session_ms,
-                  "heartbeat.interval.ms": max(100, session_ms // 10),
-                  "partition.assignment.strategy": strategy or "range",
-                  "topic.metadata.refresh.interval.ms": 1000})
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(100, session_ms // 10),
+            "partition.assignment.strategy": strategy or "range",
+            "topic.metadata.refresh.interval.ms": 1000}
+    if instance:
+        conf["group.instance.id"] = instance
+    c = Consumer(conf)
     c.subscribe([topic])
     cmds, t = commands(), Tracker()
     while True:
@@ -94,12 +98,13 @@ def run_confluent(bootstrap, group, topic, session_ms, strategy) -> None:
                 return
 
 
-def run_kafka_python(bootstrap, group, topic, session_ms, strategy) -> None:
+def run_kafka_python(bootstrap, group, topic, session_ms, strategy, instance) -> None:
     from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
     c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
                       enable_auto_commit=False, session_timeout_ms=session_ms,
-                      heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000)
+                      heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000,
+                      **({"group_instance_id": instance} if instance else {}))
     cmds, t = commands(), Tracker()
     while True:
         # A long poll: kafka-python 3.0.12 loses a rebalance whose SyncGroup is in flight
@@ -122,7 +127,7 @@ def run_kafka_python(bootstrap, group, topic, session_ms, strategy) -> None:
                 return
 
 
-def run_aiokafka(bootstrap, group, topic, session_ms, strategy) -> None:
+def run_aiokafka(bootstrap, group, topic, session_ms, strategy, instance) -> None:
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -165,5 +170,6 @@ if __name__ == "__main__":
     if os.environ.get("GROUP_MEMBER_DEBUG"):
         logging.basicConfig(level=logging.DEBUG)
     client, bootstrap, group, topic, session_ms = sys.argv[1:6]
-    strategy = sys.argv[6] if len(sys.argv) > 6 else None
-    RUNNERS[client](bootstrap, group, topic, int(session_ms), strategy)
+    strategy = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
+    instance = sys.argv[7] if len(sys.argv) > 7 else None
+    RUNNERS[client](bootstrap, group, topic, int(session_ms), strategy, instance)

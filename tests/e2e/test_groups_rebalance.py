@@ -42,10 +42,12 @@ MEMBER_SCRIPT = os.path.join(os.path.dirname(__file__), "groups_member.py")
 class Member:
     """A group member process and what it has reported."""
 
-    def __init__(self, client: str, bootstrap: str, group: str, topic: str, strategy: str | None = None):
-        args = [sys.executable, MEMBER_SCRIPT, client, bootstrap, group, topic, str(SESSION_MS)]
-        if strategy:
-            args.append(strategy)
+    def __init__(self, client: str, bootstrap: str, group: str, topic: str, strategy: str | None = None,
+                 instance: str | None = None, session_ms: int | None = None):
+        args = [sys.executable, MEMBER_SCRIPT, client, bootstrap, group, topic, str(session_ms or SESSION_MS),
+                strategy or ""]
+        if instance:
+            args.append(instance)
         # stderr goes to a file: a pipe nobody reads would block a chatty client.
         self.stderr = tempfile.NamedTemporaryFile("w+", prefix="group-member-", suffix=".log", delete=not os.environ.get("GROUP_MEMBER_DEBUG"))
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
