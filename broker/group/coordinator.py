@@ -102,28 +102,15 @@ class GroupConfig:
     @classmethod
     def from_broker_config(cls, cfg) -> GroupConfig:
         """Read the group settings from a BrokerConfig (attributes in snake_case)."""
-        defaults = cls()
-
-        def get(name: str, default):
-            return getattr(cfg, name, default)
-
-        retention_minutes = get("offsets_retention_minutes", None)
         return cls(
-            group_initial_rebalance_delay_ms=get("group_initial_rebalance_delay_ms",
-                                                 defaults.group_initial_rebalance_delay_ms),
-            group_min_session_timeout_ms=get("group_min_session_timeout_ms",
-                                             defaults.group_min_session_timeout_ms),
-            group_max_session_timeout_ms=get("group_max_session_timeout_ms",
-                                             defaults.group_max_session_timeout_ms),
-            group_max_size=get("group_max_size", defaults.group_max_size),
-            offsets_retention_ms=(retention_minutes * 60_000 if retention_minutes is not None
-                                  else defaults.offsets_retention_ms),
-            offsets_retention_check_interval_ms=get("offsets_retention_check_interval_ms",
-                                                    defaults.offsets_retention_check_interval_ms),
-            offset_metadata_max_bytes=get("offset_metadata_max_bytes",
-                                          defaults.offset_metadata_max_bytes),
-            offsets_topic_num_partitions=get("offsets_topic_num_partitions",
-                                             defaults.offsets_topic_num_partitions),
+            group_initial_rebalance_delay_ms=cfg.group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms=cfg.group_min_session_timeout_ms,
+            group_max_session_timeout_ms=cfg.group_max_session_timeout_ms,
+            group_max_size=cfg.group_max_size,
+            offsets_retention_ms=cfg.offsets_retention_minutes * 60_000,
+            offsets_retention_check_interval_ms=cfg.offsets_retention_check_interval_ms,
+            offset_metadata_max_bytes=cfg.offset_metadata_max_bytes,
+            offsets_topic_num_partitions=cfg.offsets_topic_num_partitions,
         )
 
 

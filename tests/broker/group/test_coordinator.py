@@ -487,3 +487,14 @@ def test_partition_for_matches_java_string_hashcode():
     assert partition_for("polygenelubricants", 7) == 0  # hashCode() == Integer.MIN_VALUE
     assert partition_for("é", 1000) == 233  # one UTF-16 unit
     assert partition_for("\U0001F600", 2**31 - 1) == (0xD83D * 31 + 0xDE00)  # surrogate pair
+
+
+def test_groups_spread_over_offsets_partitions_and_reload():
+    h = Harness(GroupConfig(offsets_topic_num_partitions=5))
+    groups = [f"group-{i}" for i in range(12)]
+    for i, g in enumerate(groups):
+        h.commit({("t", 0): i}, group=g)
+    assert {p for p, _, _ in h.log} == {partition_for(g, 5) for g in groups}
+    assert len({p for p, _, _ in h.log}) > 1
+    h.restart()
+    assert {g: h.committed(g) for g in groups} == {g: {("t", 0): i} for i, g in enumerate(groups)}

@@ -195,3 +195,14 @@ def test_shutdown_writes_what_is_queued(logs):
         assert manager.log(OFFSETS_TOPIC, 0).log_end_offset == 1
 
     run(body)
+
+
+def test_group_config_reads_the_broker_settings(tmp_path):
+    from kafkito.broker.group.coordinator import GroupConfig
+
+    config = load_config(environ={}, overrides=[
+        ("log.dirs", str(tmp_path)), ("offsets.retention.minutes", "3"), ("group.max.size", "7"),
+        ("group.initial.rebalance.delay.ms", "250"), ("offsets.topic.num.partitions", "4")])
+    g = GroupConfig.from_broker_config(config)
+    assert (g.offsets_retention_ms, g.group_max_size, g.group_initial_rebalance_delay_ms,
+            g.offsets_topic_num_partitions) == (180_000, 7, 250, 4)
