@@ -20,8 +20,11 @@ def unavailable(ctx) -> ErrorCode | None:
 
 
 def client_host(ctx) -> str:
-    # Kafka shows InetAddress.toString(): "/127.0.0.1".
-    return f"/{ctx.client_host}" if ctx.client_host else ""
+    """The member's address as Kafka shows it (InetAddress.toString(): "/127.0.0.1").
+
+    The connection names its peer "host:port"; the port is not part of it."""
+    host, sep, _port = ctx.client_host.rpartition(":")
+    return f"/{host if sep else ctx.client_host}" if ctx.client_host else ""
 
 
 def client_id(ctx) -> str:
