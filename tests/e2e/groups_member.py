@@ -21,6 +21,8 @@ synchronously) and "close".
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import queue
 import sys
@@ -66,6 +68,31 @@ class Tracker:
         return {p: o for p, o in self.positions.items() if p in (self.assigned or [])}
 
 
+async def drive(poll, assignment, commit, close) -> None:
+    """The member loop, whatever the client: ``poll()`` gives (partition, offset, value)
+    records; each callable may return an awaitable (aiokafka) or a value."""
+    cmds, t = commands(), Tracker()
+    while True:
+        for partition, offset, value in await _maybe(poll()):
+            t.record(partition, offset, value)
+        t.assignment(assignment())
+        while not cmds.empty():
+            cmd = cmds.get()
+            if cmd == "commit":
+                offsets = t.to_commit()
+                if offsets:
+                    await _maybe(commit(offsets))
+                emit(event="committed", offsets=offsets)
+            elif cmd == "close":
+                await _maybe(close())
+                emit(event="closed")
+                return
+
+
+async def _maybe(value):
+    return await value if inspect.isawaitable(value) else value
+
+
 def run_confluent(bootstrap, group, topic, session_ms, strategy, instance) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -78,24 +105,16 @@ def run_confluent(bootstrap, group, topic, session_ms, strategy, instance) -> No
         conf["group.instance.id"] = instance
     c = Consumer(conf)
     c.subscribe([topic])
-    cmds, t = commands(), Tracker()
-    while True:
+
+    def poll():
         m = c.poll(0.05)
-        if m is not None and not m.error():
-            t.record(m.partition(), m.offset(), m.value())
-        t.assignment(tp.partition for tp in c.assignment())
-        while not cmds.empty():
-            cmd = cmds.get()
-            if cmd == "commit":
-                offsets = t.to_commit()
-                if offsets:
-                    c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
-                             asynchronous=False)
-                emit(event="committed", offsets=offsets)
-            elif cmd == "close":
-                c.close()
-                emit(event="closed")
-                return
+        return [] if m is None or m.error() else [(m.partition(), m.offset(), m.value())]
+
+    asyncio.run(drive(
+        poll, lambda: [tp.partition for tp in c.assignment()],
+        lambda offsets: c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
+                                 asynchronous=False),
+        c.close))
 
 
 def run_kafka_python(bootstrap, group, topic, session_ms, strategy, instance) -> None:
@@ -105,31 +124,21 @@ def run_kafka_python(bootstrap, group, topic, session_ms, strategy, instance) ->
                       enable_auto_commit=False, session_timeout_ms=session_ms,
                       heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000,
                       **({"group_instance_id": instance} if instance else {}))
-    cmds, t = commands(), Tracker()
-    while True:
+
+    def poll():
         # A long poll: kafka-python 3.0.12 loses a rebalance whose SyncGroup is in flight
         # when poll() times out after the leader assigned (the join is never completed and
         # the member stops heartbeating); a long timeout makes that window rare.
-        for tp, records in c.poll(timeout_ms=1000).items():
-            for r in records:
-                t.record(tp.partition, r.offset, r.value)
-        t.assignment(tp.partition for tp in c.assignment())
-        while not cmds.empty():
-            cmd = cmds.get()
-            if cmd == "commit":
-                offsets = t.to_commit()
-                if offsets:
-                    c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
-                emit(event="committed", offsets=offsets)
-            elif cmd == "close":
-                c.close()
-                emit(event="closed")
-                return
+        return [(tp.partition, r.offset, r.value) for tp, rs in c.poll(timeout_ms=1000).items() for r in rs]
+
+    asyncio.run(drive(
+        poll, lambda: [tp.partition for tp in c.assignment()],
+        lambda offsets: c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1)
+                                  for p, o in offsets.items()}),
+        c.close))
 
 
 def run_aiokafka(bootstrap, group, topic, session_ms, strategy, instance) -> None:
-    import asyncio
-
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
 
@@ -138,25 +147,16 @@ def run_aiokafka(bootstrap, group, topic, session_ms, strategy, instance) -> Non
                              enable_auto_commit=False, session_timeout_ms=session_ms,
                              heartbeat_interval_ms=max(100, session_ms // 10), metadata_max_age_ms=1000)
         await c.start()
-        cmds, t = commands(), Tracker()
-        while True:
+
+        async def poll():
             batches = await c.getmany(timeout_ms=50)
-            for tp, records in batches.items():
-                for r in records:
-                    t.record(tp.partition, r.offset, r.value)
-            t.assignment(tp.partition for tp in c.assignment())
-            while not cmds.empty():
-                cmd = cmds.get()
-                if cmd == "commit":
-                    offsets = t.to_commit()
-                    if offsets:
-                        await c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "")
-                                        for p, o in offsets.items()})
-                    emit(event="committed", offsets=offsets)
-                elif cmd == "close":
-                    await c.stop()
-                    emit(event="closed")
-                    return
+            return [(tp.partition, r.offset, r.value) for tp, rs in batches.items() for r in rs]
+
+        await drive(
+            poll, lambda: [tp.partition for tp in c.assignment()],
+            lambda offsets: c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "")
+                                      for p, o in offsets.items()}),
+            c.stop)
 
     asyncio.run(main())
 
