@@ -141,7 +141,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("fetch.max.bytes", int, 57_671_680, "Broker cap on one Fetch response's record bytes.", 1024, INT32_MAX),
     S("max.waiting.fetches", int, 10_000, "Fetch requests that may wait for data at once.", 1, 10_000_000),
     # Groups and offsets.
-    S("group.initial.rebalance.delay.ms", int, 0, "Wait for more members before the first rebalance.",
+    S("group.initial.rebalance.delay.ms", int, 300, "Wait for more members before the first rebalance.",
       0, INT32_MAX, kafka_default=3000),
     S("group.min.session.timeout.ms", int, 6000, "Smallest session timeout a member may ask for.", 1, INT32_MAX),
     S("group.max.session.timeout.ms", int, 1_800_000, "Largest session timeout a member may ask for.", 1, INT32_MAX),

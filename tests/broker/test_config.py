@@ -13,7 +13,7 @@ def test_defaults_follow_kafka_except_listed_differences():
     assert c.auto_create_topics_enable is True
     assert c.message_max_bytes == 1_048_588
     assert c.socket_request_max_bytes == 104_857_600
-    assert c.group_initial_rebalance_delay_ms == 0
+    assert c.group_initial_rebalance_delay_ms == 300
     assert c.listeners == "127.0.0.1:9092"
     assert c.log_dirs == "./kafkito-data"
 
