@@ -5,8 +5,14 @@ Theory of operation
 A connection is two tasks and a queue:
 
 * the **reader** reads size-prefixed frames, decodes each one, appends a ``Slot`` to the
-  response queue in arrival order and starts the handler for it as its own task, so a
-  long-polling Fetch does not hold up a Metadata request pipelined behind it;
+  response queue in arrival order and starts the handler for it as its own task;
+* handlers **run in request order**: each waits until the one before it has finished
+  or has called ``ctx.release_order()``, which handlers do just before they park
+  (Produce after appending, before waiting for the fsync; Fetch before its long-poll;
+  group requests before waiting for the rebalance). So pipelined Produce requests
+  append in the order they were sent, exactly as on Kafka (which handles one request
+  per connection at a time), while a long-polling Fetch still does not hold up a
+  Metadata request behind it, and pipelined acks=all produces share one fsync;
 * the **writer** takes slots from the queue in order, waits for each to be done and
   sends its response. Kafka clients match responses to requests by position as much as by
   correlation id, so order is per connection, never per completion.
@@ -53,6 +59,7 @@ class Slot:
 
     nbytes: int
     done: trio.Event = field(default_factory=trio.Event)
+    released: trio.Event = field(default_factory=trio.Event)  # the next handler may run
     chunks: list | None = None  # None: send nothing (acks=0 produce)
     close_reason: str | None = None
 
@@ -77,6 +84,8 @@ class Connection:
         self._progress = trio.Event()  # set when a slot is sent or a new one queued
         self._closing: str | None = None
         self._reader_scope = trio.CancelScope()
+        self._last_released = trio.Event()  # the turn the next handler waits for
+        self._last_released.set()
 
     # -- public --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -188,7 +197,8 @@ class Connection:
                 return
             slot = Slot(len(frame))
             self._enqueue(slot)
-            nursery.start_soon(self._handle, handler, header, request, slot)
+            previous, self._last_released = self._last_released, slot.released
+            nursery.start_soon(self._handle, handler, header, request, slot, previous)
 
     async def _next_frame_or_idle(self):
         # The idle timer only runs between frames: cancelling a read half-way through a
@@ -226,8 +236,9 @@ class Connection:
         return slot
 
     # -- handling ------------------------------------------------------------------------
-    async def _handle(self, handler, header, request, slot: Slot) -> None:
-        ctx = RequestContext(header, self.state, self.peer)
+    async def _handle(self, handler, header, request, slot: Slot, previous: trio.Event) -> None:
+        await previous.wait()
+        ctx = RequestContext(header, self.state, self.peer, slot.released.set)
         try:
             response = await handler.handle(ctx, request)
             if response is not None:
@@ -241,6 +252,7 @@ class Connection:
             )
             slot.close_reason = "internal error"
         finally:
+            slot.released.set()
             slot.done.set()
 
     # -- writing -------------------------------------------------------------------------

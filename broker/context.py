@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from kafkito.protocol import RequestHeader
@@ -34,11 +34,18 @@ class BrokerState:
     groups: Any = None  # GroupService, once the group coordinator is attached
 
 
+def _no_order() -> None:
+    pass
+
+
 @dataclass(eq=False, slots=True)
 class RequestContext:
     header: RequestHeader
     broker: BrokerState
     client_host: str = ""
+    # Called by a handler just before it parks (a long-poll, an fsync, a rebalance):
+    # from then on the connection's next request may run. See connection.py.
+    release_order: Callable[[], None] = _no_order
 
     @property
     def api_version(self) -> int:

@@ -23,5 +23,6 @@ async def handle(ctx, request) -> DeleteGroupsResponse:
         results = [(g, error) for g in request.groups_names]
     else:
         groups = ctx.broker.groups
+        ctx.release_order()  # parked on the coordinator: let the next request run
         results = await groups.wait(groups.call("delete_groups", group_ids=list(request.groups_names)))
     return DeleteGroupsResponse(results=[DeletableGroupResult(group_id=g, error_code=e) for g, e in results])

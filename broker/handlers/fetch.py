@@ -147,6 +147,7 @@ async def handle(ctx, request) -> FetchResponse:
             clock_deadline = trio.current_time() + request.max_wait_ms / 1000
         if trio.current_time() >= clock_deadline or not state.partitions.try_reserve_waiter(state.config):
             break
+        ctx.release_order()  # a long-poll must not hold up the requests behind it
         try:
             await state.partitions.wait_for_change(reader.watch, clock_deadline)
         finally:

@@ -44,6 +44,7 @@ async def handle(ctx, request) -> JoinGroupResponse:
         require_known_member_id=v >= 4,
         supports_skip_assignment=v >= 9,
     )
+    ctx.release_order()  # parked on the coordinator: let the next request run
     r = await groups.wait(waiter)
     return JoinGroupResponse(
         error_code=r.error,

@@ -67,6 +67,7 @@ async def handle(ctx, request) -> OffsetCommitResponse:
             retention_time_ms=request.retention_time_ms if 2 <= v <= 4 else -1,
             api_version=v,
         )
+        ctx.release_order()  # parked on the coordinator: let the next request run
         for topic_name, rows in await groups.wait(waiter):
             for partition, error in rows:
                 errors[(topic_name, partition)] = error

@@ -31,6 +31,7 @@ async def handle(ctx, request) -> OffsetDeleteResponse:
     waiter = groups.call(
         "delete_offsets", group_id=request.group_id,
         topics=[(t.name, [p.partition_index for p in t.partitions]) for t in request.topics])
+    ctx.release_order()  # parked on the coordinator: let the next request run
     error, rows = await groups.wait(waiter)
     if error != ErrorCode.NONE:
         return OffsetDeleteResponse(error_code=error)

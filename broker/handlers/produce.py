@@ -104,6 +104,7 @@ async def handle(ctx, request) -> ProduceResponse | None:
         if failed:
             raise CloseConnection(f"acks=0 produce failed with {ErrorCode(failed[0].error_code).name}")
         return None
+    ctx.release_order()  # appended in order; the fsync wait may overlap the next request
     if flush_targets:
         error = ErrorCode.REQUEST_TIMED_OUT
         with trio.move_on_after(max(request.timeout_ms, 0) / 1000):

@@ -39,6 +39,7 @@ async def handle(ctx, request) -> SyncGroupResponse:
         protocol_name=request.protocol_name if v >= 5 else None,
         assignments=[(a.member_id, a.assignment) for a in request.assignments],
     )
+    ctx.release_order()  # parked on the coordinator: let the next request run
     r = await groups.wait(waiter)
     return SyncGroupResponse(error_code=r.error, protocol_type=r.protocol_type,
                              protocol_name=r.protocol_name, assignment=r.assignment)

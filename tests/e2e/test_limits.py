@@ -92,3 +92,26 @@ def test_acks_zero_error_closes_the_connection(kbroker):
     part = raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
     assert part.error_code == 3  # UNKNOWN_TOPIC_OR_PARTITION
     assert PRODUCERS["confluent"](kbroker.bootstrap_servers, "after-acks0", [Msg(b"k", b"v")]) == [0]
+
+
+def test_pipelined_produce_requests_append_in_the_order_sent(kbroker, topic_name):
+    """Regression: handlers ran as concurrent tasks and trio does not start tasks in
+    FIFO order, so pipelined Produce requests could append out of order (seen as
+    kafka-python's gzip batches landing 23..34 before 0..22)."""
+    kbroker.create_topic(topic_name)
+    raw = RawClient(kbroker.host, kbroker.port)
+    for acks in (1, -1):
+        sent = []
+        for i in range(40):
+            batch = build_batch([(b"k", b"%d" % i, [], 1_700_000_000_000)])
+            request = ProduceRequest(acks=acks, timeout_ms=5000, topic_data=[TopicProduceData(
+                name=topic_name, partition_data=[PartitionProduceData(index=0, records=batch)])])
+            sent.append(raw.send(ApiKey.PRODUCE, 9, request))
+        offsets = []
+        for correlation_id in sent:
+            got, response = raw.receive(ApiKey.PRODUCE, 9)
+            assert got == correlation_id
+            offsets.append(response.responses[0].partition_responses[0].base_offset)
+        assert offsets == sorted(offsets) and len(set(offsets)) == 40
+    seen = CONSUMERS["confluent"](kbroker.bootstrap_servers, topic_name, 0, 0, 80)
+    assert [s.value for s in seen] == [b"%d" % i for i in range(40)] * 2
