@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", metavar="REGEX", help="only the cases whose id matches")
     run.add_argument("--produce-s", type=float, help="seconds per produce measurement (default 4, quick 2)")
     run.add_argument("--producers", type=int, default=2, help="producer processes for throughput (default 2)")
+    run.add_argument("--consumers", type=int, default=1,
+                     help="consumer processes for consume throughput (default 1)")
     run.add_argument("--out", type=Path, default=BENCH / "results", help="output directory")
     run.add_argument("--profile", action="store_true",
                      help="record kafkito with py-spy during each measured part (collapsed stacks in --out)")
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{time.perf_counter() - t0:7.1f}s {msg}", flush=True)
 
     ctx = Context(workdir=workdir, quick=args.quick, big=args.big, produce_s=produce_s, producers=args.producers,
-                  log=log, profile=args.profile, out_dir=out, consume_max_s=20.0 if args.quick else 60.0)
+                  consumers=args.consumers, log=log, profile=args.profile, out_dir=out,
+                  consume_max_s=20.0 if args.quick else 60.0)
     if args.big:
         free_gb = shutil.disk_usage(out).free / 1e9
         if free_gb < 25:

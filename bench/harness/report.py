@@ -128,7 +128,7 @@ def ratio_rows(result: dict) -> list[dict]:
                    "better": m["better"], "values": vals, "ratios": {}}
             for p in peers:
                 k, v = vals[HOME], vals[p]
-                if k is not None and v:
+                if k is not None and v and m["better"] != "info":
                     row["ratios"][p] = k / v
             rows.append(row)
     return rows
@@ -165,7 +165,8 @@ def markdown(result: dict) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in ratio_rows(result):
-        cells = [row["case"], f"{row['label']} ({row['unit']}, {row['better']} better)",
+        how = "for information" if row["better"] == "info" else f"{row['better']} better"
+        cells = [row["case"], f"{row['label']} ({row['unit']}, {how})",
                  _fmt(row["values"][HOME], row["unit"])]
         for p in peers:
             r = row["ratios"].get(p)

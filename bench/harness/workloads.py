@@ -39,10 +39,11 @@ class Metric:
     key: str
     label: str
     unit: str
-    better: str  # "higher" or "lower"
+    better: str  # "higher" or "lower" is better; "info": shown, never compared
 
 
 MB_S = Metric("mb_s", "throughput", "MB/s", "higher")
+CLIENT = Metric("client_cores", "load-generator CPU", "cores", "info")
 CPU = Metric("broker_cpu_s", "broker CPU", "s", "lower")
 RSS = Metric("broker_peak_rss_mb", "broker peak RSS", "MB", "lower")
 
@@ -67,6 +68,7 @@ class Context:
     producers: int = 2
     log: Callable[[str], None] = print
     consume_max_s: float = 60.0
+    consumers: int = 1
     profile: bool = False          # py-spy record kafkito during each measured part
     out_dir: Path | None = None
     case_id: str = ""              # set by the runner: names profile files
@@ -134,7 +136,9 @@ def summarize_produce(results: list[dict]) -> dict:
     total = sum(r["bytes"] for r in results)
     msgs = sum(r["delivered"] for r in results)
     elapsed = max(r["elapsed_s"] for r in results)
-    out = {"mb_s": total / elapsed / MB, "msgs_s": msgs / elapsed, "bytes": total, "elapsed_s": elapsed}
+    out = {"mb_s": total / elapsed / MB, "msgs_s": msgs / elapsed, "bytes": total, "elapsed_s": elapsed,
+           # Load generator CPU in cores: near the core count means the client, not the broker, is the limit.
+           "client_cores": sum(r.get("client_cpu_s", 0) for r in results) / elapsed}
     failed = sum(r["errors"] + r["undelivered"] for r in results)
     if failed:
         first = next((r["first_error"] for r in results if r.get("first_error")), None)
@@ -189,7 +193,7 @@ def produce_case(size: int, acks, compression: str, *, partitions: int = 1, conn
             return out
 
     cid = case_id or f"produce/{_label_size(size)}/acks={acks_label}/{compression}"
-    return Case(cid, group, run, [MB_S, CPU, RSS], reps=reps)
+    return Case(cid, group, run, [MB_S, CPU, RSS, CLIENT], reps=reps)
 
 
 # -- one-at-a-time produce latency ----------------------------------------------------------
@@ -234,28 +238,38 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
         samples = []
         with ctx.session(broker, partitions=partitions):
             topic = "consume"
-            create_topic(broker.bootstrap, topic, partitions)
+            got = create_topic(broker.bootstrap, topic, partitions)
             filled = fill(broker.bootstrap, topic, total_bytes, 1000, ctx.producers)
             ctx.log(f"    filled {filled['bytes'] / MB:.0f} MB at {filled['mb_s']:.0f} MB/s")
             time.sleep(1.0)  # let a background flush settle: kafkito serves only flushed data
             rss_after_fill = wait_idle_rss(broker)
             for _ in range(reps):
                 # A time cap keeps a slow broker from taking the run: MB/s is then over what was read.
-                job = {"mode": "consume", "bootstrap": broker.bootstrap, "topic": topic, "max_s": ctx.consume_max_s}
-                w = Worker(job)
+                # With --consumers N, N processes split the partitions (on 2 cores one is fastest).
+                jobs = [{"mode": "consume", "bootstrap": broker.bootstrap, "topic": topic,
+                         "max_s": ctx.consume_max_s, "partitions": list(range(i, got, ctx.consumers)),
+                         "consumer_config": {"fetch.queue.backoff.ms": 10}} for i in range(min(ctx.consumers, got))]
+                workers = [Worker(j) for j in jobs]
                 try:
-                    w.wait_ready()
+                    for w in workers:
+                        w.wait_ready()
                     with ctx.watch(broker) as watch:
-                        w.go()
-                        r = w.result()
+                        for w in workers:
+                            w.go()
+                        results = [w.result() for w in workers]
                 finally:
-                    w.kill()
-                if r.get("error"):
-                    raise RuntimeError(r["error"])
-                if not r["bytes"]:
-                    raise RuntimeError(f"consumer read nothing in {r['elapsed_s']:.1f} s")
-                sample = {"complete": r["complete"], "mb_s": r["bytes"] / r["elapsed_s"] / MB, "msgs_s": r["messages"] / r["elapsed_s"],
-                          "bytes": r["bytes"], "fill_mb_s": filled["mb_s"], "rss_after_fill_mb": rss_after_fill}
+                    for w in workers:
+                        w.kill()
+                err = first_error(results)
+                if err:
+                    raise RuntimeError(err)
+                total = sum(r["bytes"] for r in results)
+                elapsed = max(r["elapsed_s"] for r in results)
+                if not total:
+                    raise RuntimeError(f"consumers read nothing in {elapsed:.1f} s")
+                sample = {"complete": all(r["complete"] for r in results), "mb_s": total / elapsed / MB,
+                          "msgs_s": sum(r["messages"] for r in results) / elapsed, "bytes": total,
+                          "fill_mb_s": filled["mb_s"], "rss_after_fill_mb": rss_after_fill, "consumers": len(jobs)}
                 sample.update(watch.result())
                 samples.append(sample)
             if broker.persistent:
@@ -272,7 +286,9 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
                Metric("restart_s", f"restart with {gb:g} GB", "s", "lower"),
                Metric("rss_after_restart_mb", f"idle RSS after restart with {gb:g} GB", "MB", "lower")]
     return Case(f"consume/{gb:g}GB", "consume", run, metrics, note=f"{partitions} partitions of 1 KB messages, "
-                "one consumer from offset 0 to the end offsets seen at start, default consumer settings")
+                "read from offset 0 to the end offsets seen at start by one consumer process (two contend for the "
+                "2 cores and are slower); default consumer settings except fetch.queue.backoff.ms=10 (librdkafka's 1000 ms default pauses fetching for a second whenever its "
+                "local queue is full, which measures the Python consumer loop instead of the broker)")
 
 
 def retained_case(total_bytes: int, partitions: int = 4) -> Case:
