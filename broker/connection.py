@@ -83,6 +83,7 @@ class Connection:
         self._inflight_bytes = 0
         self._progress = trio.Event()  # set when a slot is sent or a new one queued
         self._closing: str | None = None
+        self._discard_responses = False
         self._reader_scope = trio.CancelScope()
         self._last_released = trio.Event()  # the turn the next handler waits for
         self._last_released.set()
@@ -98,8 +99,15 @@ class Connection:
                     # Graceful shutdown: answer what was accepted, then go.
                     self._closing = "shutdown"
                     self._wake()
+                elif self._closing is None:
+                    # EOF: the client is gone, but what it sent is still carried out, as
+                    # on Kafka (an acks=0 producer closes right after its last send);
+                    # only the answers are dropped.
+                    self._closing = "eof"
+                    self._discard_responses = True
+                    self._wake()
                 else:
-                    # EOF or bad input: the client is gone or will be; drop its work.
+                    # Bad input: drop the connection and its work at once.
                     nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as dropped:
             # except*: the nursery wraps a reset (ECONNRESET from a killed client) in a group.
@@ -269,7 +277,7 @@ class Connection:
                 log.warning("closing connection from %s: %s", self.peer, slot.close_reason)
                 cancel_scope.cancel()
                 return
-            if slot.chunks:
+            if slot.chunks and not self._discard_responses:
                 await self._send_chunks(slot.chunks)
             self._slots.popleft()
             self._inflight_bytes -= slot.nbytes

@@ -115,3 +115,21 @@ def test_pipelined_produce_requests_append_in_the_order_sent(kbroker, topic_name
         assert offsets == sorted(offsets) and len(set(offsets)) == 40
     seen = CONSUMERS["confluent"](kbroker.bootstrap_servers, topic_name, 0, 0, 80)
     assert [s.value for s in seen] == [b"%d" % i for i in range(40)] * 2
+
+
+def test_requests_sent_before_the_client_closes_are_carried_out(kbroker, topic_name):
+    """Regression: an acks=0 producer closes right after its last send; the broker used
+    to cancel the requests it had read but not yet run, losing those records."""
+    kbroker.create_topic(topic_name)
+    for c in range(5):
+        raw = RawClient(kbroker.host, kbroker.port)
+        for i in range(10):
+            batch = build_batch([(b"k", b"%d-%d" % (c, i), [], 1_700_000_000_000)])
+            raw.send(ApiKey.PRODUCE, 9, ProduceRequest(acks=0, timeout_ms=5000, topic_data=[TopicProduceData(
+                name=topic_name, partition_data=[PartitionProduceData(index=0, records=batch)])]))
+        raw.close()
+    seen = CONSUMERS["kafka-python"](kbroker.bootstrap_servers, topic_name, 0, 0, 50)
+    values = [s.value for s in seen]
+    assert len(values) == 50
+    for c in range(5):  # each connection's records in its own order (connections interleave)
+        assert [v for v in values if v.startswith(b"%d-" % c)] == [b"%d-%d" % (c, i) for i in range(10)]
