@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = Context(workdir=workdir, quick=args.quick, big=args.big, produce_s=produce_s, producers=args.producers,
                   consumers=args.consumers, log=log, profile=args.profile, out_dir=out,
-                  consume_max_s=20.0 if args.quick else 60.0)
+                  consume_max_s=20.0 if args.quick else 30.0)
     if args.big:
         free_gb = shutil.disk_usage(out).free / 1e9
         if free_gb < 25:

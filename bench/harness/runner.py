@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import machine, report
 from .brokers import BrokerUnderTest
-from .workloads import Case, Context
+from .workloads import Case, Context, NotSupported
 
 
 def medians(samples: list[dict]) -> dict:
@@ -43,6 +43,10 @@ def run_case(ctx: Context, case: Case, brokers: list[BrokerUnderTest], index: in
             t0 = time.perf_counter()
             try:
                 got = case.run(ctx, b)
+            except NotSupported as exc:
+                entry["errors"][b.name] = f"not supported: {exc}"
+                ctx.log(f"    {b.name}: not supported: {exc}")
+                continue
             except Exception as exc:  # recorded; the run goes on
                 entry["errors"][b.name] = f"{type(exc).__name__}: {exc}"[:500]
                 ctx.log(f"    {b.name}: FAILED {entry['errors'][b.name][:200]}")
