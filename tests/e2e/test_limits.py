@@ -24,6 +24,7 @@ def small_broker(tmp_path_factory):
         "socket.request.max.bytes": 4096,
         "connections.max.idle.ms": 400,
         "queued.max.requests": 2,
+        "queued.max.request.bytes": 8192,
     }
     with embedded_broker(tmp_path_factory.mktemp("limits"), settings=settings) as b:
         b.create_topic("limits")
@@ -133,3 +134,16 @@ def test_requests_sent_before_the_client_closes_are_carried_out(kbroker, topic_n
     assert len(values) == 50
     for c in range(5):  # each connection's records in its own order (connections interleave)
         assert [v for v in values if v.startswith(b"%d-" % c)] == [b"%d-%d" % (c, i) for i in range(10)]
+
+
+def test_pipelined_bytes_beyond_the_buffer_cap_are_all_answered(small_broker):
+    """20 x 3 KB pipelined against an 8 KB in-flight cap: reading pauses, nothing is lost."""
+    raw = RawClient(small_broker.host, small_broker.port)
+    before = raw.call(ApiKey.PRODUCE, 9, _produce_request(1)).responses[0].partition_responses[0].base_offset
+    sent = [raw.send(ApiKey.PRODUCE, 9, _produce_request(3000)) for _ in range(20)]
+    offsets = []
+    for correlation_id in sent:
+        got, response = raw.receive(ApiKey.PRODUCE, 9)
+        assert got == correlation_id
+        offsets.append(response.responses[0].partition_responses[0].base_offset)
+    assert offsets == list(range(before + 1, before + 21))
