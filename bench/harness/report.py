@@ -200,7 +200,8 @@ def chart(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     peers = [b for b, info in result["brokers"].items() if b != HOME and info.get("available")]
-    keep = {"mb_s", "p50_ms", "p99_ms", "join_s", "startup_serve_ms", "idle_rss_mb", "rss_after_fill_mb"}
+    keep = {"mb_s", "broker_cpu_ms_per_mb", "p50_ms", "p99_ms", "join_s", "startup_serve_ms", "idle_rss_mb",
+            "rss_after_fill_mb"}
     rows = [r for r in ratio_rows(result) if r["metric"] in keep and r["ratios"]]
     labels = [f"{r['case']} {r['label']}" for r in rows]
     height = max(4.0, 0.28 * len(rows) * max(1, len(peers)) + 1.5)

@@ -48,6 +48,14 @@ class Metric:
 
 MB_S = Metric("mb_s", "throughput", "MB/s", "higher")
 CLIENT = Metric("client_cores", "load-generator CPU", "cores", "info")
+# Broker CPU per MB moved: unlike MB/s it hardly depends on what else the shared machine runs.
+CPU_PER_MB = Metric("broker_cpu_ms_per_mb", "broker CPU per MB", "ms", "lower")
+
+
+def add_cpu_per_mb(sample: dict) -> dict:
+    if sample.get("broker_cpu_s") is not None and sample.get("bytes"):
+        sample["broker_cpu_ms_per_mb"] = sample["broker_cpu_s"] * 1000 / (sample["bytes"] / MB)
+    return sample
 CPU = Metric("broker_cpu_s", "broker CPU", "s", "lower")
 RSS = Metric("broker_peak_rss_mb", "broker peak RSS", "MB", "lower")
 
@@ -182,6 +190,7 @@ def produce_case(size: int, acks, compression: str, *, partitions: int = 1, conn
                     w.kill()
             out = summarize_produce(results)
             out.update(watch.result())
+            add_cpu_per_mb(out)
             out["partitions"] = got
             if partitions > 1 and got != partitions:
                 raise RuntimeError(f"asked for {partitions} partitions, the broker made {got}")
@@ -201,7 +210,7 @@ def produce_case(size: int, acks, compression: str, *, partitions: int = 1, conn
             return out
 
     cid = case_id or f"produce/{_label_size(size)}/acks={acks_label}/{compression}"
-    return Case(cid, group, run, [MB_S, CPU, RSS, CLIENT], reps=reps)
+    return Case(cid, group, run, [MB_S, CPU_PER_MB, CPU, RSS, CLIENT], reps=reps)
 
 
 # -- one-at-a-time produce latency ----------------------------------------------------------
@@ -279,7 +288,7 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
                           "msgs_s": sum(r["messages"] for r in results) / elapsed, "bytes": total,
                           "fill_mb_s": filled["mb_s"], "rss_after_fill_mb": rss_after_fill, "consumers": len(jobs)}
                 sample.update(watch.result())
-                samples.append(sample)
+                samples.append(add_cpu_per_mb(sample))
                 if not sample["complete"]:
                     break  # it hit the time cap: one such sample says enough, repeating costs minutes
             if broker.persistent:
@@ -292,7 +301,7 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
         return samples
 
     gb = total_bytes / GB
-    metrics = [MB_S, CPU, RSS, Metric("rss_after_fill_mb", f"idle RSS holding {gb:g} GB", "MB", "lower"),
+    metrics = [MB_S, CPU_PER_MB, CPU, RSS, Metric("rss_after_fill_mb", f"idle RSS holding {gb:g} GB", "MB", "lower"),
                Metric("restart_s", f"restart with {gb:g} GB", "s", "lower"),
                Metric("rss_after_restart_mb", f"idle RSS after restart with {gb:g} GB", "MB", "lower")]
     return Case(f"consume/{gb:g}GB", "consume", run, metrics, note=f"{partitions} partitions of 1 KB messages, "
