@@ -28,6 +28,11 @@ written against, but it does no I/O and reads no clock:
   in log order, then ``finish_load(now_ms)``; the owner answers
   COORDINATOR_LOAD_IN_PROGRESS meanwhile.
 
+KIP-848 consumer groups (ConsumerGroupHeartbeat) are decided by ``consumer_group.py``;
+this coordinator owns the boundary: a group id is either classic or consumer, consumer
+groups share its timer and its committed offsets, and OffsetCommit, ListGroups,
+DeleteGroups and OffsetDelete treat them as Kafka does.
+
 Version-dependent behaviour is passed in as plain flags (``require_known_member_id`` for
 JoinGroup v4+, ``supports_skip_assignment`` for v9+, ``api_version`` for OffsetCommit's
 GROUP_ID_NOT_FOUND from v9); the handlers translate wire structs to these calls.
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 
 from kafkito.protocol import ErrorCode
 
+from .consumer_group import ConsumerGroup, ConsumerGroupConfig, ConsumerGroupCoordinator, HeartbeatResult
 from .records import (
     GroupMetadataKey,
     GroupMetadataValue,
@@ -98,6 +104,9 @@ class GroupConfig:
     offsets_retention_check_interval_ms: int = 600_000
     offset_metadata_max_bytes: int = 4096
     offsets_topic_num_partitions: int = 1
+    # KIP-848 consumer groups (consumer_group.py); kafkito's defaults, see there.
+    group_consumer_session_timeout_ms: int = ConsumerGroupConfig.group_consumer_session_timeout_ms
+    group_consumer_heartbeat_interval_ms: int = ConsumerGroupConfig.group_consumer_heartbeat_interval_ms
 
     @classmethod
     def from_broker_config(cls, cfg) -> GroupConfig:
@@ -111,6 +120,10 @@ class GroupConfig:
             offsets_retention_check_interval_ms=cfg.offsets_retention_check_interval_ms,
             offset_metadata_max_bytes=cfg.offset_metadata_max_bytes,
             offsets_topic_num_partitions=cfg.offsets_topic_num_partitions,
+            group_consumer_session_timeout_ms=getattr(
+                cfg, "group_consumer_session_timeout_ms", cls.group_consumer_session_timeout_ms),
+            group_consumer_heartbeat_interval_ms=getattr(
+                cfg, "group_consumer_heartbeat_interval_ms", cls.group_consumer_heartbeat_interval_ms),
         )
 
 
@@ -293,6 +306,12 @@ class GroupCoordinator:
         self.outbox: list[Write] = []
         self.now_ms = 0
         self._loaded_metadata: dict[str, GroupMetadataValue | None] = {}
+        # KIP-848 groups share the timer and the offsets; a group id is in one or the other.
+        self.consumer = ConsumerGroupCoordinator(
+            ConsumerGroupConfig(self.config.group_consumer_session_timeout_ms,
+                                self.config.group_consumer_heartbeat_interval_ms,
+                                self.config.group_max_size),
+            self.timer, new_member_id=new_member_suffix, on_group_empty=self._consumer_group_emptied)
 
     # ============================================================ time and writes
     def poll(self, now_ms: int) -> None:
@@ -460,6 +479,10 @@ class GroupCoordinator:
         req = _JoinRequest(member_id, group_instance_id, protocol_type, protocols,
                            session_timeout_ms, rebalance_timeout_ms, client_id, client_host,
                            require_known_member_id, supports_skip_assignment)
+        if group_id in self.consumer.groups:
+            # Kafka would migrate a classic member into it (KIP-848 online upgrade): not served.
+            waiter.complete(JoinResult(E.INCONSISTENT_GROUP_PROTOCOL, member_id))
+            return waiter
         unknown = member_id == ""
         group = self.groups.get(group_id)
         if group is None:
@@ -1015,13 +1038,21 @@ class GroupCoordinator:
         def all_failed(error: ErrorCode) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
             return [(t, [(p.partition, error) for p in parts]) for t, parts in topics]
 
-        try:
-            group = self._validate_offset_commit(group_id, member_id, group_instance_id,
-                                                 generation_id, api_version)
-        except _ValidationError as exc:
-            waiter.complete(all_failed(exc.error))
-            return waiter
-        if group.is_in(S.STABLE, S.PREPARING_REBALANCE) and group.has_member(member_id):
+        group: ClassicGroup | None = None
+        if group_id in self.consumer.groups:
+            # OffsetCommit v9+ carries the member epoch in the generation field.
+            error = self.consumer.validate_offset_commit(group_id, member_id, generation_id, api_version)
+            if error != E.NONE:
+                waiter.complete(all_failed(error))
+                return waiter
+        else:
+            try:
+                group = self._validate_offset_commit(group_id, member_id, group_instance_id,
+                                                     generation_id, api_version)
+            except _ValidationError as exc:
+                waiter.complete(all_failed(exc.error))
+                return waiter
+        if group is not None and group.is_in(S.STABLE, S.PREPARING_REBALANCE) and group.has_member(member_id):
             # A commit proves the member alive, as a heartbeat would.
             self._reschedule_heartbeat(group, group.member(member_id))
         expire_ms = -1 if retention_time_ms == -1 else self.now_ms + retention_time_ms
@@ -1116,6 +1147,9 @@ class GroupCoordinator:
         if not group_id:
             waiter.complete((E.INVALID_GROUP_ID, []))
             return waiter
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            group = ClassicGroup(group_id, now_ms=self.now_ms)  # stands in: the checks below
         if group is None or group.is_in(S.DEAD):
             waiter.complete((E.GROUP_ID_NOT_FOUND, []))
             return waiter
@@ -1126,7 +1160,8 @@ class GroupCoordinator:
         results: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         facts: list[tuple[str, Fact]] = []
         for topic, partitions in topics:
-            if not group.is_empty and group.is_subscribed_to(topic):
+            if consumer_group is not None and consumer_group.is_subscribed_to(topic) \
+                    or not group.is_empty and group.is_subscribed_to(topic):
                 results.append((topic, [(p, E.GROUP_SUBSCRIBED_TO_TOPIC) for p in partitions]))
                 continue
             results.append((topic, [(p, E.NONE) for p in partitions]))
@@ -1146,13 +1181,16 @@ class GroupCoordinator:
                     now_ms: int) -> list[ListedGroup]:
         states_lc = {s.strip().lower() for s in states}
         types_lc = {t.strip().lower() for t in types}
-        if types_lc and "classic" not in types_lc:
-            return []
-        return [
+        out = [] if types_lc and "classic" not in types_lc else [
             ListedGroup(g.group_id, g.protocol_type or "", str(g.state))
             for g in self.groups.values()
             if not states_lc or str(g.state).lower() in states_lc
         ]
+        if not types_lc or "consumer" in types_lc:
+            out.extend(ListedGroup(g.group_id, CONSUMER_PROTOCOL_TYPE, g.state, "consumer")
+                       for g in self.consumer.groups.values()
+                       if not states_lc or g.state.lower() in states_lc)
+        return out
 
     @_timed
     def describe_group(self, group_id: str, *, now_ms: int) -> DescribedGroup:
@@ -1182,6 +1220,8 @@ class GroupCoordinator:
             group = self.groups.get(group_id) if group_id else None
             if not group_id:
                 results.append((group_id, E.INVALID_GROUP_ID))
+            elif group_id in self.consumer.groups:
+                results.append((group_id, E.NON_EMPTY_GROUP))  # a consumer group here has members
             elif group is None or group.is_in(S.DEAD):
                 results.append((group_id, E.GROUP_ID_NOT_FOUND))
             elif not group.is_empty:
@@ -1215,6 +1255,41 @@ class GroupCoordinator:
         self.timer.cancel(("join", group_id))
         self.timer.cancel(("sync", group_id))
         return facts
+
+    # ============================================================ KIP-848 consumer groups
+    @_timed
+    def consumer_group_heartbeat(self, *, group_id: str, member_epoch: int, now_ms: int,
+                                 **request) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat (consumer_group.py decides); here only the boundary with
+        classic groups: an Empty classic group (say, one holding only offsets) becomes a
+        consumer group on a join, as in Kafka; a classic group with members is not one."""
+        classic = self.groups.get(group_id) if group_id else None
+        if classic is not None:
+            if not classic.is_in(S.EMPTY):
+                return HeartbeatResult(E.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group")
+            if member_epoch != 0:
+                return HeartbeatResult(E.UNKNOWN_MEMBER_ID, f"Consumer group {group_id} not found.")
+        result = self.consumer.heartbeat(group_id=group_id, member_epoch=member_epoch,
+                                         now_ms=self.now_ms, **request)
+        if classic is not None and group_id in self.consumer.groups:
+            del self.groups[group_id]
+        return result
+
+    @_timed
+    def consumer_group_describe(self, group_id: str, *, now_ms: int) -> ConsumerGroup | str:
+        """The consumer group, or why there is none (GROUP_ID_NOT_FOUND's message)."""
+        group = self.consumer.groups.get(group_id)
+        if group is not None:
+            return group
+        if group_id in self.groups:
+            return f"Group {group_id} is not a consumer group"
+        return f"Group {group_id} not found"
+
+    def _consumer_group_emptied(self, group_id: str) -> None:
+        """The last member left: keep its offsets as a simple (classic, Empty) group, as a
+        restart would (membership is not persisted), so retention and deletion apply."""
+        if group_id not in self.groups and (group_id in self.offsets or group_id in self._pending_offsets):
+            self.groups[group_id] = ClassicGroup(group_id, now_ms=self.now_ms)
 
     # ============================================================ offsets retention
     def _schedule_retention_sweep(self) -> None:
