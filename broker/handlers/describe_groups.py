@@ -3,7 +3,8 @@
 State, protocol type, and members (id, instance id, client id and host). A Stable group
 also shows the chosen protocol and each member's subscription metadata and assignment;
 in any other state they are empty, as in Kafka (they are in flux). An unknown group is
-reported with state "Dead" and no error (before v6 Kafka has no GROUP_ID_NOT_FOUND here).
+reported with state "Dead" and no error (before v6 Kafka has no GROUP_ID_NOT_FOUND here);
+so is a KIP-848 consumer group, as in Kafka (ConsumerGroupDescribe describes those).
 v3+ can ask for authorized operations: without ACLs everything on a group is allowed
 (READ, DELETE, DESCRIBE); otherwise the "not computed" value. v4+ show the instance id.
 

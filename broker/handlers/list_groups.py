@@ -2,8 +2,9 @@
 
 Every group this coordinator knows (also "simple" groups that only hold offsets) with
 its protocol type; v4+ can filter by state (case-insensitive, Kafka's state names) and
-report each group's state; v5+ can filter by type and report it: every group here is
-"classic" (no KIP-848 consumer groups are served).
+report each group's state; v5+ can filter by type ("classic", "consumer") and report it.
+KIP-848 consumer groups are listed with protocol type "consumer" and their own states
+(Empty, Assigning, Reconciling, Stable).
 """
 
 from __future__ import annotations
