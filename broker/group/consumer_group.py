@@ -405,8 +405,12 @@ class ConsumerGroupCoordinator:
             raise _Fail(E.FENCED_INSTANCE_ID,
                         f"Static member {member_id} with instance id {instance_id} was fenced.")
         if member_epoch == STATIC_LEAVE_EPOCH:
-            # Keeps its partitions until its session expires or it comes back.
+            # Keeps its partitions until its session expires or it comes back; those it
+            # was revoking it no longer holds (it stopped), as in Kafka.
             member.member_epoch = STATIC_LEAVE_EPOCH
+            member.pending_revocation = {}
+            member.state = MemberState.STABLE
+            self.timer.cancel(("consumer-revocation", group.group_id, member.member_id))
             self._schedule_session(group, member)
         else:
             self._remove(group, member)

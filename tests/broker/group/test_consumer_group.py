@@ -247,3 +247,14 @@ def test_classic_group_with_members_is_not_a_consumer_group(coord):
     r = Client(coord, "c", ["t"]).heartbeat(T0, META)
     assert r.error == E.GROUP_ID_NOT_FOUND
     assert coord.consumer_group_describe("c", now_ms=T0) == "Group c is not a consumer group"
+
+
+def test_static_member_leaving_mid_revocation_frees_what_it_was_revoking(coord):
+    a = Client(coord, "g", ["t"], instance_id="i-a")
+    a.heartbeat(T0, META)
+    b = Client(coord, "g", ["t"])
+    b.heartbeat(T0, META)
+    a.heartbeat(T0, META)  # told to revoke two; leaves instead of confirming
+    a.leave(T0, static=True)
+    settle([b])
+    assert len(b.partitions()) == 2
