@@ -21,7 +21,10 @@ Limits: at most ``queued.max.requests`` requests and ``queued.max.request.bytes`
 are in flight on one connection; past either, the reader stops reading and TCP pushes
 back on the client. A frame larger than ``socket.request.max.bytes`` (or with a negative
 size) closes the connection, as Kafka does, before any of it is buffered. A connection
-with nothing in flight for ``connections.max.idle.ms`` is closed.
+with nothing in flight for ``connections.max.idle.ms`` is closed. That is watched by one
+sleeping task per connection, which may only cancel a reader that waits for the first
+byte of a frame; arming a deadline around every read instead cost about 5 µs per request
+(6-10 % of the broker thread with 200 producer connections, measured with py-spy).
 
 Undecodable input closes the connection with a logged reason; it never reaches a
 handler and never touches storage. The one exception is an ApiVersions request of a
@@ -85,6 +88,10 @@ class Connection:
         self._closing: str | None = None
         self._discard_responses = False
         self._reader_scope = trio.CancelScope()
+        self._idle_scope = trio.CancelScope()  # cancelled by the watchdog: the reader stops as at EOF
+        self._watchdog_scope = trio.CancelScope()
+        self._between_frames = False  # the reader waits for a frame's first byte
+        self._last_frame_s = trio.current_time()
         self._last_released = trio.Event()  # the turn the next handler waits for
         self._last_released.set()
 
@@ -93,8 +100,10 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, nursery.cancel_scope)
-                with self._reader_scope:
+                nursery.start_soon(self._idle_watchdog)
+                with self._reader_scope, self._idle_scope:
                     await self._reader(nursery)
+                self._watchdog_scope.cancel()
                 if self._reader_scope.cancelled_caught:
                     # Graceful shutdown: answer what was accepted, then go.
                     self._closing = "shutdown"
@@ -209,17 +218,31 @@ class Connection:
             nursery.start_soon(self._handle, handler, header, request, slot, previous)
 
     async def _next_frame_or_idle(self):
-        # The idle timer only runs between frames: cancelling a read half-way through a
-        # frame would lose its bytes.
-        while not self._buf:
-            with trio.move_on_after(self.idle_s):
+        # Only this wait for a frame's first byte may be cut by the idle watchdog:
+        # cancelling a read half-way through a frame would lose its bytes.
+        if not self._buf:
+            self._between_frames = True
+            try:
                 if not await self._recv_more():
                     return None
-                break
-            if not self._buf and not self._slots:
-                log.info("closing connection from %s: idle for connections.max.idle.ms", self.peer)
-                return None
+            finally:
+                self._between_frames = False
+        self._last_frame_s = trio.current_time()
         return await self._read_frame()
+
+    async def _idle_watchdog(self) -> None:
+        """Close after connections.max.idle.ms without a frame while nothing is in flight."""
+        with self._watchdog_scope:
+            while True:
+                await trio.sleep_until(self._last_frame_s + self.idle_s)
+                now = trio.current_time()
+                if now - self._last_frame_s < self.idle_s:
+                    continue  # a frame came meanwhile: sleep until its deadline
+                if self._between_frames and not self._buf and not self._slots:
+                    log.info("closing connection from %s: idle for connections.max.idle.ms", self.peer)
+                    self._idle_scope.cancel()
+                    return
+                self._last_frame_s = now  # busy (a long poll, a frame in pieces): look again later
 
     def _answer_undecodable(self, exc: ProtocolError, nbytes: int) -> Slot | None:
         if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
