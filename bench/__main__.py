@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"--big needs about 25 GB free, {free_gb:.0f} GB available: the 10 GB case is skipped")
             ctx.big = False
     try:
-        runner.run(ctx, selected, plan(ctx), out, only=args.only, mode="quick" if args.quick else "full")
+        command = ".venv/bin/python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+        runner.run(ctx, selected, plan(ctx), out, only=args.only, mode="quick" if args.quick else "full",
+                   command=command)
     finally:
         for b in selected:
             if b.managed and b.pid:

@@ -143,6 +143,22 @@ def advantage(row: dict, peer: str) -> float | None:
     return r if row["better"] == "higher" else 1 / r
 
 
+SUMMARY = {"mb_s", "p50_ms", "p99_ms", "join_s", "startup_serve_ms", "startup_embedded_ms", "idle_rss_mb",
+           "restart_s", "rss_after_restart_mb"}
+
+
+def _table(head: list[str], rows: list[dict], peers: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        how = "for information" if row["better"] == "info" else f"{row['better']} better"
+        cells = [row["case"], f"{row['label']} ({row['unit']}, {how})", _fmt(row["values"][HOME], row["unit"])]
+        for p in peers:
+            r = row["ratios"].get(p)
+            cells += [_fmt(row["values"][p], row["unit"]), f"{r:.2f}" if r is not None else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     m = result["machine"]
     peers = [b for b, info in result["brokers"].items() if b != HOME and info.get("available")]
@@ -159,25 +175,14 @@ def markdown(result: dict) -> str:
         f"**{b}**: {info.get('description', '')}" + ("" if info.get("available") else f" — NOT RUN: {info['reason']}")
         for b, info in result["brokers"].items()) + ".")
     lines.append("")
+    if result.get("command"):
+        lines += [f"Command: `{result['command']}` (from the repository root).", ""]
     lines.append("Load generator: confluent-kafka " + result.get("client", "") + f", {result['producers']} producer "
                  f"processes for throughput, {result['produce_s']:g} s per produce measurement; "
                  "brokers started fresh per measurement and interleaved; medians of repetitions.")
     lines.append("")
     head = ["workload", "figure", HOME] + [x for p in peers for x in (p, f"{HOME}/{p}")]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for row in ratio_rows(result):
-        how = "for information" if row["better"] == "info" else f"{row['better']} better"
-        cells = [row["case"], f"{row['label']} ({row['unit']}, {how})",
-                 _fmt(row["values"][HOME], row["unit"])]
-        for p in peers:
-            r = row["ratios"].get(p)
-            cells += [_fmt(row["values"][p], row["unit"]), f"{r:.2f}" if r is not None else "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    errors = [(c["id"], b, e) for c in result["cases"] for b, e in c.get("errors", {}).items()]
-    if errors:
-        lines += ["", "Failed or not run:", ""]
-        lines += [f"- {cid} on {b}: {e}" for cid, b, e in errors]
+    lines += ["## Summary", ""] + _table(head, [r for r in ratio_rows(result) if r["metric"] in SUMMARY], peers)
     lines += ["", "## Targets (issue 6)", "", "| workload | figure | target | measured | met |", "|---|---|---|---|---|"]
     for t in evaluate(result):
         v = t["value"]
@@ -187,6 +192,11 @@ def markdown(result: dict) -> str:
             shown = str(v)[:120]
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['case']} | {t['metric']} | {t['target']} | {shown} | {met} |")
+    lines += ["", "## All figures", ""] + _table(head, ratio_rows(result), peers)
+    errors = [(c["id"], b, e) for c in result["cases"] for b, e in c.get("errors", {}).items()]
+    if errors:
+        lines += ["", "Failed or not run:", ""]
+        lines += [f"- {cid} on {b}: {e}" for cid, b, e in errors]
     notes = [(c["id"], c["note"]) for c in result["cases"] if c.get("note")]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {cid}: {note}" for cid, note in notes]
@@ -200,11 +210,10 @@ def chart(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     peers = [b for b, info in result["brokers"].items() if b != HOME and info.get("available")]
-    keep = {"mb_s", "broker_cpu_ms_per_mb", "p50_ms", "p99_ms", "join_s", "startup_serve_ms", "idle_rss_mb",
-            "rss_after_fill_mb"}
+    keep = {"mb_s", "p50_ms", "p99_ms", "join_s", "startup_serve_ms", "idle_rss_mb", "rss_after_fill_mb"}
     rows = [r for r in ratio_rows(result) if r["metric"] in keep and r["ratios"]]
     labels = [f"{r['case']} {r['label']}" for r in rows]
-    height = max(4.0, 0.28 * len(rows) * max(1, len(peers)) + 1.5)
+    height = max(4.0, 0.2 * len(rows) * max(1, len(peers)) + 1.5)
     fig, ax = plt.subplots(figsize=(11, height))
     bar_h = 0.8 / max(1, len(peers))
     colors = ["tab:orange", "tab:purple", "tab:green", "tab:red"]

@@ -73,12 +73,12 @@ def _brief(case: Case, sample: dict) -> str:
 
 
 def run(ctx: Context, brokers: list[BrokerUnderTest], cases: list[Case], out_dir: Path, *,
-        only: str | None = None, mode: str = "full") -> dict:
+        only: str | None = None, mode: str = "full", command: str = "") -> dict:
     from confluent_kafka import libversion
 
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = {"started": dt.datetime.now().isoformat(timespec="seconds"), "mode": mode,
+    result = {"started": dt.datetime.now().isoformat(timespec="seconds"), "mode": mode, "command": command,
               "client": f"{libversion()[0]} (librdkafka)", "producers": ctx.producers, "produce_s": ctx.produce_s,
               "brokers": {}, "cases": [], "duration_s": 0.0}
     ctx.log("measuring the machine: loopback, disk, fsync")
@@ -115,6 +115,11 @@ def write_outputs(result: dict, out_dir: Path) -> None:
 
 
 def publish(out_dir: Path, bench_dir: Path) -> None:
-    """Copy the table and the chart to their committed places."""
-    shutil.copyfile(out_dir / "results.md", bench_dir / "RESULTS.md")
+    """Copy the table and the chart to their committed places, with the profiler findings
+    (kept by hand in harness/FINDINGS.md) after the table."""
+    text = (out_dir / "results.md").read_text()
+    findings = Path(__file__).with_name("FINDINGS.md")
+    if findings.exists():
+        text += "\n" + findings.read_text()
+    (bench_dir / "RESULTS.md").write_text("![kafkito vs peers](results.png)\n\n" + text)
     shutil.copyfile(out_dir / "results.png", bench_dir / "results.png")
