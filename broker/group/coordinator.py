@@ -120,10 +120,8 @@ class GroupConfig:
             offsets_retention_check_interval_ms=cfg.offsets_retention_check_interval_ms,
             offset_metadata_max_bytes=cfg.offset_metadata_max_bytes,
             offsets_topic_num_partitions=cfg.offsets_topic_num_partitions,
-            group_consumer_session_timeout_ms=getattr(
-                cfg, "group_consumer_session_timeout_ms", cls.group_consumer_session_timeout_ms),
-            group_consumer_heartbeat_interval_ms=getattr(
-                cfg, "group_consumer_heartbeat_interval_ms", cls.group_consumer_heartbeat_interval_ms),
+            group_consumer_session_timeout_ms=cfg.group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms=cfg.group_consumer_heartbeat_interval_ms,
         )
 
 
