@@ -7,10 +7,11 @@
 ``run`` measures the machine (loopback, disk, fsync), then every workload on every
 broker (each started fresh on 127.0.0.1, interleaved), and writes results.json,
 results.md and results.png into bench/results/. ``--publish`` also copies the table and
-the chart to bench/RESULTS.md and bench/results.png, the committed copies. ``--quick``
-(about 3 minutes) skips the 1,000-partition case and part of the produce matrix and
-repeats nothing; ``--big`` adds the 10 GB retained-data case (kafkito only; needs the
-disk). ``report`` re-renders the table and chart from a JSON result.
+the chart to bench/RESULTS.md and bench/results.png, the committed copies. A full run
+takes about 12 minutes on 2 cores. ``--quick`` (about 4 minutes) repeats nothing, skips the
+1,000-partition case and most zstd/acks=all/100 B/1 MB produce cases; ``--big`` adds the
+10 GB retained-data case (kafkito only; needs about 25 GB of free disk). ``report``
+re-renders the table and chart from a JSON result.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the benchmarks")
-    run.add_argument("--quick", action="store_true", help="about 3 minutes: fewer cases, no repetitions")
+    run.add_argument("--quick", action="store_true", help="about 4 minutes: fewer cases, no repetitions")
     run.add_argument("--big", action="store_true", help="add the 10 GB retained-data case")
     run.add_argument("--brokers", default="kafkito,tansu,nafka",
                      help="comma-separated brokers to start (default kafkito,tansu,nafka)")
