@@ -8,7 +8,6 @@ a bar past 1 means kafkito is ahead. Targets are the ones issue 6 sets.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,10 +223,9 @@ def chart(result: dict, path: Path) -> None:
             if a is not None:
                 ys.append(len(rows) - 1 - i + (j - (len(peers) - 1) / 2) * bar_h)
                 xs.append(a)
-        bars = ax.barh(ys, xs, height=bar_h, color=colors[j % len(colors)], label=f"vs {p}")
+        ax.barh(ys, xs, height=bar_h, color=colors[j % len(colors)], label=f"vs {p}")
         for y, x in zip(ys, xs):
             ax.text(x * 1.04, y, f"{x:.2f}x", va="center", fontsize=7)
-        del bars
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
     ax.set_yticks(range(len(rows)))
@@ -245,7 +243,3 @@ def chart(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def isfinite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
