@@ -42,8 +42,17 @@ class PartitionState:
 
     log: PartitionLog
     high_watermark: int
-    producers: ProducerStateManager
     waiters: set[trio.Event] = field(default_factory=set)
+    _producers: ProducerStateManager | None = None
+
+    @property
+    def producers(self) -> ProducerStateManager:
+        """Loaded on the first idempotent append, not when the partition is first touched:
+        after a crash it is rebuilt by scanning the active segment, which a partition that
+        only ever sees plain producers and consumers should not pay for."""
+        if self._producers is None:
+            self._producers = load_producer_state(self.log)
+        return self._producers
     flushing: trio.Event | None = None
     background_flush_pending: bool = False
 
@@ -85,7 +94,7 @@ class PartitionManager:
                 del self._states[key]
                 st.notify()
             return None
-        st = PartitionState(plog, plog.flushed_offset, load_producer_state(plog))
+        st = PartitionState(plog, plog.flushed_offset)
         self._states[key] = st
         return st
 
@@ -235,7 +244,8 @@ class PartitionManager:
                 await self.flush_to(st, st.log.log_end_offset)
             except KeyError:
                 continue
-            save_producer_state(st.log, st.producers)
+            if st._producers is not None:  # never loaded: the snapshot on disk, if any, stands
+                save_producer_state(st.log, st._producers)
 
 
 # -- producer state snapshots --------------------------------------------------------------
