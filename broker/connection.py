@@ -303,6 +303,9 @@ class Connection:
             if slot.chunks and not self._discard_responses:
                 await self._send_chunks(slot.chunks)
             self._slots.popleft()
+            # Idle time counts from the last answer too, not only from the last frame: a
+            # long poll that just ended leaves the connection busy until this moment.
+            self._last_frame_s = trio.current_time()
             self._inflight_bytes -= slot.nbytes
             self._wake()
 
