@@ -204,7 +204,7 @@ class Connection:
             handler = self.state.handlers.get(header.api_key)
             if handler is None or not handler.MIN_VERSION <= header.api_version <= handler.MAX_VERSION:
                 if header.api_key == ApiKey.API_VERSIONS:
-                    self._queue_ready(len(frame), api_versions.unsupported_version(self.state, header))
+                    self._queue_ready(len(frame), api_versions.unsupported_version(self.state, header.correlation_id))
                     continue
                 log.warning(
                     "closing connection from %s: api key %d version %d is not served (client %r)",
@@ -247,7 +247,7 @@ class Connection:
     def _answer_undecodable(self, exc: ProtocolError, nbytes: int) -> Slot | None:
         if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
             # A newer ApiVersions than we know: answer so the client can fall back.
-            return self._queue_ready(nbytes, api_versions.unsupported_version_from_error(self.state, exc))
+            return self._queue_ready(nbytes, api_versions.unsupported_version(self.state, exc.correlation_id))
         log.warning(
             "closing connection from %s: undecodable request (api key %s, version %s, "
             "correlation id %s): %s", self.peer, exc.api_key, exc.api_version, exc.correlation_id, exc.reason,

@@ -98,12 +98,6 @@ class PartitionManager:
         self._states[key] = st
         return st
 
-    def high_watermark(self, topic: str, partition: int) -> int:
-        st = self.state(topic, partition)
-        if st is None:
-            raise KeyError((topic, partition))
-        return st.high_watermark
-
     def forget_topic(self, topic: str) -> None:
         """After DeleteTopics: wake fetchers of the topic's partitions so they re-check."""
         for key in [k for k in self._states if k[0] == topic]:

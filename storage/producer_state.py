@@ -48,13 +48,19 @@ NO_PRODUCER_ID = -1
 class InvalidProducerEpochError(StorageError):
     """The batch's epoch is older than the producer's current one (a fenced zombie)."""
 
+    error_name = "INVALID_PRODUCER_EPOCH"
+
 
 class OutOfOrderSequenceError(StorageError):
     """The batch's first sequence is not the next one expected."""
 
+    error_name = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+
 
 class UnknownProducerIdError(StorageError):
     """No state for this producer and the batch does not start a sequence."""
+
+    error_name = "UNKNOWN_PRODUCER_ID"
 
 
 class BatchMetadata(NamedTuple):

@@ -5,42 +5,19 @@ from __future__ import annotations
 import logging
 import uuid
 
-from kafkito import storage
 from kafkito.protocol import ErrorCode
-from kafkito.storage import producer_state
+from kafkito.storage import StorageError
 
 log = logging.getLogger("kafkito.broker.handlers")
 
 ZERO_UUID = uuid.UUID(int=0)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)  # Kafka's "not computed" value
 
-# Storage exceptions -> the Kafka error a client expects for them.
-_STORAGE_ERRORS: tuple[tuple[type, ErrorCode], ...] = tuple(
-    (cls, code)
-    for name, code in (
-        ("CorruptRecordError", ErrorCode.CORRUPT_MESSAGE),
-        ("RecordTooLargeError", ErrorCode.MESSAGE_TOO_LARGE),
-        ("InvalidRecordError", ErrorCode.INVALID_RECORD),
-        ("UnsupportedMessageFormatError", ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT),
-        ("OffsetOutOfRangeError", ErrorCode.OFFSET_OUT_OF_RANGE),
-        ("TopicExistsError", ErrorCode.TOPIC_ALREADY_EXISTS),
-        ("InvalidTopicError", ErrorCode.INVALID_TOPIC_EXCEPTION),
-        ("InvalidPartitionsError", ErrorCode.INVALID_PARTITIONS),
-        ("InvalidConfigError", ErrorCode.INVALID_CONFIG),
-        ("KafkaStorageError", ErrorCode.KAFKA_STORAGE_ERROR),
-    )
-    if (cls := getattr(storage, name, None)) is not None
-) + (
-    (producer_state.InvalidProducerEpochError, ErrorCode.INVALID_PRODUCER_EPOCH),
-    (producer_state.OutOfOrderSequenceError, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER),
-    (producer_state.UnknownProducerIdError, ErrorCode.UNKNOWN_PRODUCER_ID),
-)
-
-
 def storage_error_code(exc: BaseException) -> ErrorCode:
-    for cls, code in _STORAGE_ERRORS:
-        if isinstance(exc, cls):
-            return code
+    """The Kafka error for a storage exception: each one names it in ``error_name``."""
+    name = getattr(exc, "error_name", None)
+    if isinstance(exc, StorageError) and name in ErrorCode.__members__:
+        return ErrorCode[name]
     log.error("unexpected storage failure", exc_info=exc)
     return ErrorCode.UNKNOWN_SERVER_ERROR
 

@@ -35,16 +35,7 @@ async def handle(ctx, request) -> ApiVersionsResponse:
     return ApiVersionsResponse(error_code=ErrorCode.NONE, api_keys=advertised(ctx.broker), throttle_time_ms=0)
 
 
-def _unsupported(state, correlation_id: int) -> list:
+def unsupported_version(state, correlation_id: int) -> list:
+    """The v0 answer to an ApiVersions request of a version we do not serve (or cannot decode)."""
     body = ApiVersionsResponse(error_code=ErrorCode.UNSUPPORTED_VERSION, api_keys=advertised(state))
     return encode_response(ApiKey.API_VERSIONS, 0, correlation_id, body)
-
-
-def unsupported_version(state, header) -> list:
-    """The v0 fallback answer to an ApiVersions request of a version we do not serve."""
-    return _unsupported(state, header.correlation_id)
-
-
-def unsupported_version_from_error(state, error) -> list:
-    """Same, when the request body could not even be decoded (a version from the future)."""
-    return _unsupported(state, error.correlation_id)

@@ -74,16 +74,14 @@ class _Reader:
 
     def partition(self, meta, part) -> PartitionData:
         index = part.partition
-        if meta is None or not 0 <= index < meta.num_partitions:
+        st = None
+        if meta is not None and 0 <= index < meta.num_partitions:
+            st = self.state.partitions.state(meta.name, index)
+        if st is None:
             self.errors = True
             code = ErrorCode.UNKNOWN_TOPIC_ID if self.by_id and meta is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             return PartitionData(partition_index=index, error_code=code, high_watermark=-1,
                                  last_stable_offset=-1, log_start_offset=-1, records=b"")
-        st = self.state.partitions.state(meta.name, index)
-        if st is None:
-            self.errors = True
-            return PartitionData(partition_index=index, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                 high_watermark=-1, last_stable_offset=-1, log_start_offset=-1, records=b"")
         self.watch.append(st)
         plog = st.log
         hw = st.high_watermark
