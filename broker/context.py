@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 if TYPE_CHECKING:
     from kafkito.protocol import RequestHeader
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .config import BrokerConfig
     from .partitions import PartitionManager
 
-__all__ = ["BrokerState", "CloseConnection", "RequestContext"]
+__all__ = ["BrokerState", "CloseConnection", "Deferred", "RequestContext", "resolve"]
 
 
 class CloseConnection(Exception):
@@ -34,19 +34,34 @@ class BrokerState:
     groups: Any = None  # GroupService, once the group coordinator is attached
 
 
-def _no_order() -> None:
-    pass
-
-
 @dataclass(eq=False, slots=True)
 class RequestContext:
     header: RequestHeader
     broker: BrokerState
     client_host: str = ""
-    # Called by a handler just before it parks (a long-poll, an fsync, a rebalance):
-    # from then on the connection's next request may run. See connection.py.
-    release_order: Callable[[], None] = _no_order
 
     @property
     def api_version(self) -> int:
         return self.header.api_version
+
+
+@dataclass(eq=False, slots=True)
+class Deferred:
+    """A handler's answer that has to wait: an fsync, a long poll, a rebalance.
+
+    Handlers run one at a time per connection, in request order, inside the connection's
+    reader (see connection.py); whatever a handler awaits holds up the requests behind it
+    on that connection, as on Kafka. A handler that must park returns a ``Deferred``
+    instead, once it has done everything that has to happen in order (Produce after its
+    appends, Fetch after its first read): the connection awaits ``wait()`` in a task of its
+    own and goes on with the next request, and the response still goes out in order.
+    """
+
+    wait: Callable[[], Awaitable[Any]]
+
+
+async def resolve(result: Any) -> Any:
+    """The response behind a handler's result, waiting for it if the handler deferred."""
+    if isinstance(result, Deferred):
+        return await result.wait()
+    return result

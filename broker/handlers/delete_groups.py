@@ -7,9 +7,12 @@ NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND, an empty id INVALID_GROUP_ID
 
 from __future__ import annotations
 
+from functools import partial
+
 from kafkito.protocol import ApiKey
 from kafkito.protocol.messages.delete_groups import DeletableGroupResult, DeleteGroupsResponse
 
+from ..context import Deferred
 from ._group import unavailable
 
 API_KEY = ApiKey.DELETE_GROUPS
@@ -17,12 +20,17 @@ MIN_VERSION = 0
 MAX_VERSION = 2
 
 
-async def handle(ctx, request) -> DeleteGroupsResponse:
+async def handle(ctx, request) -> Deferred | DeleteGroupsResponse:
     error = unavailable(ctx)
     if error is not None:
-        results = [(g, error) for g in request.groups_names]
-    else:
-        groups = ctx.broker.groups
-        ctx.release_order()  # parked on the coordinator: let the next request run
-        results = await groups.wait(groups.call("delete_groups", group_ids=list(request.groups_names)))
+        return _response([(g, error) for g in request.groups_names])
+    groups = ctx.broker.groups
+    return Deferred(partial(_answer, groups, groups.call("delete_groups", group_ids=list(request.groups_names))))
+
+
+async def _answer(groups, waiter) -> DeleteGroupsResponse:
+    return _response(await groups.wait(waiter))  # parked on the coordinator, off the connection's turn
+
+
+def _response(results) -> DeleteGroupsResponse:
     return DeleteGroupsResponse(results=[DeletableGroupResult(group_id=g, error_code=e) for g, e in results])

@@ -24,11 +24,14 @@ Behaviour:
 
 from __future__ import annotations
 
+from functools import partial
+
 import trio
 
 from kafkito.protocol import ApiKey, ErrorCode, RecordsRef
 from kafkito.protocol.messages.fetch import FetchableTopicResponse, FetchResponse, PartitionData
 
+from ..context import Deferred
 from ._common import ZERO_UUID, resolve_topic
 
 API_KEY = ApiKey.FETCH
@@ -128,26 +131,39 @@ class _Reader:
         return topics
 
 
-async def handle(ctx, request) -> FetchResponse:
+async def handle(ctx, request) -> FetchResponse | Deferred:
     state = ctx.broker
     version = ctx.api_version
     if request.session_id != 0 and request.session_epoch not in (0, _SESSIONLESS_EPOCH):
         return FetchResponse(throttle_time_ms=0, error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
                              session_id=0, responses=[])
-    clock_deadline = None
-    while True:
-        reader = _Reader(state, request, version)
-        topics = reader.run()
-        enough = reader.nbytes >= request.min_bytes or reader.errors
-        if enough or request.max_wait_ms <= 0 or not reader.watch:
-            break
-        if clock_deadline is None:
-            clock_deadline = trio.current_time() + request.max_wait_ms / 1000
-        if trio.current_time() >= clock_deadline or not state.partitions.try_reserve_waiter(state.config):
-            break
-        ctx.release_order()  # a long-poll must not hold up the requests behind it
-        try:
-            await state.partitions.wait_for_change(reader.watch, clock_deadline)
-        finally:
-            state.partitions.release_waiter()
+    reader = _Reader(state, request, version)
+    topics = reader.run()
+    if _enough(reader, request) or request.max_wait_ms <= 0:
+        return _response(topics)
+    # A long poll must not hold up the requests behind it on the connection.
+    return Deferred(partial(_long_poll, state, request, version, topics, reader.watch))
+
+
+def _enough(reader: _Reader, request) -> bool:
+    return reader.nbytes >= request.min_bytes or reader.errors or not reader.watch
+
+
+def _response(topics) -> FetchResponse:
     return FetchResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, session_id=0, responses=topics)
+
+
+async def _long_poll(state, request, version, topics, watch) -> FetchResponse:
+    """Wait until a watched partition's high watermark moves or max_wait_ms passes."""
+    deadline = trio.current_time() + request.max_wait_ms / 1000
+    partitions = state.partitions
+    while trio.current_time() < deadline and partitions.try_reserve_waiter(state.config):
+        try:
+            await partitions.wait_for_change(watch, deadline)
+        finally:
+            partitions.release_waiter()
+        reader = _Reader(state, request, version)
+        topics, watch = reader.run(), reader.watch
+        if _enough(reader, request):
+            break
+    return _response(topics)

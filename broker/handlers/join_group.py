@@ -13,9 +13,12 @@ restarted static leader skip recomputing the assignment (``skip_assignment``).
 
 from __future__ import annotations
 
+from functools import partial
+
 from kafkito.protocol import ApiKey
 from kafkito.protocol.messages.join_group import JoinGroupResponse, JoinGroupResponseMember
 
+from ..context import Deferred
 from ._group import client_host, client_id, unavailable
 
 API_KEY = ApiKey.JOIN_GROUP
@@ -23,7 +26,7 @@ MIN_VERSION = 0
 MAX_VERSION = 9
 
 
-async def handle(ctx, request) -> JoinGroupResponse:
+async def handle(ctx, request) -> Deferred | JoinGroupResponse:
     v = ctx.api_version
     error = unavailable(ctx)
     if error is not None:
@@ -44,8 +47,11 @@ async def handle(ctx, request) -> JoinGroupResponse:
         require_known_member_id=v >= 4,
         supports_skip_assignment=v >= 9,
     )
-    ctx.release_order()  # parked on the coordinator: let the next request run
-    r = await groups.wait(waiter)
+    return Deferred(partial(_answer, groups, waiter, v))
+
+
+async def _answer(groups, waiter, v: int) -> JoinGroupResponse:
+    r = await groups.wait(waiter)  # parked on the coordinator, off the connection's turn
     return JoinGroupResponse(
         error_code=r.error,
         generation_id=r.generation_id,

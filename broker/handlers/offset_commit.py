@@ -18,6 +18,8 @@ v10 (topic ids, part of KIP-848).
 
 from __future__ import annotations
 
+from functools import partial
+
 from kafkito.broker.group.coordinator import OffsetCommitEntry
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.offset_commit import (
@@ -26,6 +28,7 @@ from kafkito.protocol.messages.offset_commit import (
     OffsetCommitResponseTopic,
 )
 
+from ..context import Deferred
 from ._group import unavailable
 
 API_KEY = ApiKey.OFFSET_COMMIT
@@ -33,7 +36,7 @@ MIN_VERSION = 1
 MAX_VERSION = 9
 
 
-async def handle(ctx, request) -> OffsetCommitResponse:
+async def handle(ctx, request) -> Deferred | OffsetCommitResponse:
     v = ctx.api_version
     errors: dict[tuple[str, int], ErrorCode] = {}
     to_commit: list[tuple[str, list[OffsetCommitEntry]]] = []
@@ -67,10 +70,19 @@ async def handle(ctx, request) -> OffsetCommitResponse:
             retention_time_ms=request.retention_time_ms if 2 <= v <= 4 else -1,
             api_version=v,
         )
-        ctx.release_order()  # parked on the coordinator: let the next request run
-        for topic_name, rows in await groups.wait(waiter):
-            for partition, error in rows:
-                errors[(topic_name, partition)] = error
+        return Deferred(partial(_answer, groups, waiter, request, errors))
+    return _response(request, errors)
+
+
+async def _answer(groups, waiter, request, errors) -> OffsetCommitResponse:
+    # Parked on the coordinator (the commit's fsync), off the connection's turn.
+    for topic_name, rows in await groups.wait(waiter):
+        for partition, error in rows:
+            errors[(topic_name, partition)] = error
+    return _response(request, errors)
+
+
+def _response(request, errors) -> OffsetCommitResponse:
     return OffsetCommitResponse(topics=[
         OffsetCommitResponseTopic(name=topic.name, partitions=[
             OffsetCommitResponsePartition(partition_index=p.partition_index,

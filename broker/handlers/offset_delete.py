@@ -9,6 +9,8 @@ the answer.
 
 from __future__ import annotations
 
+from functools import partial
+
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.offset_delete import (
     OffsetDeleteResponse,
@@ -16,6 +18,7 @@ from kafkito.protocol.messages.offset_delete import (
     OffsetDeleteResponseTopic,
 )
 
+from ..context import Deferred
 from ._group import unavailable
 
 API_KEY = ApiKey.OFFSET_DELETE
@@ -23,7 +26,7 @@ MIN_VERSION = 0
 MAX_VERSION = 0
 
 
-async def handle(ctx, request) -> OffsetDeleteResponse:
+async def handle(ctx, request) -> Deferred | OffsetDeleteResponse:
     error = unavailable(ctx)
     if error is not None:
         return OffsetDeleteResponse(error_code=error)
@@ -31,8 +34,11 @@ async def handle(ctx, request) -> OffsetDeleteResponse:
     waiter = groups.call(
         "delete_offsets", group_id=request.group_id,
         topics=[(t.name, [p.partition_index for p in t.partitions]) for t in request.topics])
-    ctx.release_order()  # parked on the coordinator: let the next request run
-    error, rows = await groups.wait(waiter)
+    return Deferred(partial(_answer, groups, waiter))
+
+
+async def _answer(groups, waiter) -> OffsetDeleteResponse:
+    error, rows = await groups.wait(waiter)  # parked on the coordinator, off the connection's turn
     if error != ErrorCode.NONE:
         return OffsetDeleteResponse(error_code=error)
     return OffsetDeleteResponse(error_code=ErrorCode.NONE, topics=[

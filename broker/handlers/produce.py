@@ -29,7 +29,7 @@ from kafkito.protocol.messages.produce import (
     TopicProduceResponse,
 )
 
-from ..context import CloseConnection
+from ..context import CloseConnection, Deferred
 from ._common import ZERO_UUID, is_internal, resolve_topic, storage_error_code
 
 API_KEY = ApiKey.PRODUCE
@@ -85,7 +85,7 @@ def _append_topic(state, topic, acks, flush_targets, pending):
                                 partition_responses=responses)
 
 
-async def handle(ctx, request) -> ProduceResponse | None:
+async def handle(ctx, request) -> ProduceResponse | Deferred | None:
     state = ctx.broker
     acks = request.acks
     if acks not in _VALID_ACKS:
@@ -104,8 +104,12 @@ async def handle(ctx, request) -> ProduceResponse | None:
         if failed:
             raise CloseConnection(f"acks=0 produce failed with {ErrorCode(failed[0].error_code).name}")
         return None
-    ctx.release_order()  # appended in order; the fsync wait may overlap the next request
-    if flush_targets:
+    if not flush_targets:
+        return ProduceResponse(responses=topics, throttle_time_ms=0)
+
+    async def durable() -> ProduceResponse:
+        # Appended in order already; the fsync wait lets the next request on the
+        # connection run, so pipelined acks=all produces share one flush round.
         error = ErrorCode.REQUEST_TIMED_OUT
         with trio.move_on_after(max(request.timeout_ms, 0) / 1000):
             try:
@@ -118,4 +122,6 @@ async def handle(ctx, request) -> ProduceResponse | None:
         if error != ErrorCode.NONE:
             for response in pending:
                 response.error_code = error
-    return ProduceResponse(responses=topics, throttle_time_ms=0)
+        return ProduceResponse(responses=topics, throttle_time_ms=0)
+
+    return Deferred(durable)

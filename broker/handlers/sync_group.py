@@ -11,9 +11,12 @@ as Kafka checks), and get them back in the response.
 
 from __future__ import annotations
 
+from functools import partial
+
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.sync_group import SyncGroupResponse
 
+from ..context import Deferred
 from ._group import unavailable
 
 API_KEY = ApiKey.SYNC_GROUP
@@ -21,7 +24,7 @@ MIN_VERSION = 0
 MAX_VERSION = 5
 
 
-async def handle(ctx, request) -> SyncGroupResponse:
+async def handle(ctx, request) -> Deferred | SyncGroupResponse:
     v = ctx.api_version
     error = unavailable(ctx)
     if error is None and v >= 5 and (request.protocol_type is None or request.protocol_name is None):
@@ -39,7 +42,10 @@ async def handle(ctx, request) -> SyncGroupResponse:
         protocol_name=request.protocol_name if v >= 5 else None,
         assignments=[(a.member_id, a.assignment) for a in request.assignments],
     )
-    ctx.release_order()  # parked on the coordinator: let the next request run
-    r = await groups.wait(waiter)
+    return Deferred(partial(_answer, groups, waiter))
+
+
+async def _answer(groups, waiter) -> SyncGroupResponse:
+    r = await groups.wait(waiter)  # parked on the coordinator, off the connection's turn
     return SyncGroupResponse(error_code=r.error, protocol_type=r.protocol_type,
                              protocol_name=r.protocol_name, assignment=r.assignment)

@@ -20,11 +20,20 @@ class RawClient:
 
     def receive(self, api_key: int, version: int):
         """(correlation_id, response) of the next response on the wire."""
-        header = self.sock.recv(4, socket.MSG_WAITALL)
-        if len(header) < 4:
-            raise ConnectionError("closed by the broker")
+        header = self._recv_exactly(4)
         size = struct.unpack(">i", header)[0]
-        return decode_response(api_key, version, self.sock.recv(size, socket.MSG_WAITALL))
+        return decode_response(api_key, version, self._recv_exactly(size))
+
+    def _recv_exactly(self, size: int) -> bytes:
+        # MSG_WAITALL is not enough: a socket with a timeout is non-blocking underneath,
+        # and a response sent in two writes (header, then sendfile) arrives in two parts.
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("closed by the broker")
+            data += chunk
+        return bytes(data)
 
     def call(self, api_key: int, version: int, body):
         sent = self.send(api_key, version, body)

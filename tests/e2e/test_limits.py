@@ -80,6 +80,29 @@ def test_responses_keep_request_order_behind_a_long_poll(kbroker, topic_name):
     assert raw.receive(ApiKey.API_VERSIONS, 3)[0] == second
 
 
+def test_a_long_poll_does_not_hold_up_a_produce_behind_it(kbroker, topic_name):
+    """One connection: a Fetch that long-polls for 5 s, then a Produce to the partition it
+    watches. The Produce must run while the Fetch waits (its handler defers the wait), and
+    its append must wake the Fetch at once with the new record."""
+    kbroker.create_topic(topic_name)
+    raw = RawClient(kbroker.host, kbroker.port)
+    fetch = FetchRequest(replica_id=-1, max_wait_ms=5000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                         session_id=0, session_epoch=-1, topics=[FetchTopic(topic=topic_name, partitions=[
+                             FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])])
+    produce = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[TopicProduceData(name=topic_name, partition_data=[
+        PartitionProduceData(index=0, records=build_batch([(b"k", b"woken", [], 1_700_000_000_000)]))])])
+    started = time.monotonic()
+    first = raw.send(ApiKey.FETCH, 11, fetch)
+    second = raw.send(ApiKey.PRODUCE, 9, produce)
+    correlation_id, response = raw.receive(ApiKey.FETCH, 11)
+    assert correlation_id == first
+    assert time.monotonic() - started < 2.5
+    assert b"woken" in bytes(response.responses[0].partitions[0].records)
+    correlation_id, response = raw.receive(ApiKey.PRODUCE, 9)
+    assert correlation_id == second
+    assert response.responses[0].partition_responses[0].error_code == 0
+
+
 def test_acks_zero_error_closes_the_connection(kbroker):
     raw = RawClient(kbroker.host, kbroker.port)
     request = _produce_request(10)
