@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections import deque
 from dataclasses import dataclass
 
@@ -59,7 +60,8 @@ log = logging.getLogger("kafkito.broker.connection")
 
 __all__ = ["Connection"]
 
-_RECV_CHUNK = 256 * 1024
+_RECV_BUFFER = 64 * 1024  # per connection; a frame that does not fit is read into its own buffer
+_SIZE = struct.Struct(">i")
 _SEND_BATCH_BYTES = 256 * 1024  # responses joined into one write up to about this much
 _FRAMES_PER_CHECKPOINT = 32  # a reader that always finds data still lets other tasks run
 
@@ -89,7 +91,12 @@ class Connection:
         self.idle_s = config.connections_max_idle_ms / 1000
         self.inflight_max = config.queued_max_requests
         self.inflight_bytes_max = max(config.queued_max_request_bytes, config.socket_request_max_bytes)
-        self._buf = bytearray()
+        # Received bytes not yet framed are _rbuf[_start:_end]. Small frames are copied out
+        # of it once; a frame larger than what is there gets a buffer of its own that the
+        # rest is read straight into.
+        self._rbuf = bytearray(_RECV_BUFFER)
+        self._rview = memoryview(self._rbuf)
+        self._start = self._end = 0
         self._slots: deque[Slot] = deque()
         self._inflight_bytes = 0
         self._writer_lot = trio.lowlevel.ParkingLot()  # the writer, waiting for a ready slot
@@ -142,18 +149,19 @@ class Connection:
     # -- reading -------------------------------------------------------------------------
     # Plain non-blocking reads on the descriptor: trio's socket methods add a scheduler
     # round trip to every call, even when the data is already there.
-    async def _recv_more(self) -> bool:
-        while True:
-            try:
-                data = os.read(self._fd, _RECV_CHUNK)
-            except BlockingIOError:
-                self._frames_unparked = 0
-                await trio.lowlevel.wait_readable(self._fd)
-                continue
-            if not data:
-                return False
-            self._buf += data
-            return True
+    async def _fill(self) -> bool:
+        """Read more into the receive buffer; False at EOF. Called with under 4 bytes left."""
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == len(self._rbuf):  # a size prefix cut by the buffer's end
+            tail = bytes(self._rview[self._start:self._end])
+            self._rbuf[:len(tail)] = tail
+            self._start, self._end = 0, len(tail)
+        n = await self._recv_into(self._rview[self._end:])
+        if n == 0:
+            return False
+        self._end += n
+        return True
 
     async def _recv_into(self, view: memoryview) -> int:
         while True:
@@ -163,34 +171,33 @@ class Connection:
                 self._frames_unparked = 0
                 await trio.lowlevel.wait_readable(self._fd)
 
-    async def _read_frame(self) -> bytes | None:
+    async def _read_frame(self) -> bytes | bytearray | None:
         """The next frame's bytes (without its size), or None at EOF."""
-        while len(self._buf) < 4:
-            if not await self._recv_more():
+        while self._end - self._start < 4:
+            if not await self._fill():
                 return None
-        size = int.from_bytes(self._buf[:4], "big", signed=True)
+        (size,) = _SIZE.unpack_from(self._rbuf, self._start)
         if size < 0 or size > self.max_frame_bytes:
             raise _FrameRejected(
                 f"frame size {size} outside 0..{self.max_frame_bytes} (socket.request.max.bytes)"
             )
         await self._wait_for_room(size)
-        end = 4 + size
-        if len(self._buf) < end:
-            # A large frame: read straight into a buffer of its own, no repeated copies.
-            frame = bytearray(size)
-            have = len(self._buf) - 4
-            frame[:have] = self._buf[4:]
-            self._buf.clear()
-            view = memoryview(frame)
-            while have < size:
-                n = await self._recv_into(view[have:])
-                if n == 0:
-                    return None
-                have += n
-            return bytes(frame) if size < 4096 else frame
-        frame = bytes(self._buf[4:end])
-        del self._buf[:end]
-        return frame
+        begin = self._start + 4
+        end = begin + size
+        if end <= self._end:
+            self._start = end
+            return bytes(self._rview[begin:end])
+        frame = bytearray(size)
+        have = self._end - begin
+        frame[:have] = self._rview[begin:self._end]
+        self._start = self._end = 0
+        view = memoryview(frame)
+        while have < size:
+            n = await self._recv_into(view[have:])
+            if n == 0:
+                return None
+            have += n
+        return bytes(frame) if size < 4096 else frame
 
     async def _wait_for_room(self, size: int) -> None:
         while self._slots and (
@@ -242,10 +249,10 @@ class Connection:
     async def _next_frame_or_idle(self):
         # Only this wait for a frame's first byte may be cut by the idle watchdog:
         # cancelling a read half-way through a frame would lose its bytes.
-        if not self._buf:
+        if self._start == self._end:
             self._between_frames = True
             try:
-                if not await self._recv_more():
+                if not await self._fill():
                     return None
             finally:
                 self._between_frames = False
@@ -260,7 +267,7 @@ class Connection:
                 now = trio.current_time()
                 if now - self._last_frame_s < self.idle_s:
                     continue  # a frame came meanwhile: sleep until its deadline
-                if self._between_frames and not self._buf and not self._slots:
+                if self._between_frames and self._start == self._end and not self._slots:
                     log.info("closing connection from %s: idle for connections.max.idle.ms", self.peer)
                     self._idle_scope.cancel()
                     return

@@ -14,8 +14,11 @@ client has no other way to learn of it); 1 answers once the data is written to t
 one group-committed flush round, bounded by the request's timeout_ms
 (REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka).
 
-Not implemented: transactional and idempotent produce (InitProducerId is not
-advertised, so clients do not send producer ids); v0-2 (message format v0/v1).
+Idempotent producers: a retried batch is answered with its original offsets, and a
+sequence gap or a fenced epoch gets its error (see partitions.py, producer_state.py).
+
+Not implemented: transactional produce (InitProducerId refuses transactional ids);
+v0-2 (message format v0/v1).
 """
 
 from __future__ import annotations

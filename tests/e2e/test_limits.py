@@ -8,7 +8,7 @@ import pytest
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
 from e2e.raw import RawClient
 
-from kafkito.protocol import ApiKey
+from kafkito.protocol import ApiKey, encode_request
 from kafkito.protocol.messages.api_versions import ApiVersionsRequest
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
@@ -170,3 +170,33 @@ def test_pipelined_bytes_beyond_the_buffer_cap_are_all_answered(small_broker):
         assert got == correlation_id
         offsets.append(response.responses[0].partition_responses[0].base_offset)
     assert offsets == list(range(before + 1, before + 21))
+
+
+def _api_versions_frame(correlation_id: int, size: int) -> bytes:
+    """An ApiVersions v3 frame of exactly ``size`` bytes (prefix included), padded by its name."""
+    for name_len in range(size, -1, -1):
+        body = ApiVersionsRequest(client_software_name="x" * name_len, client_software_version="1")
+        frame = encode_request(ApiKey.API_VERSIONS, 3, correlation_id, "raw", body)
+        if len(frame) == size:
+            return frame
+    raise ValueError(size)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5])
+def test_a_size_prefix_split_across_reads_is_reassembled(kbroker, cut):
+    """Frames that fill the broker's 64 KB receive buffer exactly, less ``cut`` bytes, then
+    the first ``cut`` bytes of the next frame; the rest of it follows later. However the
+    reads fall, every request is answered, in order."""
+    raw = RawClient(kbroker.host, kbroker.port)
+    frames = [_api_versions_frame(i + 1, 300) for i in range(217)]
+    frames.append(_api_versions_frame(218, 65536 - cut - sum(map(len, frames))))
+    last = _api_versions_frame(219, 300)
+    raw.sock.sendall(b"".join(frames) + last[:cut])
+    time.sleep(0.1)
+    raw.sock.sendall(last[cut:])
+    raw.correlation_id = 219
+    answered = [raw.receive(ApiKey.API_VERSIONS, 3) for _ in range(219)]
+    assert [c for c, _ in answered] == list(range(1, 220))
+    assert all(r.error_code == 0 for _, r in answered)
+    again = ApiVersionsRequest(client_software_name="t", client_software_version="1")
+    assert raw.call(ApiKey.API_VERSIONS, 3, again).error_code == 0
