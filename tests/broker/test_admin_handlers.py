@@ -96,7 +96,12 @@ def create(state, name, partitions=1, rf=1, configs=None, *, version=7, validate
 
 def produce(state, topic, partition, count):
     records = [(b"k%d" % i, b"v%d" % i, [], 1_700_000_000_000 + i) for i in range(count)]
-    trio.run(state.partitions.append, topic, partition, build_batch(records), -1)
+
+    async def append_durably():
+        st, info = state.partitions.append_nowait(topic, partition, build_batch(records), schedule_flush=False)
+        await state.partitions.flush_to(st, info.last_offset + 1)
+
+    trio.run(append_durably)
 
 
 # ------------------------------------------------------------------------ CreateTopics
