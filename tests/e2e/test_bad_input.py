@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import socket
 import struct
+import types
 
 import pytest
+import trio
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
+from e2e.raw import RawClient
+
+from kafkito.broker.context import Deferred
+from kafkito.protocol import ApiKey
+from kafkito.protocol.messages.api_versions import ApiVersionsRequest
+from kafkito.protocol.messages.describe_cluster import DescribeClusterRequest
 
 pytestmark = pytest.mark.e2e
 
@@ -123,3 +131,37 @@ def test_connection_reset_by_client_does_not_stop_the_broker(kbroker, working_cl
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # linger 0: the kernel sends RST
     working_client()
+
+
+@pytest.mark.parametrize("where", ["inline", "deferred"])
+def test_a_failing_handler_costs_only_its_connection(kbroker, working_client, where):
+    """A handler bug, whether in its in-order part or in the wait it deferred: the answers
+    before it still arrive, its connection is closed, everyone else is served."""
+
+    async def failing(ctx, request):
+        if where == "inline":
+            raise RuntimeError("a handler bug, on purpose")
+
+        async def wait():
+            await trio.sleep(0.05)
+            raise RuntimeError("a handler bug in a deferred wait, on purpose")
+
+        return Deferred(wait)
+
+    handlers = kbroker.broker.state.handlers
+    real = handlers[ApiKey.DESCRIBE_CLUSTER]
+    handlers[ApiKey.DESCRIBE_CLUSTER] = types.SimpleNamespace(
+        MIN_VERSION=real.MIN_VERSION, MAX_VERSION=real.MAX_VERSION, handle=failing)
+    try:
+        raw = RawClient(kbroker.host, kbroker.port)
+        versions = ApiVersionsRequest(client_software_name="t", client_software_version="1")
+        first = raw.send(ApiKey.API_VERSIONS, 3, versions)
+        raw.send(ApiKey.DESCRIBE_CLUSTER, 0, DescribeClusterRequest())
+        raw.send(ApiKey.API_VERSIONS, 3, versions)
+        assert raw.receive(ApiKey.API_VERSIONS, 3)[0] == first
+        assert raw.closed_by_broker()
+    finally:
+        handlers[ApiKey.DESCRIBE_CLUSTER] = real
+    working_client()
+    assert RawClient(kbroker.host, kbroker.port).call(
+        ApiKey.DESCRIBE_CLUSTER, 0, DescribeClusterRequest()).error_code == 0
