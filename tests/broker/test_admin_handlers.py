@@ -14,10 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from kafkito.broker.config import load_config, log_config_from
-from kafkito.broker.context import BrokerState, RequestContext
-from kafkito.broker.handlers import load_handlers
-from kafkito.broker.partitions import PartitionManager
+from kafkito.broker.context import RequestContext
 from kafkito.protocol import (
     ApiKey,
     ErrorCode,
@@ -35,38 +32,12 @@ from kafkito.protocol.messages import describe_cluster as DC
 from kafkito.protocol.messages import describe_configs as DCF
 from kafkito.protocol.messages import incremental_alter_configs as IAC
 from kafkito.protocol.messages import offset_for_leader_epoch as OLE
-from kafkito.storage import LogManager, ManualClock, build_batch
+from kafkito.storage import build_batch
 
 ZERO = uuid.UUID(int=0)
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8
 TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
-
-
-@pytest.fixture
-def make_state(tmp_path):
-    opened: list[LogManager] = []
-
-    def make(**settings) -> BrokerState:
-        overrides = [("log.dirs", str(tmp_path / f"data{len(opened)}"))]
-        overrides += [(name.replace("_", "."), str(value)) for name, value in settings.items()]
-        config = load_config(environ={}, overrides=overrides)
-        clock = ManualClock(1_700_000_000_000)
-        logs = LogManager(config.log_dirs, log_config_from(config), clock)
-        logs.startup()
-        opened.append(logs)
-        return BrokerState(config=config, logs=logs, clock=clock, partitions=PartitionManager(logs, clock),
-                           node_id=config.node_id, cluster_id=logs.cluster_id,
-                           advertised_host="127.0.0.1", advertised_port=9092, handlers=load_handlers())
-
-    yield make
-    for logs in opened:
-        logs.shutdown()
-
-
-@pytest.fixture
-def state(make_state):
-    return make_state()
 
 
 def call(state, api_key: ApiKey, version: int, request):
