@@ -177,17 +177,8 @@ def produce_case(size: int, acks, compression: str, *, partitions: int = 1, conn
                 instances = max(1, connections // processes)
             jobs = produce_jobs(broker.bootstrap, topic, size, acks, compression, processes=processes,
                                 duration_s=ctx.produce_s, instances=instances)
-            workers = [Worker(j) for j in jobs]
-            try:
-                for w in workers:
-                    w.wait_ready()
-                with ctx.watch(broker) as watch:
-                    for w in workers:
-                        w.go()
-                    results = [w.result() for w in workers]
-            finally:
-                for w in workers:
-                    w.kill()
+            watch = ctx.watch(broker)
+            results, _ = run_together(jobs, during=watch)
             out = summarize_produce(results)
             out.update(watch.result())
             add_cpu_per_mb(out)
@@ -266,17 +257,8 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
                 jobs = [{"mode": "consume", "bootstrap": broker.bootstrap, "topic": topic,
                          "max_s": ctx.consume_max_s, "partitions": list(range(i, got, ctx.consumers)),
                          "consumer_config": {"fetch.queue.backoff.ms": 10}} for i in range(min(ctx.consumers, got))]
-                workers = [Worker(j) for j in jobs]
-                try:
-                    for w in workers:
-                        w.wait_ready()
-                    with ctx.watch(broker) as watch:
-                        for w in workers:
-                            w.go()
-                        results = [w.result() for w in workers]
-                finally:
-                    for w in workers:
-                        w.kill()
+                watch = ctx.watch(broker)
+                results, _ = run_together(jobs, during=watch)
                 err = first_error(results)
                 if err:
                     raise RuntimeError(err)
