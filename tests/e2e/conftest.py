@@ -23,6 +23,14 @@ def kbroker(tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="module")
+def gbroker(tmp_path_factory):
+    """A broker for the group tests: short session timeouts, no initial rebalance delay."""
+    settings = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.delay.ms": "0"}
+    with embedded_broker(tmp_path_factory.mktemp("kafkito-groups"), settings=settings) as running:
+        yield running
+
+
 @pytest.fixture
 def topic_name(request):
     """A topic name unique to this test."""

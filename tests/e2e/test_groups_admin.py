@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from e2e.test_groups_rebalance import PARTITIONS, Member, gbroker, produce, wait_until  # noqa: F401
+from e2e.test_groups_rebalance import PARTITIONS, Member, produce, wait_until
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 from kafka.admin import MemberToRemove

@@ -30,7 +30,6 @@ import time
 import pytest
 from e2e.clients import PRODUCERS, Msg
 
-from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e
 
@@ -121,13 +120,6 @@ def produce(bootstrap: str, topic: str, tag: str, per_partition: int) -> set[str
             for i in range(per_partition) for p in range(PARTITIONS)]
     PRODUCERS["confluent"](bootstrap, topic, msgs, acks="all")
     return {m.value.decode() for m in msgs}
-
-
-@pytest.fixture(scope="module")
-def gbroker(tmp_path_factory):
-    settings = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.delay.ms": "0"}
-    with embedded_broker(tmp_path_factory.mktemp("kafkito-groups"), settings=settings) as running:
-        yield running
 
 
 CASES = [("confluent", "range"), ("confluent", "cooperative-sticky"), ("kafka-python", None), ("aiokafka", None)]

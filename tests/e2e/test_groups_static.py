@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2e.test_groups_rebalance import PARTITIONS, Member, balanced, gbroker, produce, wait_until  # noqa: F401
+from e2e.test_groups_rebalance import PARTITIONS, Member, balanced, produce, wait_until
 
 pytestmark = pytest.mark.e2e
 

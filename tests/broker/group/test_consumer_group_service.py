@@ -4,7 +4,7 @@ ends on the timer task alone, and the group's offsets outlive it as a simple gro
 from __future__ import annotations
 
 import trio
-from test_service import logs, make_service, run  # noqa: F401  (logs is a fixture)
+from test_service import make_service, run
 
 from kafkito.broker.group.coordinator import OffsetCommitEntry
 from kafkito.protocol import ErrorCode

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
 import trio
 import trio.testing
 
 from group_harness import assignment, subscription
-from kafkito.broker.config import load_config, log_config_from
+from kafkito.broker.config import load_config
 from kafkito.broker.group.coordinator import OffsetCommitEntry
 from kafkito.broker.group.service import OFFSETS_TOPIC, GroupService
 from kafkito.broker.group.state import GroupState
@@ -46,15 +45,6 @@ class InlinePartitions:
         if self.fail_flush:
             raise KafkaStorageError("disk gone")
         plog.flush()
-
-
-@pytest.fixture
-def logs(tmp_path):
-    config = load_config(environ={}, overrides=[("log.dirs", str(tmp_path))])
-    manager = LogManager(str(tmp_path), log_config_from(config))
-    manager.startup()
-    yield manager, config
-    manager.shutdown()
 
 
 def make_service(logs) -> tuple[GroupService, InlinePartitions]:
