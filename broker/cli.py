@@ -18,7 +18,7 @@ import sys
 import trio
 
 from .config import ConfigError, describe_settings, load_config, parse_set_flags
-from .server import Broker, BrokerStartError
+from .server import Broker, BrokerShutdownError, BrokerStartError
 
 __all__ = ["main"]
 
@@ -63,7 +63,7 @@ async def _serve(broker: Broker) -> None:
             nursery.start_soon(watch_signals)
             try:
                 await broker.run()
-            except BrokerStartError as exc:
+            except (BrokerStartError, BrokerShutdownError) as exc:
                 failure = exc
             nursery.cancel_scope.cancel()
     if failure is not None:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker(config)
     try:
         trio.run(_serve, broker)
-    except BrokerStartError as exc:
+    except (BrokerStartError, BrokerShutdownError) as exc:
         print(f"kafkito: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

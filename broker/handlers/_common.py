@@ -8,6 +8,8 @@ import uuid
 from kafkito.protocol import ErrorCode
 from kafkito.storage import StorageError
 
+from ..internal_topics import is_internal  # noqa: F401  (re-exported for the handlers)
+
 log = logging.getLogger("kafkito.broker.handlers")
 
 ZERO_UUID = uuid.UUID(int=0)
@@ -20,10 +22,6 @@ def storage_error_code(exc: BaseException) -> ErrorCode:
         return ErrorCode[name]
     log.error("unexpected storage failure", exc_info=exc)
     return ErrorCode.UNKNOWN_SERVER_ERROR
-
-
-def is_internal(name: str) -> bool:
-    return name.startswith("__")
 
 
 def resolve_topic(state, name: str | None, topic_id: uuid.UUID | None):
