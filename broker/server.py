@@ -30,7 +30,7 @@ import time
 
 import trio
 
-from kafkito.storage import LogManager, StorageError, SystemClock
+from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -54,9 +54,11 @@ class BrokerShutdownError(RuntimeError):
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0) -> None:
+    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0,
+                 io: FileIO = DEFAULT_IO) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.io = io  # storage's file-call seam (tests inject faults through it)
         self.shutdown_grace_s = shutdown_grace_s
         self.state: BrokerState | None = None
         self.address: tuple[str, int] | None = None
@@ -84,7 +86,7 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock)
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io)
         try:
             logs.startup()
         except Exception as exc:
