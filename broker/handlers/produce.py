@@ -126,9 +126,10 @@ async def handle(ctx, request) -> ProduceResponse | Deferred | None:
                 error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             except Exception as exc:  # fsync failed: the write is not durable
                 error = storage_error_code(exc)
-        if error != ErrorCode.NONE:
+        if error != ErrorCode.NONE:  # never acknowledged: no offsets, as Kafka answers errors
             for response in pending:
                 response.error_code = error
+                response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
         return ProduceResponse(responses=topics, throttle_time_ms=0)
 
     return Deferred(durable)
