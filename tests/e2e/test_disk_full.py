@@ -13,16 +13,10 @@ import signal
 
 import pytest
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
-from e2e.raw import RawClient
+from e2e.raw import RawClient, commit_offset, committed_offset
 from e2e.serve import ServeProcess
 
 from kafkito.protocol import ApiKey, ErrorCode
-from kafkito.protocol.messages.offset_commit import (
-    OffsetCommitRequest,
-    OffsetCommitRequestPartition,
-    OffsetCommitRequestTopic,
-)
-from kafkito.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.storage import build_batch
 
@@ -59,22 +53,15 @@ def _produce_until_refused(serve: ServeProcess, start: int, attempts: int = 20):
 
 
 def _commit(raw: RawClient, group: str, offset: int) -> int:
-    request = OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=-1, member_id="",
-                                  group_instance_id=None, topics=[OffsetCommitRequestTopic(
-                                      name=TOPIC, partitions=[OffsetCommitRequestPartition(
-                                          partition_index=0, committed_offset=offset,
-                                          committed_metadata="")])])
-    return raw.call(ApiKey.OFFSET_COMMIT, 8, request).topics[0].partitions[0].error_code
+    return commit_offset(raw, group, TOPIC, 0, offset)
 
 
 def _committed(serve: ServeProcess, group: str) -> int:
     raw = _raw(serve)
     try:
-        request = OffsetFetchRequest(group_id=group, require_stable=False, topics=[
-            OffsetFetchRequestTopic(name=TOPIC, partition_indexes=[0])])
-        part = raw.call(ApiKey.OFFSET_FETCH, 7, request).topics[0].partitions[0]
-        assert part.error_code == ErrorCode.NONE
-        return part.committed_offset
+        error, offset = committed_offset(raw, group, TOPIC, 0)
+        assert error == ErrorCode.NONE
+        return offset
     finally:
         raw.close()
 
