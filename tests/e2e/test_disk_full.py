@@ -135,3 +135,28 @@ def test_shutdown_and_restart_on_a_full_disk_finding_7(small_tmpfs, tmp_path):
         assert _committed(serve, "reader") == 77
     finally:
         _stop_cleanly(serve)
+
+
+def test_restart_after_a_crash_on_a_full_disk(small_tmpfs, tmp_path):
+    """kill -9 while the disk is full, then a restart on it: recovery verifies every
+    segment and rebuilds every index in memory where it cannot write them, and serves."""
+    disk = small_tmpfs(2 * 1024 * 1024)
+    data = disk.path / "data"
+    serve = ServeProcess(data, SETTINGS, log_dir=tmp_path)
+    try:
+        sent = [Msg(b"k%d" % i, b"%06d" % i + b"v" * 500) for i in range(200)]
+        acked = list(zip(PRODUCERS["confluent"](serve.bootstrap, TOPIC, sent, acks="all"),
+                         (m.value for m in sent)))
+        disk.fill()
+        more, (code, _message) = _produce_until_refused(serve, 200)
+        assert code == ErrorCode.KAFKA_STORAGE_ERROR
+        acked += more
+    finally:
+        serve.stop(signal.SIGKILL)
+    serve = ServeProcess(data, SETTINGS, log_dir=tmp_path)
+    try:
+        assert _read_all(serve, len(acked)) == acked
+        assert _produce_until_refused(serve, 2000)[1][0] == ErrorCode.KAFKA_STORAGE_ERROR
+    finally:
+        text = _stop_cleanly(serve)
+    assert "unclean shutdown" in text and "kept in memory" in text
