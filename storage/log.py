@@ -477,8 +477,11 @@ class PartitionLog:
                     seg.fsync_data()
                 for seg in dirty:
                     seg.fsync_indexes()  # never fails: indexes are derived (segment.py)
-                    if seg.indexes_offline is not None:
-                        dir_dirty = True  # their files were removed: make that durable
+                with self._lock:  # removing or rewriting index files: no append in between
+                    for seg in dirty:
+                        seg.settle_indexes()
+                        if seg.indexes_offline is not None:
+                            dir_dirty = True  # their files were removed: make that durable
                 if dir_dirty:
                     self.io.fsync_dir(self.directory)
             except OSError as e:
@@ -511,6 +514,7 @@ class PartitionLog:
         for seg in self.segments:
             seg.fsync_data()
             seg.fsync_indexes()
+            seg.settle_indexes()
         self.io.fsync_dir(self.directory)
         self._dir_dirty = False
 
@@ -783,6 +787,7 @@ class PartitionLog:
                 if seg.dirty:
                     seg.fsync_data()
                     seg.fsync_indexes()
+                    seg.settle_indexes()
             if self._dir_dirty:
                 self.io.fsync_dir(self.directory)
                 self._dir_dirty = False

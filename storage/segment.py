@@ -15,7 +15,9 @@ Indexes are derived data, and the rule for their files is: *right or absent*. Wh
 cannot be written (a full disk at recovery, on close, or on a rewrite after a mismatch),
 the segment keeps its entries in memory, removes the file it could not make right and
 marks itself ``indexes_offline``: appends index in memory only, and every flush tries the
-rewrite again (so the files come back once there is room). A missing index is rebuilt
+rewrite again (so the files come back once there is room). Files only change under the
+lock appends take (``settle_indexes``), so an append never writes an entry into a file that
+is being replaced or removed. A missing index is rebuilt
 from the log by the next start's recovery, so nothing on disk ever misleads a reader.
 
 Recovery scans batch headers (and CRCs when asked) from a starting point, adding the index
@@ -160,6 +162,7 @@ class LogSegment:
         self.deleted = False
         self.indexes_offline: str | None = None  # why the index files are absent (see above)
         self.index_removal_failed = False  # a wrong index file could not be removed
+        self.index_fsync_error: str | None = None  # noted by fsync_indexes, for settle_indexes
         # Recovery checks that the CRC cannot: baseOffset and partitionLeaderEpoch sit before
         # the CRC'd range. Without compaction every batch starts where the previous one ended
         # (so a damaged baseOffset shows as a gap), and every epoch is one we stamped.
@@ -326,16 +329,24 @@ class LogSegment:
             raise
 
     def fsync_indexes(self) -> None:
-        """fsync both indexes (or write them anew if they are offline). Never fails: an
-        index that cannot be made durable is removed, and recovery rebuilds it."""
+        """fsync both indexes. Never fails: a failure is noted, and ``settle_indexes``
+        removes the files (it changes files, so it runs where appends cannot interleave)."""
         if self.indexes_offline is not None:
-            self.write_indexes()
             return
         try:
             self.offset_index.fsync()
             self.time_index.fsync()
         except OSError as e:
-            self._take_indexes_offline(f"cannot fsync an index: {e.strerror or e}")
+            self.index_fsync_error = f"cannot fsync an index: {e.strerror or e}"
+
+    def settle_indexes(self) -> None:
+        """After ``fsync_indexes``, under the lock appends take: remove indexes that could
+        not be made durable (recovery rebuilds them), or write offline ones anew."""
+        if self.index_fsync_error is not None:
+            reason, self.index_fsync_error = self.index_fsync_error, None
+            self._take_indexes_offline(reason)
+        elif self.indexes_offline is not None:
+            self.write_indexes()
 
     def write_indexes(self) -> bool:
         """Replace both index files with the in-memory entries. On failure (ENOSPC, EIO) the

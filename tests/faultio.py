@@ -19,6 +19,7 @@ class FaultyIO(FileIO):
         self.space_bytes: int | None = None
         self.fail_paths: tuple[str, ...] = ()
         self.fail_fsync = False
+        self.fail_fsync_paths: tuple[str, ...] = ()  # fsync fails for files ending so
         self._paths: dict[int, str] = {}
 
     def open(self, path, flags, mode=0o644):
@@ -40,12 +41,14 @@ class FaultyIO(FileIO):
             self.space_bytes -= total
         return super().pwritev(fd, buffers, offset)
 
-    def fdatasync(self, fd):
-        if self.fail_fsync:
+    def _check_fsync(self, fd):
+        if self.fail_fsync or self._paths.get(fd, "").endswith(self.fail_fsync_paths or ("\0",)):
             raise OSError(errno.EIO, "injected fsync failure")
+
+    def fdatasync(self, fd):
+        self._check_fsync(fd)
         super().fdatasync(fd)
 
     def fsync(self, fd):
-        if self.fail_fsync:
-            raise OSError(errno.EIO, "injected fsync failure")
+        self._check_fsync(fd)
         super().fsync(fd)

@@ -131,3 +131,23 @@ def test_start_up_on_a_full_tmpfs_serves_reads_and_refuses_writes(small_tmpfs, c
         assert m.clean_shutdown_detected
         assert not m.recovery_reports[("a", 0)].changed
         assert read_all(m.log("a", 0))[-1].base_offset == end
+
+
+def test_failed_index_fsync_removes_the_index_not_the_log(tmp_path, clock):
+    """An index is derived: its failed fsync costs a rebuild, never an offline log. Data's
+    failed fsync is the one that takes the log offline (test_faults.py)."""
+    io = FaultyIO()
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, io=io)
+    bases = _fill(plog, clock, 3)
+    io.fail_fsync_paths = (".index",)
+    assert plog.flush() == plog.log_end_offset and not plog.is_offline
+    seg = plog.segments[-1]
+    assert seg.indexes_offline and not os.path.exists(seg.offset_index.path)
+    bases += _fill(plog, clock, 3)  # still appendable; entries in memory
+    io.fail_fsync_paths = ()
+    plog.close()  # the close's flush writes them again
+    assert os.path.exists(seg.offset_index.path)
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, clean_shutdown=True)
+    assert not plog.recovery.changed
+    assert len(read_all(plog)) == len(bases)
+    plog.close()
