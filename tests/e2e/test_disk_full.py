@@ -79,15 +79,20 @@ def _stop_cleanly(serve: ServeProcess) -> str:
     return text
 
 
+def _produce_acked(serve: ServeProcess, n: int, size: int) -> list[tuple[int, bytes]]:
+    sent = [Msg(b"k%d" % i, b"%06d" % i + b"v" * size) for i in range(n)]
+    acked = list(zip(PRODUCERS["confluent"](serve.bootstrap, TOPIC, sent, acks="all"),
+                     (m.value for m in sent)))
+    assert [o for o, _ in acked] == list(range(n))
+    return acked
+
+
 def test_shutdown_and_restart_on_a_full_disk_finding_7(small_tmpfs, tmp_path):
     disk = small_tmpfs(2 * 1024 * 1024)
     data = disk.path / "data"
     serve = ServeProcess(data, SETTINGS, log_dir=tmp_path)
     try:
-        sent = [Msg(b"k%d" % i, b"%06d" % i + b"v" * 200) for i in range(100)]
-        acked = list(zip(PRODUCERS["confluent"](serve.bootstrap, TOPIC, sent, acks="all"),
-                         (m.value for m in sent)))
-        assert [o for o, _ in acked] == list(range(100))
+        acked = _produce_acked(serve, 100, 200)
         raw = _raw(serve)
         assert _commit(raw, "reader", 42) == ErrorCode.NONE
 
@@ -144,9 +149,7 @@ def test_restart_after_a_crash_on_a_full_disk(small_tmpfs, tmp_path):
     data = disk.path / "data"
     serve = ServeProcess(data, SETTINGS, log_dir=tmp_path)
     try:
-        sent = [Msg(b"k%d" % i, b"%06d" % i + b"v" * 500) for i in range(200)]
-        acked = list(zip(PRODUCERS["confluent"](serve.bootstrap, TOPIC, sent, acks="all"),
-                         (m.value for m in sent)))
+        acked = _produce_acked(serve, 200, 500)
         disk.fill()
         more, (code, _message) = _produce_until_refused(serve, 200)
         assert code == ErrorCode.KAFKA_STORAGE_ERROR
