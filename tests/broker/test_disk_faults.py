@@ -14,13 +14,12 @@ import threading
 import pytest
 import trio
 from e2e.clients import CONSUMERS
-from e2e.raw import RawClient
+from e2e.raw import RawClient, list_offset
 from faultio import FaultyIO
 
 from kafkito.broker import cli
 from kafkito.broker.server import Broker, BrokerShutdownError
 from kafkito.protocol import ApiKey, ErrorCode
-from kafkito.protocol.messages.list_offsets import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.storage import build_batch
 from kafkito.storage.manager import CLEAN_SHUTDOWN_FILE
@@ -41,11 +40,9 @@ def _produce(raw: RawClient, topic: str, value: bytes, acks: int = -1):
 
 
 def _high_watermark(raw: RawClient, topic: str) -> int:
-    request = ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=[ListOffsetsTopic(
-        name=topic, partitions=[ListOffsetsPartition(partition_index=0, timestamp=LATEST)])])
-    part = raw.call(ApiKey.LIST_OFFSETS, 5, request).topics[0].partitions[0]
-    assert part.error_code == ErrorCode.NONE
-    return part.offset
+    error, offset = list_offset(raw, topic, 0, LATEST)
+    assert error == ErrorCode.NONE
+    return offset
 
 
 def test_failed_fsync_is_never_acknowledged_and_shutdown_says_so(tmp_path):

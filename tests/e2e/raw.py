@@ -78,3 +78,18 @@ def committed_offset(raw: RawClient, group: str, topic: str, partition: int) -> 
         OffsetFetchRequestTopic(name=topic, partition_indexes=[partition])])
     part = raw.call(ApiKey.OFFSET_FETCH, 7, request).topics[0].partitions[0]
     return part.error_code, part.committed_offset
+
+
+def list_offset(raw: RawClient, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
+    """ListOffsets v5 (-1 latest = the high watermark, -2 earliest): (error code, offset)."""
+    from kafkito.protocol import ApiKey
+    from kafkito.protocol.messages.list_offsets import (
+        ListOffsetsPartition,
+        ListOffsetsRequest,
+        ListOffsetsTopic,
+    )
+
+    request = ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=[ListOffsetsTopic(
+        name=topic, partitions=[ListOffsetsPartition(partition_index=partition, timestamp=timestamp)])])
+    part = raw.call(ApiKey.LIST_OFFSETS, 5, request).topics[0].partitions[0]
+    return part.error_code, part.offset

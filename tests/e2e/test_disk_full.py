@@ -13,7 +13,7 @@ import signal
 
 import pytest
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
-from e2e.raw import RawClient, commit_offset, committed_offset
+from e2e.raw import RawClient, commit_offset, committed_offset, list_offset
 from e2e.serve import ServeProcess
 
 from kafkito.protocol import ApiKey, ErrorCode
@@ -115,6 +115,10 @@ def test_shutdown_and_restart_on_a_full_disk_finding_7(small_tmpfs, tmp_path):
     serve = ServeProcess(data, SETTINGS, log_dir=tmp_path)
     try:
         assert _read_all(serve, len(acked)) == acked
+        raw = _raw(serve)
+        assert list_offset(raw, TOPIC, 0, -2) == (ErrorCode.NONE, 0)
+        assert list_offset(raw, TOPIC, 0, -1) == (ErrorCode.NONE, len(acked))
+        raw.close()
         assert _committed(serve, "reader") == 42
         if acked_commit is not None:
             assert _committed(serve, "writer") == acked_commit
