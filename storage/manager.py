@@ -421,6 +421,17 @@ class LogManager:
                 log.error("%s: background flush failed: %s", plog.name, e)
         return flushed
 
+    def checkpoint_recovery_points(self) -> int:
+        """Persist each log's flushed offset as its recovery point (Kafka's
+        ``log.flush.offset.checkpoint.interval.ms`` task); returns how many were written."""
+        written = 0
+        for plog in self.logs():
+            try:
+                written += plog.checkpoint_recovery_point()
+            except StorageError as e:
+                log.error("%s: recovery-point checkpoint failed: %s", plog.name, e)
+        return written
+
     def flush_all(self) -> None:
         for plog in self.logs():
             plog.flush()
