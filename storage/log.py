@@ -483,6 +483,13 @@ class PartitionLog:
         return self.segments[-1]
 
     @property
+    def damaged_ranges(self) -> list[DamagedRange]:
+        """What recovery cut out, then every damaged batch reads have stepped over since."""
+        with self._lock:
+            found = [d for s in self.segments for d in s.damage]
+        return self.recovery.damage + found
+
+    @property
     def is_offline(self) -> bool:
         return self._offline is not None
 
