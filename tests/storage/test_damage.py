@@ -224,3 +224,18 @@ def test_kafkito_verify_finds_a_flipped_byte_and_changes_nothing(tmp_path, clock
     assert "DAMAGED" in out and os.path.basename(victim)[:20] in out
     assert f"position {pos}:" in out and f"offsets {first}..{last}" in out
     assert {n: open(path / n, "rb").read() for n in os.listdir(path)} == before
+
+
+def test_a_segment_overlapping_the_one_before_is_moved_aside_not_deleted(tmp_path, clock):
+    path = tmp_path / "t-0"
+    plog, stored = _write(path, clock)
+    crash(plog)
+    logs = _logs(path)
+    stray_base = int(os.path.basename(logs[3])[:20]) - 1  # claims the last offset of logs[2]
+    stray = path / f"{stray_base:020d}.log"
+    stray.write_bytes(open(logs[3], "rb").read())
+    plog = open_log(path, clock, CONFIG, clean_shutdown=False)
+    assert [b.tobytes() for b in read_all(plog)] == stored
+    assert plog.recovery.modes()[stray_base] == "quarantined"
+    assert not stray.exists() and (path / (stray.name + ".quarantine")).exists()
+    plog.close()
