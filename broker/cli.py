@@ -61,6 +61,9 @@ def _verify(data_dir: str) -> int:
             print(f"  damaged: {d.describe()}")
         for problem in r.problems:
             print(f"  damaged: {problem}")
+        if r.unflushed_tail is not None:
+            print(f"  note: incomplete tail, maybe unflushed (recovery cuts it): "
+                  f"{r.unflushed_tail.describe()}")
         for name in r.quarantined:
             print(f"  note: {name} holds bytes an earlier recovery cut out")
         damaged += not r.ok

@@ -78,7 +78,7 @@ from .batch import (
 )
 from .clock import Clock, SystemClock
 from .config import LogConfig
-from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
+from .errors import CorruptMetadataError, KafkaStorageError, LogClosedError, OffsetOutOfRangeError
 from .fileio import DEFAULT_IO, FileIO
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .segment import (
@@ -99,6 +99,20 @@ _LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".rebuild", metafile.TMP_SUFFIX, ".cleaned
 
 ORIGIN_CLIENT = "client"
 ORIGIN_COORDINATOR = "coordinator"
+
+
+def read_recovery_point(directory: str) -> int:
+    """The checkpointed recovery point, or 0 (scan everything) when there is none. A damaged
+    checkpoint also reads as 0: unlike other metadata it only saves work, so the safe guess
+    costs time, never data."""
+    path = os.path.join(directory, RECOVERY_POINT_FILE)
+    if not os.path.exists(path):
+        return 0
+    try:
+        return int(metafile.read(path, "recovery-point")["recovery_point"])
+    except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
+        log.warning("%s: ignoring the recovery point (%s); every segment will be scanned", path, e)
+        return 0
 
 
 class AppendInfo(NamedTuple):
@@ -239,7 +253,7 @@ class PartitionLog:
         for base in bases:
             self.segments.append(self._configure(LogSegment.open_existing(
                 self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now)))
-        recovery_point = self._read_recovery_point()
+        recovery_point = read_recovery_point(self.directory)
         self.recovery.recovery_point = recovery_point
         self._recover_segments(clean, recovery_point)
         checkpoint = self._read_log_start_checkpoint()
@@ -405,12 +419,6 @@ class PartitionLog:
         if not os.path.exists(path):
             return 0
         return int(metafile.read(path, "log-start-offset")["log_start_offset"])
-
-    def _read_recovery_point(self) -> int:
-        path = os.path.join(self.directory, RECOVERY_POINT_FILE)
-        if not os.path.exists(path):
-            return 0
-        return int(metafile.read(path, "recovery-point")["recovery_point"])
 
     def _write_recovery_point(self, offset: int) -> None:
         path = os.path.join(self.directory, RECOVERY_POINT_FILE)

@@ -154,8 +154,10 @@ class VerifyingScan:
 
     stop_reason = None  # it never stops at a bad batch: it steps over it
 
-    def __init__(self, seg: "LogSegment", start: int, end: int, *, stop_at_gap: bool = False):
+    def __init__(self, seg: "LogSegment", start: int, end: int, *, stop_at_gap: bool = False,
+                 chunk_bytes: int = READ_CHUNK_BYTES):
         self.seg, self.start, self.end, self.stop_at_gap = seg, start, end, stop_at_gap
+        self.chunk_bytes = chunk_bytes
         self.stop_position = start
 
     def __iter__(self) -> Iterator[tuple[int, tuple, memoryview]]:
@@ -171,7 +173,7 @@ class VerifyingScan:
             if resume is None:
                 off = pos - buf_at
                 if off < 0 or off + HEADER_BYTES > len(buf):
-                    buf, buf_at, off = io.pread(fd, min(SCAN_CHUNK_BYTES, end - pos), pos), pos, 0
+                    buf, buf_at, off = io.pread(fd, min(self.chunk_bytes, end - pos), pos), pos, 0
                 fields, problem, view, checked = self._check(buf, off, pos, after, expected)
                 if problem == "reread":
                     buf, buf_at = io.pread(fd, fields[1] + LOG_OVERHEAD, pos), pos
@@ -463,6 +465,7 @@ class LogSegment:
         saved[1].close()
         offset_index.rewrite()
         time_index.rewrite()
+        self.unverified = ByteRanges()  # the rebuild CRC-checked every batch
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
     def headers_from(self, position: int, end: int, *, stop_at_gap: bool = False):

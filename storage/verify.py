@@ -6,7 +6,9 @@ opens every segment read-only and walks it with the read path's own checker
 (``segment.VerifyingScan``: header sanity, offsets increasing and, on non-compacted topics,
 contiguous, CRC-32C of every batch), resyncing after a bad batch exactly as reads do, so what
 it reports is what a broker would step over. It also reports segments whose offsets overlap
-the one before. It never writes: it can run beside a live broker, and fixing is left to
+the one before. An incomplete tail at the end of the last segment is only a note when it may
+be unflushed data (no clean-shutdown marker and past the recovery point): a crash leaves one,
+a broker writing at that moment shows one, and recovery cuts it. It never writes: it can run beside a live broker, and fixing is left to
 recovery (an unclean start, or a read that isolates the batch).
 """
 
@@ -19,12 +21,13 @@ from dataclasses import dataclass, field
 from . import metafile
 from .config import LogConfig
 from .damage import QUARANTINE_SUFFIX, ByteRanges, DamagedRange
+from .log import read_recovery_point
+from .manager import CLEAN_SHUTDOWN_FILE, TOPICS_DIR, TOPIC_SUFFIX
 from .fileio import DEFAULT_IO, FileIO
-from .segment import LogSegment, VerifyingScan
+from .segment import SCAN_CHUNK_BYTES, LogSegment, VerifyingScan
 
 _SEGMENT_LOG = re.compile(r"^(\d{20})\.log$")
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
-TOPICS_DIR = "__kafkito_topics"  # manager.py's layout (verify must not import the manager)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class PartitionVerification:
     damage: list[DamagedRange] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # structural: overlaps, unreadable files
     quarantined: list[str] = field(default_factory=list)  # left by earlier recoveries
+    unflushed_tail: DamagedRange | None = None  # see the module docstring: not damage
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,7 @@ def _compacted_topics(data_dir: str) -> set[str]:
     if not os.path.isdir(topics):
         return out
     for name in os.listdir(topics):
-        if not name.endswith(".meta"):
+        if not name.endswith(TOPIC_SUFFIX):
             continue
         try:
             body = metafile.read(os.path.join(topics, name), "topic")
@@ -59,8 +63,9 @@ def _compacted_topics(data_dir: str) -> set[str]:
     return out
 
 
-def verify_partition(directory: str, *, compact: bool = False,
+def verify_partition(directory: str, *, compact: bool = False, clean: bool = False,
                      io: FileIO = DEFAULT_IO) -> PartitionVerification:
+    """``clean``: the data directory holds a clean-shutdown marker (everything was flushed)."""
     result = PartitionVerification(os.path.basename(directory))
     names = sorted(os.listdir(directory))
     result.quarantined = [n for n in names if n.endswith(QUARANTINE_SUFFIX)]
@@ -84,7 +89,7 @@ def verify_partition(directory: str, *, compact: bool = False,
             seg.leader_epoch_max = 0  # as PartitionLog stamps it (one node, epoch 0)
             seg.unverified = ByteRanges([(0, size)])
             next_offset = base
-            for _pos, fields, _view in VerifyingScan(seg, 0, size):
+            for _pos, fields, _view in VerifyingScan(seg, 0, size, chunk_bytes=SCAN_CHUNK_BYTES):
                 result.batches += 1
                 next_offset = fields[0] + fields[6] + 1
             result.damage.extend(seg.damage)
@@ -93,17 +98,24 @@ def verify_partition(directory: str, *, compact: bool = False,
             result.problems.append(f"{os.path.basename(seg.log_path)}: cannot read: {e.strerror or e}")
         finally:
             seg.close()
+    last = result.damage[-1] if result.damage else None
+    if (last is not None and not clean and last.segment == bases[-1] and last.last_offset is None
+            and last.first_offset >= read_recovery_point(directory)):
+        result.unflushed_tail = result.damage.pop()
     return result
+
+
 
 
 def verify_data_dir(data_dir: str, io: FileIO = DEFAULT_IO) -> list[PartitionVerification]:
     """Every partition directory of ``data_dir`` (deleted topics' leftovers are skipped)."""
     compacted = _compacted_topics(data_dir)
+    clean = os.path.exists(os.path.join(data_dir, CLEAN_SHUTDOWN_FILE))
     results = []
     for name in sorted(os.listdir(data_dir)):
         path = os.path.join(data_dir, name)
         m = _PARTITION_DIR.match(name)
         if not m or not os.path.isdir(path) or name.endswith("-delete"):
             continue
-        results.append(verify_partition(path, compact=m.group(1) in compacted, io=io))
+        results.append(verify_partition(path, compact=m.group(1) in compacted, clean=clean, io=io))
     return results

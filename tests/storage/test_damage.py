@@ -239,3 +239,20 @@ def test_a_segment_overlapping_the_one_before_is_moved_aside_not_deleted(tmp_pat
     assert plog.recovery.modes()[stray_base] == "quarantined"
     assert not stray.exists() and (path / (stray.name + ".quarantine")).exists()
     plog.close()
+
+
+def test_kafkito_verify_calls_an_unflushed_torn_tail_a_note_not_damage(tmp_path, clock, capsys):
+    """A crash (or a broker writing right now) leaves half a batch at the end of the last
+    segment; recovery cuts it. It is damage only when it was known flushed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    plog, stored = _write(data / "t-0", clock, n=20)
+    crash(plog)
+    last = _logs(data / "t-0")[-1]
+    with open(last, "r+b") as f:
+        f.truncate(os.path.getsize(last) - 5)
+    assert cli_main(["verify", str(data)]) == 0
+    assert "note: incomplete tail" in capsys.readouterr().out
+    (data / ".kafka_cleanshutdown").write_bytes(b"")  # everything was flushed: damage
+    assert cli_main(["verify", str(data)]) == 1
+    assert "DAMAGED" in capsys.readouterr().out
