@@ -7,14 +7,15 @@ record outside the damaged batch is consumed exactly once, in order, to the end.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
-import struct
 
 import pytest
 from e2e.clients import Msg, confluent_consume, confluent_produce
 
+from kafkito.storage import iter_batches
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e
@@ -35,17 +36,6 @@ def written(tmp_path_factory):
     return data, msgs
 
 
-def _batches(log_path):
-    data = open(log_path, "rb").read()
-    out, pos = [], 0
-    while pos < len(data):
-        base, length = struct.unpack_from(">qi", data, pos)
-        last = base + struct.unpack_from(">i", data, pos + 23)[0]
-        out.append((pos, length + 12, base, last))
-        pos += length + 12
-    return out
-
-
 @pytest.mark.parametrize("restart", ["clean", "unclean", "unclean-without-checkpoint"])
 def test_random_bytes_in_an_old_segment_cost_only_that_batch(written, tmp_path, restart):
     src, msgs = written
@@ -55,8 +45,10 @@ def test_random_bytes_in_an_old_segment_cost_only_that_batch(written, tmp_path, 
     segments = sorted(n for n in os.listdir(part) if n.endswith(".log"))
     assert len(segments) >= 8
     victim = part / segments[len(segments) // 3]
-    batches = _batches(victim)
-    pos, size, first, last = batches[len(batches) // 2]
+    batches = list(iter_batches(victim.read_bytes()))
+    positions = list(itertools.accumulate((b.size_bytes for b in batches), initial=0))
+    k = len(batches) // 2
+    pos, size, first, last = positions[k], batches[k].size_bytes, batches[k].base_offset, batches[k].last_offset
     with open(victim, "r+b") as f:
         f.seek(pos + size // 2)
         f.write(random.Random(10).randbytes(16))
