@@ -152,7 +152,10 @@ class Broker:
     async def _recovery_point_loop(self, state: BrokerState) -> None:
         while True:
             await trio.sleep(state.config.log_flush_offset_checkpoint_interval_ms / 1000)
-            await trio.to_thread.run_sync(state.logs.checkpoint_recovery_points)
+            try:
+                await trio.to_thread.run_sync(state.logs.checkpoint_recovery_points)
+            except Exception:
+                log.exception("recovery-point checkpoint failed")
 
     async def _retention_loop(self, state: BrokerState) -> None:
         interval_s = state.config.log_retention_check_interval_ms / 1000

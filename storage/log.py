@@ -283,7 +283,11 @@ class PartitionLog:
         if recovery_point > self.log_end_offset:
             # The log is shorter than the checkpoint says (damage cut it): new appends must
             # not be mistaken for flushed data by the next unclean start.
-            self._write_recovery_point(self.log_end_offset)
+            try:
+                self._write_recovery_point(self.log_end_offset)
+            except KafkaStorageError:  # no room for the file: no checkpoint is safe too
+                self.io.unlink(os.path.join(self.directory, RECOVERY_POINT_FILE))
+                self._recovery_point_written = 0
         if self.recovery.changed:
             log.warning("%s: recovery cut %d bytes (%d damaged ranges), rebuilt indexes of %d "
                         "segments, removed %d empty segments, offset gaps %s", self.name,
@@ -347,9 +351,9 @@ class PartitionLog:
             self.recovery.segments.append(report)
             self._log_segment_report(seg, report)
             if report.split_base is not None:
-                if not is_last and work[i + 1].base_offset == report.split_base:
-                    # A split interrupted before the cut: the file was just rewritten.
-                    work.pop(i + 1).close()
+                # A split interrupted before its cut needs nothing special: the tail's copy
+                # is the next segment, and batches reaching it cannot be resynced onto
+                # (next_base bounds them), so the rest of this file is simply cut.
                 new = self._configure(LogSegment.open_existing(
                     self.directory, report.split_base, self.io,
                     segment_index_bytes=self.config.segment_index_bytes, created_ms=seg.created_ms))

@@ -256,3 +256,25 @@ def test_kafkito_verify_calls_an_unflushed_torn_tail_a_note_not_damage(tmp_path,
     (data / ".kafka_cleanshutdown").write_bytes(b"")  # everything was flushed: damage
     assert cli_main(["verify", str(data)]) == 1
     assert "DAMAGED" in capsys.readouterr().out
+
+
+def test_a_split_interrupted_before_its_cut_loses_and_duplicates_nothing(tmp_path, clock):
+    """Recovery copies the valid tail to a new segment before it cuts the damaged one; a
+    crash between the two leaves both files whole. The next start must serve each batch
+    once (the copy bounds the resync) and lose only the damaged batch."""
+    path = tmp_path / "t-0"
+    plog, stored = _write(path, clock)
+    crash(plog)
+    victim = _logs(path)[1]
+    pos, size, first, last = _damage_middle(victim, random.Random(3))
+    damaged_file = open(victim, "rb").read()
+    plog = open_log(path, clock, CONFIG, clean_shutdown=False)
+    assert plog.recovery.segments[1].split_base == last + 1
+    crash(plog)
+    with open(victim, "wb") as f:  # the cut never happened
+        f.write(damaged_file)
+    assert not (path / RECOVERY_POINT_FILE).exists()  # so both files are scanned in full
+    plog = open_log(path, clock, CONFIG, clean_shutdown=False)
+    assert [b.tobytes() for b in read_all(plog)] == _without(stored, first, last)
+    assert plog.recovery.segments[1].split_base is None
+    plog.close()
