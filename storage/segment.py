@@ -485,7 +485,7 @@ class LogSegment:
         """Does [start, end) hold bytes not CRC-checked in this process, or a known bad batch?"""
         if self.unverified and self.unverified.overlaps(start, end):
             return True
-        return any(a < end and start < b for a, b in self.skips)
+        return bool(self.skips) and any(a < end and start < b for a, b in self.skips)
 
     def skip_target(self, position: int) -> int | None:
         for a, b in self.skips:
