@@ -442,10 +442,13 @@ class PartitionLog:
                 if self._closed or self._offline is not None:
                     return False
                 point = self._flushed_offset
-            if point == self._recovery_point_written:
-                return False
-            self._write_recovery_point(point)
-            return True
+            return self._checkpoint(point)
+
+    def _checkpoint(self, point: int) -> bool:
+        if point == self._recovery_point_written:
+            return False
+        self._write_recovery_point(point)
+        return True
 
     def _write_log_start_checkpoint(self) -> None:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
@@ -882,18 +885,13 @@ class PartitionLog:
                 if self._offline is None:
                     self.segments[-1].seal()
                     self._flush_unlocked()
-                    self._close_checkpoint()
+                    try:
+                        self._checkpoint(self._flushed_offset)
+                    except KafkaStorageError as e:  # the old checkpoint stays valid, only older
+                        log.warning("%s: %s", self.name, e)
             finally:
                 self._closed = True
                 self._close_fds()
-
-    def _close_checkpoint(self) -> None:
-        if self._flushed_offset == self._recovery_point_written:
-            return
-        try:
-            self._write_recovery_point(self._flushed_offset)
-        except KafkaStorageError as e:  # the older checkpoint stays valid, just less useful
-            log.warning("%s: %s", self.name, e)
 
     def _flush_unlocked(self) -> None:
         try:
