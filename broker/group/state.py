@@ -27,11 +27,13 @@ itself in unit tests) sets ``notify`` to hear about it.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
+
+from kafkito.protocol.errors import ProtocolError
+from kafkito.protocol.records.consumer_protocol import read_subscribed_topics
 
 __all__ = [
     "CONSUMER_PROTOCOL_TYPE",
@@ -370,20 +372,8 @@ def subscribed_topics_of(metadata: bytes) -> set[str] | None:
     """Topics of a ConsumerProtocolSubscription, or None if it does not parse.
 
     Every version starts with the version-0 layout (int16 version, then an array of
-    int16-length topic names), so that prefix is all we read."""
+    topic names), so that prefix is all we read (as Kafka's own reader does)."""
     try:
-        (count,) = struct.unpack_from(">i", metadata, 2)
-        pos = 6
-        topics = set()
-        if count < 0 or count > len(metadata):
-            return None
-        for _ in range(count):
-            (n,) = struct.unpack_from(">h", metadata, pos)
-            pos += 2
-            if n < 0 or pos + n > len(metadata):
-                return None
-            topics.add(bytes(metadata[pos : pos + n]).decode("utf-8"))
-            pos += n
-        return topics
-    except (struct.error, UnicodeDecodeError):
+        return set(read_subscribed_topics(metadata))
+    except ProtocolError:
         return None
