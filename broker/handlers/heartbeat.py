@@ -20,8 +20,7 @@ MAX_VERSION = 4
 async def handle(ctx, request) -> HeartbeatResponse:
     error = unavailable(ctx)
     if error is None:
-        error = ctx.broker.groups.call(
-            "heartbeat",
+        error = ctx.broker.groups.heartbeat(
             group_id=request.group_id,
             member_id=request.member_id,
             group_instance_id=request.group_instance_id if ctx.api_version >= 3 else None,

@@ -33,8 +33,7 @@ async def handle(ctx, request) -> Deferred | JoinGroupResponse:
         return JoinGroupResponse(error_code=error, member_id=request.member_id,
                                  protocol_name=None if v >= 7 else "")
     groups = ctx.broker.groups
-    waiter = groups.call(
-        "join_group",
+    waiter = groups.join_group(
         group_id=request.group_id,
         member_id=request.member_id,
         group_instance_id=request.group_instance_id if v >= 5 else None,

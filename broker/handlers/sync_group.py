@@ -32,8 +32,7 @@ async def handle(ctx, request) -> Deferred | SyncGroupResponse:
     if error is not None:
         return SyncGroupResponse(error_code=error, assignment=b"")
     groups = ctx.broker.groups
-    waiter = groups.call(
-        "sync_group",
+    waiter = groups.sync_group(
         group_id=request.group_id,
         generation_id=request.generation_id,
         member_id=request.member_id,

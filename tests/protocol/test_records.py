@@ -125,7 +125,7 @@ def test_read_subscribed_topics_reads_only_the_leading_topics():
 
 
 # ------------------------------------------------------------------ bytes kafkito has written
-GOLDEN = json.load(open(os.path.join(os.path.dirname(__file__), "data", "golden_consumer_offsets.json"),
+GOLDEN = json.load(open(os.path.join(os.path.dirname(__file__), "data", "records_consumer_offsets.json"),
                         encoding="utf-8"))["cases"]
 
 
