@@ -118,7 +118,6 @@ class DescribedGroup:
     members: tuple[DescribedMember, ...] = ()
 
 
-
 class ValidationError(Exception):
     """A request refused before it changes anything; ``error`` is the answer."""
 
@@ -127,6 +126,11 @@ class ValidationError(Exception):
 
 
 class ClassicGroupCoordinator:
+    """Every classic group. ``config`` is the facade's GroupConfig; ``timer`` and
+    ``outbox`` are shared with the other parts; ``now_ms`` reads the facade's time;
+    ``is_consumer_group`` and ``is_simple_group`` say what an id without a classic group
+    is (the facade knows)."""
+
     def __init__(self, config, *, timer: DeadlineTimer, outbox: Outbox, now_ms: Callable[[], int],
                  new_member_suffix: Callable[[], str],
                  is_consumer_group: Callable[[str], bool] = lambda group_id: False,

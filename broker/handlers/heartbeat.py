@@ -2,7 +2,7 @@
 
 Keeps a member's session alive and tells it when to rejoin (REBALANCE_IN_PROGRESS). A
 member that is fenced, unknown or of an old generation learns it here. v3+ carry
-``group.instance.id``. All decisions are ``GroupCoordinator.heartbeat``'s.
+``group.instance.id``. All decisions are ``ClassicGroupCoordinator.heartbeat``'s.
 """
 
 from __future__ import annotations

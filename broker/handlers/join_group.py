@@ -2,7 +2,7 @@
 
 The request parks until the group's join phase completes (every member rejoined, or the
 rebalance timeout dropped the laggards); the leader then receives every member's
-metadata for the chosen protocol. All decisions are ``GroupCoordinator.join_group``'s.
+metadata for the chosen protocol. All decisions are ``ClassicGroupCoordinator.join_group``'s.
 
 Version notes: v0 has no rebalance timeout (the session timeout serves as both); v4+
 members without an id first get MEMBER_ID_REQUIRED with their new id (KIP-394); v5+ carry
