@@ -49,8 +49,8 @@ from enum import Enum
 
 from kafkito.protocol import ErrorCode
 
-from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, AssignmentMember, assign
 from ..coordinator_runtime import DeadlineTimer
+from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, AssignmentMember, assign
 
 __all__ = [
     "ConsumerGroup",
