@@ -17,6 +17,7 @@ from e2e.raw import RawClient, commit_offset, committed_offset, list_offset
 from e2e.serve import ServeProcess
 
 from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.storage import build_batch
 
@@ -62,6 +63,15 @@ def _committed(serve: ServeProcess, group: str) -> int:
         error, offset = committed_offset(raw, group, TOPIC, 0)
         assert error == ErrorCode.NONE
         return offset
+    finally:
+        raw.close()
+
+
+def _init_producer_id(serve: ServeProcess) -> tuple[int, int]:
+    raw = _raw(serve)
+    try:
+        r = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transaction_timeout_ms=60000))
+        return r.error_code, r.producer_id
     finally:
         raw.close()
 
@@ -125,6 +135,9 @@ def test_shutdown_and_restart_on_a_full_disk_finding_7(small_tmpfs, tmp_path):
         refused_acked, (code, _message) = _produce_until_refused(serve, 1000)
         assert code == ErrorCode.KAFKA_STORAGE_ERROR
         acked += refused_acked
+        # A new producer id needs its block recorded first: refused with the error clients
+        # retry, never handed out unrecorded (a restart could hand it out again).
+        assert _init_producer_id(serve)[0] == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
 
         disk.make_room()  # no restart: the next writes succeed
         after = [Msg(b"k", b"after-%d" % i) for i in range(5)]
@@ -134,6 +147,8 @@ def test_shutdown_and_restart_on_a_full_disk_finding_7(small_tmpfs, tmp_path):
         raw = _raw(serve)
         assert _commit(raw, "reader", 77) == ErrorCode.NONE
         raw.close()
+        code, producer_id = _init_producer_id(serve)
+        assert code == ErrorCode.NONE and producer_id >= 0
     finally:
         text = _stop_cleanly(serve)
     assert "kept in memory" in text  # recovery could not rewrite an index: it served anyway
