@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("queued.max.request.bytes.per.connection", int, 104_857_600,
       "Request bytes one connection may hold of the pool (a connection holding nothing may "
       "always read one frame up to socket.request.max.bytes).", 1, INT64_MAX),
-    S("queued.max.response.bytes.per.connection", int, 8_388_608,
+    S("queued.max.response.bytes.per.connection", int, 1_048_576,
       "Answer bytes waiting to be sent on one connection before it stops reading requests "
       "(file regions sent with sendfile do not count).", 1, INT64_MAX),
     S("socket.request.incomplete.timeout.ms", int, 30_000,

@@ -330,6 +330,10 @@ class Connection:
             ctx = RequestContext(header, self.state, self.peer)
             deferred = await self._settle(slot, header, handler.handle(ctx, request))
             if deferred is not None:
+                # The handler has done its in-order part and let go of the request (Produce
+                # has appended): an fsync or a long poll must not hold pool bytes.
+                self._release(slot.nbytes)
+                slot.nbytes = 0
                 nursery.start_soon(self._finish_deferred, slot, header, deferred)
             self._frames_unparked += 1
             if self._frames_unparked >= _FRAMES_PER_CHECKPOINT:

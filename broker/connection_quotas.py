@@ -56,7 +56,7 @@ class ConnectionQuotas:
         if self._tokens_at_s is not None:
             self._tokens = min(float(rate), self._tokens + (now_s - self._tokens_at_s) * rate)
         self._tokens_at_s = now_s
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if self._tokens >= 1 - 1e-9:  # the slack absorbs float error in the refill above
+            self._tokens = max(0.0, self._tokens - 1)
             return 0.0
         return (1 - self._tokens) / rate
