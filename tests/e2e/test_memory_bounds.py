@@ -241,3 +241,23 @@ def test_max_connection_creation_rate_spaces_accepts(tmp_path):
             answered_s.append(time.monotonic() - started)
         assert answered_s[4] < 0.5  # the burst
         assert 1.6 < answered_s[-1] < 4  # then five a second: ten more take about two seconds
+
+
+@pytest.mark.slow
+def test_an_idle_connection_costs_little(tmp_path):
+    """Regression: 2,000 idle connections cost 77 KB each (a 64 KB receive buffer apiece,
+    a watchdog task each). Now about 12 KB: the buffer's pages go back to the kernel when
+    the connection idles, and one sweep watches every connection's deadlines."""
+    with ServeProcess(tmp_path / "data") as serve:
+        warm = RawClient("127.0.0.1", serve.port)
+        for _ in range(20):
+            warm.call(ApiKey.API_VERSIONS, 3, VERSIONS)
+        time.sleep(2.5)
+        before = serve.rss_bytes()
+        clients = [RawClient("127.0.0.1", serve.port) for _ in range(1000)]
+        for raw in clients:
+            raw.call(ApiKey.API_VERSIONS, 3, VERSIONS)
+        time.sleep(2.5)  # past the trim delay and a sweep tick
+        per_connection = (serve.rss_bytes() - before) / len(clients)
+        assert per_connection < 24 * 1024, f"{per_connection / 1024:.1f} KB per idle connection"
+        assert warm.call(ApiKey.API_VERSIONS, 3, VERSIONS).error_code == 0
