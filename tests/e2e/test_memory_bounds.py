@@ -196,6 +196,32 @@ def test_many_large_frames_at_once_stay_within_the_pool_and_are_all_answered(tmp
         assert pool.reserved_bytes == 0  # every byte came back
 
 
+def test_a_frame_above_one_mib_arriving_in_pieces_is_served_from_a_lazy_buffer(tmp_path):
+    """Frames above 1 MiB are read into a mapping backed page by page (frame_buffer): a
+    4 MB produce sent in uneven pieces with pauses lands whole and reads back intact."""
+    with embedded_broker(tmp_path) as b:
+        b.create_topic("large", configs={"max.message.bytes": str(8 * MB)})
+        value = bytes(range(256)) * (4 * MB // 256)
+        raw = RawClient(b.host, b.port)
+        frame = encode_request(ApiKey.PRODUCE, 9, 1, "raw", _produce("large", value, acks=-1))
+        assert len(frame) > 4 * MB
+        pieces = [frame[:3], frame[3:70_000], frame[70_000:1_500_000], frame[1_500_000:]]
+        for piece in pieces:
+            raw.sock.sendall(piece)
+            time.sleep(0.05)
+        raw.correlation_id = 1
+        _, response = raw.receive(ApiKey.PRODUCE, 9)
+        part = response.responses[0].partition_responses[0]
+        assert part.error_code == 0
+        fetch = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=16 * MB, isolation_level=0,
+                             session_id=0, session_epoch=-1, topics=[FetchTopic(topic="large", partitions=[
+                                 FetchPartition(partition=0, fetch_offset=part.base_offset,
+                                                partition_max_bytes=16 * MB)])])
+        records = bytes(raw.call(ApiKey.FETCH, 11, fetch).responses[0].partitions[0].records)
+        assert value in records
+        assert b.broker.request_pool.reserved_bytes == 0
+
+
 def _connect(b, source_ip: str) -> RawClient:
     raw = RawClient.__new__(RawClient)
     raw.sock = socket.create_connection((b.host, b.port), timeout=5, source_address=(source_ip, 0))
