@@ -192,12 +192,18 @@ class Broker:
                 continue
             nursery.start_soon(self._serve, stream, state, ip)
 
-    def _log_refusal(self, reason: str) -> None:
-        self._refused += 1
-        self._refused_reason = reason
+    def _log_refusal(self, reason: str | None = None) -> None:
+        """Count a refused connection (``reason``), logging at most once per interval.
+
+        Called with no reason by the sweep, so refusals counted since the last line are
+        logged even when no further connection comes.
+        """
+        if reason is not None:
+            self._refused += 1
+            self._refused_reason = reason
         now = trio.current_time()
-        if now - self._refused_logged_s >= _REFUSAL_LOG_INTERVAL_S:
-            log.warning("closed %d new connection(s) right after accept: %s", self._refused, reason)
+        if self._refused and now - self._refused_logged_s >= _REFUSAL_LOG_INTERVAL_S:
+            log.warning("closed %d new connection(s) right after accept: %s", self._refused, self._refused_reason)
             self._refused = 0
             self._refused_logged_s = now
 
@@ -226,6 +232,7 @@ class Broker:
             now = trio.current_time()
             for conn in list(self._connections):
                 conn.expire(now)
+            self._log_refusal()
 
     async def _retention_loop(self, state: BrokerState) -> None:
         interval_s = state.config.log_retention_check_interval_ms / 1000
