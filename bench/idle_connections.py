@@ -22,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafkito.protocol import ApiKey, encode_request
-from kafkito.protocol.messages.api_versions import ApiVersionsRequest
+# ApiVersions v0 with client id "idle", encoded by hand so that any Kafka-compatible
+# broker (the peers of bench/harness too) can be measured without our codec.
+_CLIENT_ID = b"idle"
+API_VERSIONS_V0 = struct.pack(">ihhih", 10 + len(_CLIENT_ID), 18, 0, 1, len(_CLIENT_ID)) + _CLIENT_ID
 
 
 def _rss(pid: int) -> int:
@@ -51,6 +53,22 @@ def _recv_frame(sock: socket.socket) -> None:
     exactly(struct.unpack(">i", exactly(4))[0])
 
 
+def open_idle_connections(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that each did one ApiVersions, as a client does on connect."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection((host, port))
+            socks.append(s)
+            s.sendall(API_VERSIONS_V0)
+            _recv_frame(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
 def measure(connections: int, pythonpath: str | None, settle_s: float) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="idle-conn-"))
     port = _free_port()
@@ -68,19 +86,13 @@ def measure(connections: int, pythonpath: str | None, settle_s: float) -> dict:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((workdir / "serve.log").read_text())
             time.sleep(0.02)
-        frame = encode_request(ApiKey.API_VERSIONS, 3, 1, "idle",
-                               ApiVersionsRequest(client_software_name="idle", client_software_version="1"))
         warm = socket.create_connection(("127.0.0.1", port))
         for _ in range(20):
-            warm.sendall(frame)
+            warm.sendall(API_VERSIONS_V0)
             _recv_frame(warm)
         time.sleep(settle_s)
         before = _rss(proc.pid)
-        for _ in range(connections):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(frame)
-            _recv_frame(s)
-            socks.append(s)
+        socks = open_idle_connections("127.0.0.1", port, connections)
         time.sleep(settle_s)
         after = _rss(proc.pid)
         return {"before_mb": before / 2**20, "after_mb": after / 2**20,
