@@ -138,9 +138,27 @@ SETTINGS: tuple[Setting, ...] = (
     S("socket.request.max.bytes", int, 104_857_600, "Largest request frame; larger ones close the connection.", 1, INT32_MAX),
     S("connections.max.idle.ms", int, 600_000, "Close connections idle this long.", 1, INT64_MAX),
     S("queued.max.requests", int, 500, "Requests one connection may have in flight before reading pauses.", 1, 1_000_000),
-    S("queued.max.request.bytes", int, 209_715_200,
-      "Request bytes one connection may have in flight before reading pauses.", 1, INT64_MAX,
-      kafka_default="-1 (broker-wide, unbounded)"),
+    S("queued.max.request.bytes", int, 536_870_912,
+      "Request bytes all connections together may hold (the memory pool; -1: unbounded); "
+      "a connection that cannot reserve its next frame pauses reading.", -1, INT64_MAX,
+      kafka_default="-1 (unbounded)"),
+    S("queued.max.request.bytes.per.connection", int, 104_857_600,
+      "Request bytes one connection may hold of the pool (a connection holding nothing may "
+      "always read one frame up to socket.request.max.bytes).", 1, INT64_MAX),
+    S("queued.max.response.bytes.per.connection", int, 1_048_576,
+      "Answer bytes waiting to be sent on one connection before it stops reading requests "
+      "(file regions sent with sendfile do not count).", 1, INT64_MAX),
+    S("socket.request.incomplete.timeout.ms", int, 30_000,
+      "Close a connection whose request frame started but did not finish arriving within this "
+      "time (time paused by the broker's own limits does not count).", 1, INT64_MAX),
+    S("socket.response.stall.timeout.ms", int, 60_000,
+      "Close a connection whose client has read none of its waiting answers for this long.", 1, INT64_MAX),
+    S("max.connections", int, INT32_MAX,
+      "Connections the broker keeps open; more are closed right after accept.", 0, INT32_MAX),
+    S("max.connections.per.ip", int, INT32_MAX,
+      "Connections one client address may keep open; more are closed right after accept.", 0, INT32_MAX),
+    S("max.connection.creation.rate", int, INT32_MAX,
+      "New connections accepted per second; more wait in the listen backlog.", 1, INT32_MAX),
     S("fetch.max.bytes", int, 57_671_680, "Broker cap on one Fetch response's record bytes.", 1024, INT32_MAX),
     S("max.waiting.fetches", int, 10_000, "Fetch requests that may wait for data at once.", 1, 10_000_000),
     # Groups and offsets.
@@ -181,6 +199,16 @@ def _with_listener_checks(values: dict[str, Any]) -> dict[str, Any]:
                 _listener(raw)
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
+    pool = values["queued.max.request.bytes"]
+    one_connection = max(values["queued.max.request.bytes.per.connection"], values["socket.request.max.bytes"])
+    if pool == 0 or pool < -1:
+        raise ConfigError(f"queued.max.request.bytes: {pool} must be positive or -1 (unbounded)")
+    if pool != -1 and pool <= one_connection:
+        raise ConfigError(
+            f"queued.max.request.bytes ({pool}) must exceed what one connection may hold, the larger of "
+            f"queued.max.request.bytes.per.connection and socket.request.max.bytes ({one_connection}), "
+            "so that no connection can take the whole pool"
+        )
     lo, hi = values["group.min.session.timeout.ms"], values["group.max.session.timeout.ms"]
     if lo > hi:
         raise ConfigError(f"group.min.session.timeout.ms ({lo}) exceeds group.max.session.timeout.ms ({hi})")

@@ -21,7 +21,7 @@ class ServeProcess:
     """Starts `kafkito serve` and waits for its "listening on" line; stderr goes to ``log``
     (outside the data directory, which may be a full disk)."""
 
-    def __init__(self, data_dir: Path, settings: Mapping[str, str] | None = None,
+    def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None,
                  log_dir: Path | None = None) -> None:
         self.port = free_port()
         self.log = (log_dir or data_dir.parent) / f"serve-{self.port}.log"
@@ -45,6 +45,21 @@ class ServeProcess:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def rss_bytes(self) -> int:
+        """The broker process's resident set size, from /proc."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
     def stop(self, sig=signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(30)
+
+    def __enter__(self) -> "ServeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
