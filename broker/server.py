@@ -72,7 +72,8 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock)
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock,
+                          decompressed_bytes_max=config.message_decompressed_max_bytes)
         try:
             logs.startup()
         except Exception as exc:

@@ -80,7 +80,7 @@ def _check_prefix(plog, stored, must_have_offset=0):
     for b in got:  # every offset resolves to its batch
         rb = RecordBatch(b)
         assert plog.read(rb.last_offset, 1).first_offset == rb.base_offset
-    info = plog.append(payload(999), 0)
+    info = plog.append(payload(999), plog.clock.now_ms())
     assert info.base_offset == end
     assert [b.tobytes() for b in read_all(plog)][: len(got)] == got
     return len(got)
