@@ -60,7 +60,13 @@ from .batch import HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, sta
 from .codecs import DECOMPRESSED_BYTES_MAX
 from .clock import Clock, SystemClock
 from .config import LogConfig
-from .errors import InvalidRecordError, KafkaStorageError, LogClosedError, OffsetOutOfRangeError
+from .errors import (
+    InvalidRecordError,
+    KafkaStorageError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
 from .fileio import DEFAULT_IO, FileIO
 from .segment import (
     DELETED_SUFFIX,
@@ -599,9 +605,17 @@ class PartitionLog:
             for _p, fields, view in seg.bodies_from(pos, end):
                 if fields[8] < timestamp_ms or fields[0] + fields[6] < start:
                     continue
-                for rec in RecordBatch(view).records():
-                    if rec.offset >= start and rec.timestamp >= timestamp_ms:
-                        return rec.offset, rec.timestamp
+                try:
+                    for rec in RecordBatch(view).records(self.decompressed_bytes_max):
+                        if rec.offset >= start and rec.timestamp >= timestamp_ms:
+                            return rec.offset, rec.timestamp
+                except StorageError as e:
+                    # A batch stored before produce validation existed (a decompression
+                    # bomb, records that do not parse): answer at batch precision, as the
+                    # time index would, instead of failing every lookup that reaches it.
+                    log.warning("%s: batch at offset %d cannot be read for a timestamp lookup "
+                                "(%s); answering with its base offset", self.name, fields[0], e)
+                    return max(fields[0], start), fields[8]
         return None
 
     def max_timestamp(self) -> tuple[int, int]:

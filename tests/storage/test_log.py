@@ -352,3 +352,19 @@ def test_finding_1_a_segment_never_spans_more_than_its_relative_offset_range(tmp
     reopened = open_log(tmp_path / "t-0", clock, clean_shutdown=False)
     assert reopened.log_end_offset == 30 and not reopened.recovery.deleted_segments
     reopened.close()
+
+
+def test_finding_6_timestamp_lookup_over_a_stored_bomb_answers_at_batch_precision(tmp_path, clock):
+    """A batch stored before produce validation existed (here: under a larger cap) that now
+    decompresses past the cap: a timestamp lookup answers with the batch, never raises."""
+    now = clock.now_ms()
+    plog = open_log(tmp_path / "t-0", clock, decompressed_bytes_max=8 << 20)
+    plog.append(payload(1, n=2), now)
+    plog.append(build_batch([(b"k", b"\0" * (4 << 20), [], now + 10)], compression="zstd"), now)
+    plog.close()
+    plog = open_log(tmp_path / "t-0", clock, decompressed_bytes_max=1 << 20)
+    assert plog.offset_for_timestamp(now + 1) == (1, now + 1)  # an ordinary batch: exact
+    assert plog.offset_for_timestamp(now + 5) == (2, now + 10)  # the bomb: its base offset
+    with pytest.raises(RecordTooLargeError):  # and a new one is refused
+        plog.append(build_batch([(b"k", b"\0" * (4 << 20), [], now)], compression="zstd"), now)
+    plog.close()
