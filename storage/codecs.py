@@ -256,30 +256,53 @@ def _zstd_compress(data: bytes) -> bytes:
     return _ZSTD_COMPRESSOR.compress(data)
 
 
-# Compressed bytes fed to the decoder per step. zstd can expand a few bytes into a 128 KiB
-# block, so small steps keep the output between two cap checks bounded (~32 MiB worst case).
+# Compressed bytes fed to the decoder per step when a frame does not declare its size. zstd
+# can expand a few bytes into a 128 KiB block, so small steps keep the output between two
+# cap checks bounded (~32 MiB worst case).
 _ZSTD_FEED_BYTES = 1024
+_ZSTD_FRAME_HEADER_MAX_BYTES = 18
+
+
+def _zstd_frame(mv: memoryview, budget: int, max_bytes: int) -> tuple[bytes, memoryview]:
+    """Decompress the frame at the start of ``mv``; return it and the bytes after it."""
+    declared = zstandard.frame_content_size(mv[:_ZSTD_FRAME_HEADER_MAX_BYTES])
+    d = _ZSTD_DECOMPRESSOR.decompressobj()
+    if declared >= 0:
+        # One call: zstd refuses a frame that decodes past its declared size, so the output
+        # is bounded by the check below (what librdkafka sends: the fast path).
+        if declared > budget:
+            raise _too_large(max_bytes)
+        out = d.decompress(mv)
+        if not d.eof:
+            raise CorruptRecordError("zstd: truncated frame")
+        return out, mv[len(mv) - len(d.unused_data):]
+    parts = []
+    size = pos = 0
+    while not d.eof:
+        if pos >= len(mv):
+            raise CorruptRecordError("zstd: truncated frame")
+        chunk = mv[pos : pos + _ZSTD_FEED_BYTES]
+        part = d.decompress(chunk)
+        size += len(part)
+        if size > budget:
+            raise _too_large(max_bytes)
+        parts.append(part)
+        pos += len(chunk)
+    return b"".join(parts), mv[pos - len(d.unused_data):]
 
 
 def _zstd_decompress(data: bytes, max_bytes: int) -> bytes:
-    out = bytearray()
-    mv = memoryview(bytes(data))
-    pos = 0
+    mv = memoryview(data)
+    frames = []
+    size = 0
     try:
-        while pos < len(mv):  # one iteration per frame (frames may be concatenated)
-            d = _ZSTD_DECOMPRESSOR.decompressobj()
-            while not d.eof:
-                if pos >= len(mv):
-                    raise CorruptRecordError("zstd: truncated frame")
-                chunk = mv[pos : pos + _ZSTD_FEED_BYTES]
-                out += d.decompress(chunk)
-                if len(out) > max_bytes:
-                    raise _too_large(max_bytes)
-                pos += len(chunk)
-            pos -= len(d.unused_data)
+        while len(mv):  # one iteration per frame (frames may be concatenated)
+            out, mv = _zstd_frame(mv, max_bytes - size, max_bytes)
+            size += len(out)
+            frames.append(out)
     except zstandard.ZstdError as e:
         raise CorruptRecordError(f"zstd: {e}") from None
-    return bytes(out)
+    return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 # ------------------------------------------------------------------------------- dispatch

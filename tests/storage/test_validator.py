@@ -265,3 +265,23 @@ def test_scan_reports_timestamp_range_and_keyless_count():
 @pytest.mark.skipif(not recordscan.ACCELERATED, reason="the C walk is not built here")
 def test_the_c_walk_is_the_one_in_use_when_built():
     assert recordscan.scan is not recordscan.scan_py
+
+
+@pytest.mark.parametrize("content_size", [True, False], ids=["declared-size", "streamed"])
+def test_zstd_frames_concatenated_truncated_and_bombs(content_size):
+    import zstandard
+
+    from kafkito.storage import codecs
+
+    zc = zstandard.ZstdCompressor(write_content_size=content_size)
+    data = bytes(range(256)) * 400
+    frame = zc.compress(data)
+    assert codecs.decompress(codecs.ZSTD, frame + frame, 1 << 20) == data + data
+    for bad in (frame[:-3], frame + frame[:-3], b"\x28\xb5\x2f\xfd" + b"\0" * 40):
+        with pytest.raises(CorruptRecordError):
+            codecs.decompress(codecs.ZSTD, bad, 1 << 20)
+    bomb = zc.compress(b"\0" * (8 << 20))
+    with pytest.raises(RecordTooLargeError):
+        codecs.decompress(codecs.ZSTD, bomb, 1 << 20)
+    with pytest.raises(RecordTooLargeError):  # the cap counts every frame
+        codecs.decompress(codecs.ZSTD, frame + frame, len(data) + 10)
