@@ -10,10 +10,11 @@ watermark, so a consumer never sees data a crash could take back.
 (validator.py: header, CRC, every record walked in C), roll the active segment if
 ``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
 it (an append that would not fit even an empty segment is refused: a segment never spans
-more than 2^31 offsets), stamp base offsets, the leader epoch and (LogAppendTime topics) the max timestamp into
-copies of the 61-byte headers, and write headers and untouched bodies with one ``pwritev``.
-Index entries follow the data. A failed write is undone (``KafkaStorageError``, nothing
-changes), so the log stays readable and appendable once the disk has room again.
+more than 2^31 offsets), stamp base offsets, the leader epoch and the max timestamp (the
+records' true one, or LogAppendTime) into copies of the 61-byte headers, and write headers
+and untouched bodies with one ``pwritev``. Index entries follow the data. A failed write is
+undone (``KafkaStorageError``, nothing changes), so the log stays readable and appendable once
+the disk has room again.
 
 Deliberate differences from Kafka: ``segment.ms`` counts from the segment's creation on
 the injected clock (Kafka compares record timestamps with the first batch's), so tests drive
@@ -57,8 +58,8 @@ from typing import Iterator, NamedTuple
 
 from . import metafile
 from .batch import HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
-from .codecs import DECOMPRESSED_BYTES_MAX
 from .clock import Clock, SystemClock
+from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
 from .errors import (
     InvalidRecordError,
