@@ -294,3 +294,16 @@ def test_zstd_frames_concatenated_truncated_and_bombs(content_size):
         codecs.decompress(codecs.ZSTD, bomb, 1 << 20)
     with pytest.raises(RecordTooLargeError):  # the cap counts every frame
         codecs.decompress(codecs.ZSTD, frame + frame, len(data) + 10)
+
+
+def test_record_errors_are_bounded_and_the_message_gives_the_total():
+    from kafkito.storage.validator import RECORD_ERRORS_MAX
+
+    compact = LogConfig(cleanup_policy=("compact",))
+    n = RECORD_ERRORS_MAX + 500
+    raw = B.build_batch([(None, b"", [], NOW)] * n)
+    with pytest.raises(RecordValidationError) as e:
+        _validate(raw, compact)
+    assert len(e.value.record_errors) == RECORD_ERRORS_MAX
+    assert e.value.record_errors[-1].batch_index == RECORD_ERRORS_MAX - 1
+    assert f"{n} record errors in total" in str(e.value)
