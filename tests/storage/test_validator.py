@@ -307,3 +307,41 @@ def test_record_errors_are_bounded_and_the_message_gives_the_total():
     assert len(e.value.record_errors) == RECORD_ERRORS_MAX
     assert e.value.record_errors[-1].batch_index == RECORD_ERRORS_MAX - 1
     assert f"{n} record errors in total" in str(e.value)
+
+
+@given(chunks=st.lists(st.tuples(st.binary(max_size=3000), st.integers(1, 200), st.booleans(),
+                                 st.integers(1, 19)), min_size=1, max_size=4))
+@settings(max_examples=100, deadline=None)
+def test_zstd_frames_decode_as_zstd_itself_decodes_them(chunks):
+    """Concatenated frames (repetitive or random data, with and without a declared size and
+    a checksum) decode to what was compressed; the cap holds at its exact limit."""
+    import zstandard
+
+    from kafkito.storage import codecs
+
+    blob, expected = b"", b""
+    for data, repeat, declared, level in chunks:
+        zc = zstandard.ZstdCompressor(level=level, write_content_size=declared, write_checksum=not declared)
+        blob += zc.compress(data * repeat)
+        expected += data * repeat
+    assert codecs.decompress(codecs.ZSTD, blob, len(expected)) == expected
+    if expected:
+        with pytest.raises(RecordTooLargeError):
+            codecs.decompress(codecs.ZSTD, blob, len(expected) - 1)
+
+
+def test_zstd_skippable_frames_are_skipped_and_bombs_refused_before_decoding():
+    import time
+
+    import zstandard
+
+    from kafkito.storage import codecs
+
+    frame = zstandard.ZstdCompressor().compress(b"payload")
+    skippable = struct.pack("<II", 0x184D2A53, 5) + b"12345"
+    assert codecs.decompress(codecs.ZSTD, skippable + frame + skippable, 100) == b"payload"
+    bomb = zstandard.ZstdCompressor(write_content_size=False).compress(b"\0" * (256 << 20))
+    started = time.monotonic()
+    with pytest.raises(RecordTooLargeError):
+        codecs.decompress(codecs.ZSTD, bomb, 64 << 20)
+    assert time.monotonic() - started < 0.05  # its RLE blocks add up past the cap unread
