@@ -22,7 +22,7 @@ import time
 
 import trio
 
-from kafkito.storage import LogManager, SystemClock
+from kafkito.storage import LogManager, SystemClock, recordscan
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -116,6 +116,10 @@ class Broker:
                         host, bound_port, adv_host, adv_port, config.log_dirs,
                         (time.perf_counter() - started) * 1000,
                     )
+                    if not recordscan.ACCELERATED:
+                        log.warning("the C record walk (storage/_recscan.c) is not built: produce "
+                                    "validation runs in Python, ~50x slower; `pip install -e .` "
+                                    "builds it")
                     task_status.started(self.address)
                     await self._stop.wait()
                     log.info("shutting down")
