@@ -128,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("log.flush.interval.ms", int, 0,
       "Most time acks=0/1 data may wait for fsync (it becomes visible to consumers once flushed).",
       0, INT64_MAX, kafka_default="Long.MAX_VALUE (Kafka serves unflushed data)"),
+    S("log.flush.offset.checkpoint.interval.ms", int, 60_000,
+      "How often each log's recovery point (its flushed offset) is checkpointed; an unclean "
+      "start scans only segments past it.", 1, INT32_MAX),
     S("message.max.bytes", int, 1_048_588, "Largest record batch a topic accepts by default.", 0, INT32_MAX),
     S("message.decompressed.max.bytes", int, 64 * 1024 * 1024,
       "kafkito only: largest decompressed records section of one produce batch (larger: "

@@ -107,6 +107,7 @@ class Broker:
                 await state.groups.load()
                 nursery.start_soon(state.groups.run)
                 nursery.start_soon(self._retention_loop, state)
+                nursery.start_soon(self._recovery_point_loop, state)
                 async with trio.open_nursery() as conn_nursery:
                     accept_scope = trio.CancelScope()
                     conn_nursery.start_soon(self._accept, listeners, state, conn_nursery, accept_scope)
@@ -152,6 +153,14 @@ class Broker:
             self._connections.discard(conn)
             if not self._connections:
                 self._all_closed.set()
+
+    async def _recovery_point_loop(self, state: BrokerState) -> None:
+        while True:
+            await trio.sleep(state.config.log_flush_offset_checkpoint_interval_ms / 1000)
+            try:
+                await trio.to_thread.run_sync(state.logs.checkpoint_recovery_points)
+            except Exception:
+                log.exception("recovery-point checkpoint failed")
 
     async def _retention_loop(self, state: BrokerState) -> None:
         interval_s = state.config.log_retention_check_interval_ms / 1000

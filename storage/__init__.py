@@ -5,7 +5,9 @@ Modules: ``batch`` (record batch v2 view, validation, stamping, builder, records
 .timeindex), ``segment`` (one segment and its recovery), ``log`` (PartitionLog: append,
 read, flush, retention, recovery), ``manager`` (LogManager: topics, metadata, lock),
 ``config`` (LogConfig and the topic config table), ``clock``, ``fileio`` (the I/O seam
-tests hook faults into), ``metafile`` (atomic checksummed metadata files), ``errors``.
+tests hook faults into), ``metafile`` (atomic checksummed metadata files), ``damage``
+(telling a damaged batch, resyncing past it, describing it), ``verify`` (``kafkito verify``),
+``errors``.
 """
 
 from .batch import Record, RecordBatch, build_batch, iter_batches

@@ -20,8 +20,10 @@ metadata names but that have no directory (a creation interrupted after it) are 
 
 Startup takes the lock (a second broker on the same directory fails with
 ``DataDirLockedError``), reads the clean-shutdown marker and removes it (durably, before any
-write), then opens every log: tail checks after a clean shutdown, a full scan otherwise.
-Shutdown flushes and closes every log, writes the marker and releases the lock.
+write), then opens every log: tail checks after a clean shutdown; otherwise a full scan of the
+segments reaching each log's recovery point (log.py). ``checkpoint_recovery_points`` is the
+periodic ``log.flush.offset.checkpoint.interval.ms`` task. Shutdown flushes and closes every
+log (which checkpoints its recovery point), writes the marker and releases the lock.
 """
 
 from __future__ import annotations
@@ -424,6 +426,17 @@ class LogManager:
             except StorageError as e:
                 log.error("%s: background flush failed: %s", plog.name, e)
         return flushed
+
+    def checkpoint_recovery_points(self) -> int:
+        """Persist each log's flushed offset as its recovery point (Kafka's
+        ``log.flush.offset.checkpoint.interval.ms`` task); returns how many were written."""
+        written = 0
+        for plog in self.logs():
+            try:
+                written += plog.checkpoint_recovery_point()
+            except StorageError as e:
+                log.error("%s: recovery-point checkpoint failed: %s", plog.name, e)
+        return written
 
     def flush_all(self) -> None:
         for plog in self.logs():

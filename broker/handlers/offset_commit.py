@@ -60,8 +60,7 @@ async def handle(ctx, request) -> Deferred | OffsetCommitResponse:
             to_commit.append((topic.name, entries))
     if to_commit:
         groups = ctx.broker.groups
-        waiter = groups.call(
-            "commit_offsets",
+        waiter = groups.commit_offsets(
             group_id=request.group_id,
             member_id=request.member_id,
             group_instance_id=request.group_instance_id if v >= 7 else None,

@@ -2,7 +2,8 @@
 
 Hypothesis drives appends (any codec, several batches per blob), reads at random offsets
 with random max_bytes and max_offset, flushes, rolls, clock moves with retention.ms /
-retention.bytes, DeleteRecords, clean close/reopen and crash/reopen (unclean recovery).
+retention.bytes, DeleteRecords, recovery-point checkpoints, clean close/reopen and
+crash/reopen (unclean recovery).
 After every step the log must serve exactly the model's batches from the log start offset,
 byte for byte, and its offsets must agree with the model."""
 
@@ -143,6 +144,11 @@ class LogMachine(RuleBasedStateMachine):
         self.start = max(target, self.start)
         self.model = [m for m in self.model if m[1] >= self.start]
         self._apply_new_start(self.log.flushed_offset)
+
+    @rule()
+    def checkpoint_recovery_point(self):
+        # The next unclean reopen then walks the segments below it instead of scanning them.
+        self.log.checkpoint_recovery_point()
 
     @rule()
     def reopen_clean(self):
