@@ -21,7 +21,7 @@ import sys
 import trio
 
 from .config import ConfigError, describe_settings, load_config, parse_set_flags
-from .server import Broker, BrokerStartError
+from .server import Broker, BrokerShutdownError, BrokerStartError
 
 __all__ = ["main"]
 
@@ -95,7 +95,7 @@ async def _serve(broker: Broker) -> None:
             nursery.start_soon(watch_signals)
             try:
                 await broker.run()
-            except BrokerStartError as exc:
+            except (BrokerStartError, BrokerShutdownError) as exc:
                 failure = exc
             nursery.cancel_scope.cancel()
     if failure is not None:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     broker = Broker(config)
     try:
         trio.run(_serve, broker)
-    except BrokerStartError as exc:
+    except (BrokerStartError, BrokerShutdownError) as exc:
         print(f"kafkito: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

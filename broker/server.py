@@ -12,17 +12,25 @@ with a plain message), attaches the group coordinator, starts the background wor
 accepting, let connections answer what they already accepted (bounded by
 ``shutdown_grace_s``), flush every log, write the clean-shutdown marker, release the
 data-directory lock.
+
+A full or failing disk changes neither order nor outcome unless data is at stake: the log
+manager skips derived files it cannot write (and then claims no clean shutdown) with a
+warning; only data that could not be flushed ends ``run`` with ``BrokerShutdownError``,
+whose message names the logs (the CLI prints it and exits 1, no traceback). On start-up
+the broker needs no free space: it serves reads, and writes fail with
+KAFKA_STORAGE_ERROR until there is room again (no restart needed).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import sys
 import time
 
 import trio
 
-from kafkito.storage import LogManager, SystemClock, recordscan
+from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock, recordscan
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -34,17 +42,23 @@ from .producer_ids import ProducerIdManager
 
 log = logging.getLogger("kafkito.broker")
 
-__all__ = ["Broker", "BrokerStartError"]
+__all__ = ["Broker", "BrokerShutdownError", "BrokerStartError"]
 
 
 class BrokerStartError(RuntimeError):
     """The broker could not start (port in use, data directory locked, ...)."""
 
 
+class BrokerShutdownError(RuntimeError):
+    """The broker stopped, but some data could not be flushed to disk (the message says which)."""
+
+
 class Broker:
-    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0) -> None:
+    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0,
+                 io: FileIO = DEFAULT_IO) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.io = io  # storage's file-call seam (tests inject faults through it)
         self.shutdown_grace_s = shutdown_grace_s
         self.state: BrokerState | None = None
         self.address: tuple[str, int] | None = None
@@ -72,7 +86,7 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock,
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io,
                           decompressed_bytes_max=config.message_decompressed_max_bytes)
         try:
             logs.startup()
@@ -102,9 +116,12 @@ class Broker:
                 producer_ids=ProducerIdManager(config.log_dirs),
             )
             state.groups = GroupService(state)
+            try:  # before the nursery, so a failure is this error and not a group of them
+                await state.groups.load()
+            except StorageError as exc:
+                raise BrokerStartError(f"cannot load the consumer groups: {exc}") from None
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
-                await state.groups.load()
                 nursery.start_soon(state.groups.run)
                 nursery.start_soon(self._retention_loop, state)
                 nursery.start_soon(self._recovery_point_loop, state)
@@ -137,8 +154,19 @@ class Broker:
                     await partitions.flush_all()
                 nursery.cancel_scope.cancel()
         finally:
+            self._shutdown_storage(logs)
+
+    @staticmethod
+    def _shutdown_storage(logs: LogManager) -> None:
+        failing = sys.exception()  # the broker is already stopping on an error
+        try:
             logs.shutdown()
-            log.info("stopped")
+        except StorageError as exc:
+            log.error("stopped, but %s", exc)
+            if failing is None:
+                raise BrokerShutdownError(f"shutdown incomplete: {exc}") from None
+            return
+        log.info("stopped")
 
     async def _accept(self, listeners, state: BrokerState, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:

@@ -620,7 +620,12 @@ class PartitionLog:
                 for seg in dirty:
                     seg.fsync_data()
                 for seg in dirty:
-                    seg.fsync_indexes()
+                    seg.fsync_indexes()  # never fails: indexes are derived (segment.py)
+                with self._lock:  # removing or rewriting index files: no append in between
+                    for seg in dirty:
+                        seg.settle_indexes()
+                        if seg.indexes_offline is not None:
+                            dir_dirty = True  # their files were removed: make that durable
                 if dir_dirty:
                     self.io.fsync_dir(self.directory)
             except OSError as e:
@@ -653,6 +658,7 @@ class PartitionLog:
         for seg in self.segments:
             seg.fsync_data()
             seg.fsync_indexes()
+            seg.settle_indexes()
         self.io.fsync_dir(self.directory)
         self._dir_dirty = False
 
@@ -896,8 +902,14 @@ class PartitionLog:
 
     # --------------------------------------------------------------------------- close
     def close(self) -> None:
-        """Flush, seal the active segment's time index, checkpoint the recovery point, close
-        every fd."""
+        """Seal the active segment's time index, flush, checkpoint the recovery point, close
+        every fd.
+
+        Derived data never makes close fail: a time-index entry or an index that cannot be
+        written (a full disk) is left to the next start's recovery (see segment.py). Data
+        that cannot be made durable does: a failed fsync raises ``KafkaStorageError`` and
+        takes the log offline. A log that is offline (now or since an earlier fsync failure)
+        must not be called cleanly shut down: see ``unclean_reason``."""
         with self._checkpoint_lock, self._flush_lock, self._lock:
             if self._closed:
                 return
@@ -913,16 +925,34 @@ class PartitionLog:
                 self._closed = True
                 self._close_fds()
 
+    @property
+    def offline_reason(self) -> str | None:
+        """Why the log is offline (an fsync failed: its unflushed data may be lost), or None."""
+        return self._offline
+
+    @property
+    def unclean_reason(self) -> str | None:
+        """Why the next start must verify this log as after a crash, or None: it is offline,
+        or an index file we could not make right could not be removed either."""
+        if self._offline is not None:
+            return self._offline
+        for seg in self.segments:
+            if seg.index_removal_failed:
+                return f"segment {seg.log_path}: {seg.indexes_offline}"
+        return None
+
     def _flush_unlocked(self) -> None:
         try:
             for seg in self.segments:
                 if seg.dirty:
                     seg.fsync_data()
                     seg.fsync_indexes()
+                    seg.settle_indexes()
             if self._dir_dirty:
                 self.io.fsync_dir(self.directory)
                 self._dir_dirty = False
         except OSError as e:
+            self._offline = f"fsync failed: {e.strerror or e}"
             raise storage_error("cannot fsync", self.directory, e) from e
         self._flushed_offset = self.log_end_offset
 

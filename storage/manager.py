@@ -24,6 +24,14 @@ write), then opens every log: tail checks after a clean shutdown; otherwise a fu
 segments reaching each log's recovery point (log.py). ``checkpoint_recovery_points`` is the
 periodic ``log.flush.offset.checkpoint.interval.ms`` task. Shutdown flushes and closes every
 log (which checkpoints its recovery point), writes the marker and releases the lock.
+
+A full disk (or a failing one) never makes start-up or shutdown crash. Start-up needs no
+free space: an index recovery cannot rewrite stays in memory (segment.py), the pid in the
+lock file is a courtesy. Shutdown skips what is derived (indexes, the time-index seal) and
+what it cannot honestly claim: the clean-shutdown marker is written only when every log
+was flushed, and if it cannot be written the next start simply recovers as after a crash.
+Only data that could not be flushed (a failed fsync, now or earlier) makes ``shutdown``
+raise, after everything else is done, with a message naming the logs.
 """
 
 from __future__ import annotations
@@ -166,29 +174,50 @@ class LogManager:
                 self.recovery_reports[(meta.name, p)] = plog.recovery
 
     def shutdown(self) -> None:
+        """Close every log and mark a clean shutdown when that is true (module docstring).
+        Raises ``KafkaStorageError`` naming the logs whose data could not be flushed."""
         with self._lock:
             if not self._started:
                 return
-            errors = []
-            for plog in self._logs.values():
-                try:
-                    plog.close()
-                except StorageError as e:
-                    errors.append(e)
-            for _due, logs, dirs in self._deleting:
-                self._finish_delete(logs, dirs)
-            self._deleting.clear()
-            self._logs.clear()
-            if not errors:
-                path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-                metafile.write_atomic(path, b"", self.io)
-            else:
-                log.error("%s: %d logs failed to close; not marking a clean shutdown",
-                          self.data_dir, len(errors))
-            self._release_lock()
-            self._started = False
-            if errors:
-                raise errors[0]
+            unflushed: list[str] = []  # data not known durable: the next start must recover
+            unclean: list[str] = []  # only derived files in doubt: recover, but no data lost
+            try:
+                for plog in self._logs.values():
+                    try:
+                        plog.close()
+                    except StorageError as e:
+                        unflushed.append(f"{plog.name} ({e})")
+                        continue
+                    if plog.offline_reason is not None:
+                        unflushed.append(f"{plog.name} (offline since {plog.offline_reason})")
+                    elif plog.unclean_reason is not None:
+                        unclean.append(f"{plog.name} ({plog.unclean_reason})")
+                for _due, logs, dirs in self._deleting:
+                    self._finish_delete(logs, dirs)
+                self._deleting.clear()
+                self._logs.clear()
+                if unflushed or unclean:
+                    log.warning("%s: not marking a clean shutdown (%s): the next start verifies "
+                                "every segment", self.data_dir, "; ".join(unflushed + unclean))
+                else:
+                    self._write_clean_shutdown_marker()
+            finally:
+                self._release_lock()
+                self._started = False
+            if unflushed:
+                raise KafkaStorageError(
+                    f"data of {len(unflushed)} log(s) could not be flushed to disk: "
+                    f"{'; '.join(unflushed)}. Writes acknowledged with acks=all were flushed "
+                    "before their answer; the next start recovers the rest that is valid.")
+
+    def _write_clean_shutdown_marker(self) -> None:
+        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+        try:
+            metafile.write_atomic(path, b"", self.io)
+        except OSError as e:
+            # Not claiming a clean shutdown is always safe: the next start verifies more.
+            log.warning("%s: cannot write the clean-shutdown marker (%s); the next start "
+                        "will recover as after a crash", self.data_dir, e.strerror or e)
 
     def __enter__(self) -> "LogManager":
         self.startup()
@@ -211,8 +240,11 @@ class LogManager:
                     f"(pid {holder}); two brokers must never share a data directory: stop "
                     f"the other broker or give this one its own directory") from None
             raise KafkaStorageError(f"cannot lock {path}: {e.strerror}", e.errno) from e
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # the pid only makes the "locked" message friendlier
+            log.warning("cannot write the pid into %s: %s", path, e.strerror or e)
         self._lock_fd = fd
 
     def _release_lock(self) -> None:

@@ -11,6 +11,15 @@ Appends write the data first, then the index entries; if the index write fails, 
 write is undone, so the caller sees either a whole append or a ``KafkaStorageError`` and an
 unchanged segment.
 
+Indexes are derived data, and the rule for their files is: *right or absent*. When an index
+cannot be written (a full disk at recovery, on close, or on a rewrite after a mismatch),
+the segment keeps its entries in memory, removes the file it could not make right and
+marks itself ``indexes_offline``: appends index in memory only, and every flush tries the
+rewrite again (so the files come back once there is room). Files only change under the
+lock appends take (``settle_indexes``), so an append never writes an entry into a file that
+is being replaced or removed. A missing index is rebuilt
+from the log by the next start's recovery, so nothing on disk ever misleads a reader.
+
 Recovery scans batch headers (and CRCs when asked) from a starting point, adding the index
 entries the append rule would have added, and stops at the first batch that is truncated,
 malformed, out of offset order or (when verifying) fails its CRC. Three depths:
@@ -257,6 +266,9 @@ class LogSegment:
         self.data_dirty = False  # appended since the last fsync
         self.garbage_tail = False  # the file may hold bytes past self.size
         self.deleted = False
+        self.indexes_offline: str | None = None  # why the index files are absent (see above)
+        self.index_removal_failed = False  # a wrong index file could not be removed
+        self.index_fsync_error: str | None = None  # noted by fsync_indexes, for settle_indexes
         # Recovery checks that the CRC cannot: baseOffset and partitionLeaderEpoch sit before
         # the CRC'd range. Without compaction every batch starts where the previous one ended
         # (so a damaged baseOffset shows as a gap), and every epoch is one we stamped.
@@ -323,7 +335,8 @@ class LogSegment:
 
     @property
     def dirty(self) -> bool:
-        return self.data_dirty or self.offset_index.dirty or self.time_index.dirty
+        return (self.data_dirty or self.offset_index.dirty or self.time_index.dirty
+                or self.indexes_offline is not None)
 
     def largest_timestamp(self) -> int:
         """Newest record timestamp, or the file's mtime when no batch carries one (as Kafka)."""
@@ -355,7 +368,8 @@ class LogSegment:
         last = self.next_offset - 1
         try:
             for last, size, max_ts in batches:
-                self._index_batch(last, pos, size, max_ts, index_interval_bytes, write=True)
+                self._index_batch(last, pos, size, max_ts, index_interval_bytes,
+                                  write=self.indexes_offline is None)
                 pos += size
         except OSError as e:
             self.bytes_since_index_entry, self.max_timestamp, self.offset_of_max_timestamp = saved
@@ -402,9 +416,17 @@ class LogSegment:
             raise storage_error("cannot truncate failed write in", self.log_path, e) from e
 
     def seal(self) -> None:
-        """On roll or close: record the segment's max timestamp as the last time-index entry."""
-        if self.max_timestamp >= 0:
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        """On roll or close: record the segment's max timestamp as the last time-index entry.
+        Never fails: an entry that cannot be written takes the index files offline."""
+        if self.indexes_offline is not None:
+            self.seal_in_memory()
+            return
+        try:
+            if self.max_timestamp >= 0:
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        except OSError as e:
+            self.seal_in_memory()
+            self._take_indexes_offline(f"cannot seal the time index: {e.strerror or e}")
 
     # --------------------------------------------------------------------------- flush
     def fsync_data(self) -> None:
@@ -418,8 +440,64 @@ class LogSegment:
             raise
 
     def fsync_indexes(self) -> None:
-        self.offset_index.fsync()
-        self.time_index.fsync()
+        """fsync both indexes. Never fails: a failure is noted, and ``settle_indexes``
+        removes the files (it changes files, so it runs where appends cannot interleave)."""
+        if self.indexes_offline is not None:
+            return
+        try:
+            self.offset_index.fsync()
+            self.time_index.fsync()
+        except OSError as e:
+            self.index_fsync_error = f"cannot fsync an index: {e.strerror or e}"
+
+    def settle_indexes(self) -> None:
+        """After ``fsync_indexes``, under the lock appends take: remove indexes that could
+        not be made durable (recovery rebuilds them), or write offline ones anew."""
+        if self.index_fsync_error is not None:
+            reason, self.index_fsync_error = self.index_fsync_error, None
+            self._take_indexes_offline(reason)
+        elif self.indexes_offline is not None:
+            self.write_indexes()
+
+    def write_indexes(self) -> bool:
+        """Replace both index files with the in-memory entries. On failure (ENOSPC, EIO) the
+        files are removed and the entries kept in memory; returns whether it worked."""
+        try:
+            self.offset_index.rewrite()
+            self.time_index.rewrite()
+        except OSError as e:
+            self._take_indexes_offline(f"cannot rewrite the indexes: {e.strerror or e}")
+            return False
+        if self.indexes_offline is not None:
+            log.info("segment %s: indexes written again", self.log_path)
+            self.indexes_offline = None
+            self.index_removal_failed = False
+        return True
+
+    def _take_indexes_offline(self, reason: str) -> None:
+        """Keep the entries in memory and remove the files we cannot make right (unlink needs
+        no free space), so the next start rebuilds them from the log instead of trusting them."""
+        first = self.indexes_offline is None
+        self.indexes_offline = reason
+        for index in (self.offset_index, self.time_index):
+            try:
+                index.close()
+            except OSError:
+                pass
+            index.dirty = False
+            for path in (index.path, index.path + ".rebuild"):
+                try:
+                    self.io.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    # A wrong index left behind: recovery checks the entries it uses and
+                    # rebuilds on a mismatch, but the caller must not claim a clean close.
+                    self.indexes_offline = f"{reason}; cannot remove {path}: {e.strerror or e}"
+                    self.index_removal_failed = True
+        if first:
+            log.warning("segment %s: %s; its indexes are kept in memory and rebuilt from the "
+                        "log at the next start", self.log_path, reason)
 
     # ---------------------------------------------------------------------------- read
     def find_batch(self, offset: int, end: int) -> int | None:
@@ -463,8 +541,7 @@ class LogSegment:
             raise KafkaStorageError(f"{self.log_path}: data damaged at {valid_end} ({reason})")
         saved[0].close()
         saved[1].close()
-        offset_index.rewrite()
-        time_index.rewrite()
+        self.write_indexes()
         self.unverified = ByteRanges()  # the rebuild CRC-checked every batch
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
@@ -543,8 +620,7 @@ class LogSegment:
             changed = (self.offset_index.file_bytes() != raw_offset
                        or self.time_index.file_bytes() != raw_time)
         if changed:
-            self.offset_index.rewrite()
-            self.time_index.rewrite()
+            self.write_indexes()  # on a full disk: kept in memory (see the module docstring)
             report.index_rebuilt = True
         return report
 

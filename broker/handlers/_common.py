@@ -5,13 +5,10 @@ from __future__ import annotations
 import uuid
 
 from ..errors import storage_error_code  # noqa: F401  (re-exported for the handlers)
+from ..internal_topics import is_internal  # noqa: F401  (re-exported for the handlers)
 
 ZERO_UUID = uuid.UUID(int=0)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)  # Kafka's "not computed" value
-
-
-def is_internal(name: str) -> bool:
-    return name.startswith("__")
 
 
 def resolve_topic(state, name: str | None, topic_id: uuid.UUID | None):

@@ -18,7 +18,11 @@ acks: 0 sends no response and closes the connection on any error, as Kafka does 
 client has no other way to learn of it); 1 answers once the data is written to the OS;
 -1 (all) answers only after the data is fsynced, every partition of the request sharing
 one group-committed flush round, bounded by the request's timeout_ms
-(REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka).
+(REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka). A failed fsync is
+never an acknowledgement: KAFKA_STORAGE_ERROR with no offsets, and the partition's log
+stays offline (every later write KAFKA_STORAGE_ERROR) until the broker restarts and
+recovers it. A full disk at write time is KAFKA_STORAGE_ERROR too, but the write is undone
+and the next one succeeds once there is room.
 
 Idempotent producers: a retried batch is answered with its original offsets, and a
 sequence gap or a fenced epoch gets its error (see partitions.py, producer_state.py).
@@ -139,9 +143,10 @@ async def handle(ctx, request) -> ProduceResponse | Deferred | None:
                 error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             except Exception as exc:  # fsync failed: the write is not durable
                 error = storage_error_code(exc)
-        if error != ErrorCode.NONE:
+        if error != ErrorCode.NONE:  # never acknowledged: no offsets, as Kafka answers errors
             for response in pending:
                 response.error_code = error
+                response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
         return ProduceResponse(responses=topics, throttle_time_ms=0)
 
     return Deferred(durable)
