@@ -132,6 +132,15 @@ SETTINGS: tuple[Setting, ...] = (
       "How often each log's recovery point (its flushed offset) is checkpointed; an unclean "
       "start scans only segments past it.", 1, INT32_MAX),
     S("message.max.bytes", int, 1_048_588, "Largest record batch a topic accepts by default.", 0, INT32_MAX),
+    S("message.decompressed.max.bytes", int, 64 * 1024 * 1024,
+      "kafkito only: largest decompressed records section of one produce batch (larger: "
+      "MESSAGE_TOO_LARGE), so a decompression bomb costs at most this.", 1024, INT32_MAX),
+    S("log.message.timestamp.before.max.ms", int, INT64_MAX,
+      "Default message.timestamp.before.max.ms: how far in the past a CreateTime record may be.",
+      0, INT64_MAX),
+    S("log.message.timestamp.after.max.ms", int, 3_600_000,
+      "Default message.timestamp.after.max.ms: how far in the future a CreateTime record may be.",
+      0, INT64_MAX),
     S("compression.type", str, "producer", "Default compression.type.",
       choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
     # Network.
@@ -306,6 +315,8 @@ def log_config_from(config: BrokerConfig) -> LogConfig:
             "file.delete.delay.ms": str(config.log_segment_delete_delay_ms),
             "max.message.bytes": str(config.message_max_bytes),
             "compression.type": config.compression_type,
+            "message.timestamp.before.max.ms": str(config.log_message_timestamp_before_max_ms),
+            "message.timestamp.after.max.ms": str(config.log_message_timestamp_after_max_ms),
         },
         LogConfig(),
     )

@@ -38,7 +38,7 @@ import time
 
 import trio
 
-from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock
+from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock, recordscan
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -108,7 +108,8 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io)
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io,
+                          decompressed_bytes_max=config.message_decompressed_max_bytes)
         try:
             logs.startup()
         except Exception as exc:
@@ -158,6 +159,10 @@ class Broker:
                         host, bound_port, adv_host, adv_port, config.log_dirs,
                         (time.perf_counter() - started) * 1000,
                     )
+                    if not recordscan.ACCELERATED:
+                        log.warning("the C record walk (storage/_recscan.c) is not built: produce "
+                                    "validation runs in Python, ~50x slower; `pip install -e .` "
+                                    "builds it")
                     task_status.started(self.address)
                     await self._stop.wait()
                     log.info("shutting down")

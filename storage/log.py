@@ -6,13 +6,15 @@ Theory of operation.
 ``flushed_offset`` is the first offset not yet fsynced; the broker uses it as the high
 watermark, so a consumer never sees data a crash could take back.
 
-*Append* (serialised by the caller): validate every batch of the blob from its header and
-CRC (no per-record work, except the key check on compacted topics), roll the active segment
-if ``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
-it, stamp base offsets, the leader epoch and (LogAppendTime topics) the max timestamp into
-copies of the 61-byte headers, and write headers and untouched bodies with one ``pwritev``.
-Index entries follow the data. A failed write is undone (``KafkaStorageError``, nothing
-changes), so the log stays readable and appendable once the disk has room again.
+*Append* (serialised by the caller): validate the blob as Kafka's LogValidator does
+(validator.py: header, CRC, every record walked in C), roll the active segment if
+``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
+it (an append that would not fit even an empty segment is refused: a segment never spans
+more than 2^31 offsets), stamp base offsets, the leader epoch and the max timestamp (the
+records' true one, or LogAppendTime) into copies of the 61-byte headers, and write headers
+and untouched bodies with one ``pwritev``. Index entries follow the data. A failed write is
+undone (``KafkaStorageError``, nothing changes), so the log stays readable and appendable once
+the disk has room again.
 
 Deliberate differences from Kafka: ``segment.ms`` counts from the segment's creation on
 the injected clock (Kafka compares record timestamps with the first batch's), so tests drive
@@ -67,28 +69,30 @@ from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
 from . import metafile
-from .batch import (
-    HEADER_BYTES,
-    LOG_APPEND_TIME,
-    LOG_OVERHEAD,
-    RecordBatch,
-    check_keys_present,
-    stamp_header,
-    validate_batches,
-)
+from .batch import HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
 from .clock import Clock, SystemClock
+from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
-from .errors import CorruptMetadataError, KafkaStorageError, LogClosedError, OffsetOutOfRangeError
+from .errors import (
+    CorruptMetadataError,
+    InvalidRecordError,
+    KafkaStorageError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
 from .fileio import DEFAULT_IO, FileIO
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .segment import (
     DELETED_SUFFIX,
+    REL_OFFSET_MAX,
     IndexMismatch,
     LogSegment,
     SegmentRecovery,
     segment_prefix,
     storage_error,
 )
+from .validator import validate_batches
 
 log = logging.getLogger("kafkito.storage.log")
 
@@ -202,8 +206,9 @@ class PartitionLog:
     """See the module docstring. Construct with ``PartitionLog.open``."""
 
     def __init__(self, directory: str, topic: str, partition: int, config: LogConfig,
-                 clock: Clock, io: FileIO):
+                 clock: Clock, io: FileIO, decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
         self.directory = directory
+        self.decompressed_bytes_max = decompressed_bytes_max
         self.topic = topic
         self.partition = partition
         self.config = config
@@ -230,8 +235,10 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: str, topic: str, partition: int, config: LogConfig, *,
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
-             clean_shutdown: bool = True) -> "PartitionLog":
-        self = cls(directory, topic, partition, config, clock or SystemClock(), io)
+             clean_shutdown: bool = True,
+             decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX) -> "PartitionLog":
+        self = cls(directory, topic, partition, config, clock or SystemClock(), io,
+                   decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
         try:
             self._load(clean_shutdown)
@@ -526,10 +533,8 @@ class PartitionLog:
                origin: str = ORIGIN_CLIENT) -> AppendInfo:
         mv = memoryview(records).cast("B")
         config = self.config
-        headers = validate_batches(mv, max_message_bytes=config.max_message_bytes,
-                                   from_client=(origin == ORIGIN_CLIENT))
-        if config.compact and origin == ORIGIN_CLIENT:
-            check_keys_present(mv, headers)
+        headers = validate_batches(mv, config, now_ms, from_client=(origin == ORIGIN_CLIENT),
+                                   decompressed_bytes_max=self.decompressed_bytes_max)
         lat = now_ms if config.log_append_time else None
         with self._lock:
             self._check_writable()
@@ -540,6 +545,13 @@ class PartitionLog:
             active = self.segments[-1]
             if not active.is_empty and self._should_roll(active, total, last_offset, now_ms):
                 active = self._roll_locked(now_ms)
+            if not active.can_hold(last_offset):
+                # Only an append of more offsets than a segment can address gets here (an
+                # empty active segment starts at the LEO). One append is one all-or-nothing
+                # write into one segment, so it is refused rather than split.
+                raise InvalidRecordError(
+                    f"an append of {record_count} offsets does not fit one segment "
+                    f"({REL_OFFSET_MAX + 1} offsets at most)")
             iovecs: list = []
             index_batches: list[tuple[int, int, int]] = []
             offset = base_offset
@@ -736,9 +748,17 @@ class PartitionLog:
             for _p, fields, view in seg.bodies_from(pos, end):
                 if fields[8] < timestamp_ms or fields[0] + fields[6] < start:
                     continue
-                for rec in RecordBatch(view).records():
-                    if rec.offset >= start and rec.timestamp >= timestamp_ms:
-                        return rec.offset, rec.timestamp
+                try:
+                    for rec in RecordBatch(view).records(self.decompressed_bytes_max):
+                        if rec.offset >= start and rec.timestamp >= timestamp_ms:
+                            return rec.offset, rec.timestamp
+                except StorageError as e:
+                    # A batch stored before produce validation existed (a decompression
+                    # bomb, records that do not parse): answer at batch precision, as the
+                    # time index would, instead of failing every lookup that reaches it.
+                    log.warning("%s: batch at offset %d cannot be read for a timestamp lookup "
+                                "(%s); answering with its base offset", self.name, fields[0], e)
+                    return max(fields[0], start), fields[8]
         return None
 
     def max_timestamp(self) -> tuple[int, int]:

@@ -50,6 +50,7 @@ import msgspec
 
 from . import metafile
 from .clock import Clock, SystemClock
+from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
 from .errors import (
     CorruptMetadataError,
@@ -105,8 +106,10 @@ def new_cluster_id() -> str:
 
 class LogManager:
     def __init__(self, data_dir: str, default_config: LogConfig | None = None,
-                 clock: Clock | None = None, *, io: FileIO = DEFAULT_IO):
+                 clock: Clock | None = None, *, io: FileIO = DEFAULT_IO,
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
         self.data_dir = os.path.abspath(str(data_dir))
+        self.decompressed_bytes_max = decompressed_bytes_max  # produce validation's cap
         self.default_config = default_config or LogConfig()
         self.clock = clock or SystemClock()
         self.io = io
@@ -304,7 +307,8 @@ class LogManager:
     def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
         plog = PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
                                  self._configs[topic], clock=self.clock, io=self.io,
-                                 clean_shutdown=clean)
+                                 clean_shutdown=clean,
+                                 decompressed_bytes_max=self.decompressed_bytes_max)
         self._logs[(topic, partition)] = plog
         return plog
 

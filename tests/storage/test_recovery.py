@@ -96,7 +96,7 @@ def _check_served(plog, expected):
         if rb.base_offset > prev_next:  # a gap: its offsets lead to the next batch
             assert plog.read(prev_next, 1).first_offset == rb.base_offset
         prev_next = rb.next_offset
-    info = plog.append(payload(999), 0)
+    info = plog.append(payload(999), plog.clock.now_ms())
     assert info.base_offset == end
     assert [b.tobytes() for b in read_all(plog)][: len(got)] == got
 

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from storage_testlib import CODECS, crash, payload, read_all
 
+from kafkito.storage.log import ORIGIN_COORDINATOR
+
 from kafkito.storage import (
     LogConfig,
     ManualClock,
@@ -64,7 +66,8 @@ class LogMachine(RuleBasedStateMachine):
             raw = payload(self.tag, n=n, size=size, compression=codec, ts=self.clock.now_ms())
             blob += raw
             parts.append(RecordBatch(raw))
-        info = self.log.append(blob, self.clock.now_ms())
+        # Several batches in one append: the coordinator's origin (a client sends one).
+        info = self.log.append(blob, self.clock.now_ms(), origin=ORIGIN_COORDINATOR)
         assert info.base_offset == self.end
         offset = self.end
         for b in parts:
