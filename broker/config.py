@@ -128,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("log.flush.interval.ms", int, 0,
       "Most time acks=0/1 data may wait for fsync (it becomes visible to consumers once flushed).",
       0, INT64_MAX, kafka_default="Long.MAX_VALUE (Kafka serves unflushed data)"),
+    S("log.flush.interval.messages", int, INT64_MAX,
+      "Flush a partition once this many messages are unflushed (a topic's flush.messages "
+      "overrides it), without waiting for log.flush.interval.ms.", 1, INT64_MAX),
     S("log.flush.offset.checkpoint.interval.ms", int, 60_000,
       "How often each log's recovery point (its flushed offset) is checkpointed; an unclean "
       "start scans only segments past it.", 1, INT32_MAX),

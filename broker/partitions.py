@@ -7,37 +7,30 @@ Storage is synchronous and knows nothing of trio. This module is the seam:
 * **Appends** run in the trio thread. Writing a batch into the page cache is a
   ``write(2)`` of at most ``message.max.bytes``; doing it inline keeps appends to one
   partition naturally serialised (trio runs one task at a time) and costs no thread hop.
-* **Flushes** (fsync) run in worker threads. Each partition has at most one flush in
-  flight; every caller that needs data flushed waits for the flush in flight and then, if
-  its data is still not covered, starts the next one. Concurrent ``acks=all`` producers
-  therefore share fsyncs (group commit), and ``acks=0/1`` appends schedule the same flush
-  in the background so their data becomes durable (and visible) within
-  ``log.flush.interval.ms``.
-* **High watermark** = the log's flushed offset: a consumer is never served a record that
-  a crash could take back. Whenever it advances, the events that waiting fetches put in
-  the partition's ``waiters`` are set, which wakes every long-polling Fetch on it at
-  once. No task ever sleeps in a loop waiting for data.
+  The log checks idempotent producers' sequences itself (``PartitionLog.append``, which
+  owns the producer state); a retry comes back with its original offsets.
+* **Flushes** (fsync) run in worker threads, and only here: storage decides *when* a
+  partition is due (``PartitionLog.flush_due_ms``: the topic's ``flush.ms`` /
+  ``flush.messages``, else the broker's ``log.flush.interval.ms`` / ``.messages``), this
+  module does the fsync. Each partition has at most one flush in flight; every caller that
+  needs data flushed waits for the flush in flight and then, if its data is still not
+  covered, starts the next one. Concurrent ``acks=all`` producers therefore share fsyncs
+  (group commit), and ``acks=0/1`` appends start one background flusher per partition that
+  sleeps until the policy says the data is due.
+* **High watermark** = the log's flushed offset, kept by the log alone: a consumer is never
+  served a record that a crash could take back. Whenever a flush here advances it, the
+  events that waiting fetches put in the partition's ``waiters`` are set, which wakes every
+  long-polling Fetch on it at once. No task ever sleeps in a loop waiting for data.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import struct
 from dataclasses import dataclass, field
 
 import trio
 
-from kafkito.storage import (
-    AppendInfo,
-    CorruptMetadataError,
-    LogManager,
-    PartitionLog,
-    StorageError,
-    metafile,
-)
-from kafkito.storage.batch import PRODUCER_ID_AT, iter_batches
-from kafkito.storage.producer_state import ProducerStateManager
+from kafkito.storage import AppendInfo, LogManager, PartitionLog, StorageError
 
 from .internal_topics import config_error as internal_config_error
 from .internal_topics import repaired_overrides
@@ -46,33 +39,21 @@ log = logging.getLogger("kafkito.broker.partitions")
 
 __all__ = ["PartitionManager", "PartitionState"]
 
-_PRODUCER_ID = struct.Struct(">q")
-
 
 @dataclass(eq=False)
 class PartitionState:
-    """Broker-side state of one partition: its log, its watermark and its waiters."""
+    """What of a partition is the broker's: the fetches waiting on it and its flushes.
+    Everything about the data (offsets, producer state, the high watermark) is the log's."""
 
     log: PartitionLog
-    high_watermark: int
     waiters: set[trio.Event] = field(default_factory=set)
-    _producers: ProducerStateManager | None = None
+    flushing: trio.Event | None = None  # the flush in flight, if any
+    flusher_running: bool = False  # the background flusher of acks=0/1 data
+    flusher_wakeup: trio.Event | None = None  # set to make it re-read the policy now
 
     @property
-    def producers(self) -> ProducerStateManager:
-        """Loaded on the first idempotent append, not when the partition is first touched:
-        after a crash it is rebuilt by scanning the active segment, which a partition that
-        only ever sees plain producers and consumers should not pay for."""
-        if self._producers is None:
-            self._producers = load_producer_state(self.log)
-        return self._producers
-    flushing: trio.Event | None = None
-    background_flush_pending: bool = False
-
-    def advance(self, flushed_offset: int) -> None:
-        if flushed_offset > self.high_watermark:
-            self.high_watermark = flushed_offset
-            self.notify()
+    def high_watermark(self) -> int:
+        return self.log.flushed_offset
 
     def notify(self) -> None:
         """Wake every fetch waiting on this partition (HW moved, log truncated or deleted)."""
@@ -82,10 +63,9 @@ class PartitionState:
 
 
 class PartitionManager:
-    def __init__(self, logs: LogManager, clock, *, flush_interval_ms: int = 0) -> None:
+    def __init__(self, logs: LogManager, clock) -> None:
         self.logs = logs
         self.clock = clock
-        self.flush_interval_ms = flush_interval_ms
         self._states: dict[tuple[str, int], PartitionState] = {}
         self._waiting_fetches = 0
         self._nursery: trio.Nursery | None = None
@@ -107,9 +87,16 @@ class PartitionManager:
                 del self._states[key]
                 st.notify()
             return None
-        st = PartitionState(plog, plog.flushed_offset)
+        st = PartitionState(plog)
         self._states[key] = st
         return st
+
+    def lookup(self, meta, partition: int) -> PartitionState | None:
+        """The partition of a resolved topic (``meta`` may be None: unknown topic), or None
+        when either is unknown: every handler's UNKNOWN_TOPIC_OR_PARTITION test."""
+        if meta is None or not 0 <= partition < meta.num_partitions:
+            return None
+        return self.state(meta.name, partition)
 
     def forget_topic(self, topic: str) -> None:
         """After DeleteTopics: wake fetchers of the topic's partitions so they re-check."""
@@ -148,25 +135,13 @@ class PartitionManager:
         st = self.state(topic, partition)
         if st is None:
             raise KeyError((topic, partition))
-        batches = _idempotent_batches(records)
-        if batches:
-            first = batches[0]
-            duplicate = st.producers.check(first.producer_id, first.producer_epoch, first.base_sequence,
-                                           first.last_offset_delta)
-            if duplicate is not None:  # a retry: answer with the original offsets
-                info = AppendInfo(duplicate.first_offset, duplicate.last_offset, -1,
-                                  st.log.log_start_offset, 0)
-                return st, info
+        return st, self.append(st, records, schedule_flush=schedule_flush)
+
+    def append(self, st: PartitionState, records, *, schedule_flush: bool = True) -> AppendInfo:
         info = st.log.append(records, self.clock.now_ms())
-        if batches:
-            offset = info.base_offset
-            for b in batches:
-                st.producers.record(b.producer_id, b.producer_epoch, b.base_sequence, offset,
-                                    offset + b.last_offset_delta, b.max_timestamp)
-                offset += b.last_offset_delta + 1
         if schedule_flush:
             self._schedule_background_flush(st)
-        return st, info
+        return info
 
     async def flush_many(self, targets: list[tuple[PartitionState, int]]) -> None:
         """Flush several partitions concurrently (each group-committed)."""
@@ -192,37 +167,55 @@ class PartitionManager:
         while st.high_watermark < offset:
             if st.flushing is None:
                 done = st.flushing = trio.Event()
+                before = st.high_watermark
                 try:
-                    flushed = await trio.to_thread.run_sync(st.log.flush)
+                    await trio.to_thread.run_sync(st.log.flush)
                 finally:
                     st.flushing = None
                     done.set()
-                st.advance(flushed)
+                if st.high_watermark > before:
+                    st.notify()
             else:
                 await st.flushing.wait()
             if self.logs.log(st.log.topic, st.log.partition) is not st.log:
                 raise KeyError((st.log.topic, st.log.partition))
 
     def _schedule_background_flush(self, st: PartitionState) -> None:
-        if st.background_flush_pending or self._nursery is None:
+        if st.flusher_running:
+            if st.flusher_wakeup is not None and self._is_due(st):
+                st.flusher_wakeup.set()  # flush.messages reached while it sleeps
             return
-        st.background_flush_pending = True
+        if self._nursery is None:
+            return
+        st.flusher_running = True
         self._nursery.start_soon(self._background_flush, st)
 
+    def _is_due(self, st: PartitionState) -> bool:
+        due = st.log.flush_due_ms()
+        return due is not None and due <= self.clock.now_ms()
+
     async def _background_flush(self, st: PartitionState) -> None:
+        """Sleep until the log's flush policy says its data is due, then flush it; end when
+        everything is flushed (an acks=all flush may have done it meanwhile)."""
         try:
-            if self.flush_interval_ms:
-                await trio.sleep(self.flush_interval_ms / 1000)
-            st.background_flush_pending = False
-            await self.flush_to(st, st.log.log_end_offset)
+            while (due := st.log.flush_due_ms()) is not None:
+                delay_ms = due - self.clock.now_ms()
+                if delay_ms > 0:
+                    st.flusher_wakeup = trio.Event()
+                    with trio.move_on_after(delay_ms / 1000):
+                        await st.flusher_wakeup.wait()
+                    st.flusher_wakeup = None
+                    continue  # re-read the policy: data may be flushed, the config altered
+                await self.flush_to(st, st.log.log_end_offset)
         except KeyError:
             pass  # the topic was deleted meanwhile
         except StorageError as exc:  # a failing disk must not take the broker down
-            st.background_flush_pending = False
             log.error("background flush of %s-%d failed: %s", st.log.topic, st.log.partition, exc)
         except Exception:
-            st.background_flush_pending = False
             log.exception("background flush of %s-%d failed", st.log.topic, st.log.partition)
+        finally:
+            st.flusher_running = False
+            st.flusher_wakeup = None
 
     def try_reserve_waiter(self, config) -> bool:
         """Count a waiting fetch against ``max.waiting.fetches``; False when at the limit."""
@@ -261,65 +254,3 @@ class PartitionManager:
             except StorageError as exc:
                 log.warning("%s-%d could not be flushed at shutdown: %s", st.log.topic,
                             st.log.partition, exc)
-                continue
-            if st._producers is not None:  # never loaded: the snapshot on disk, if any, stands
-                save_producer_state(st.log, st._producers)
-
-
-# -- producer state snapshots --------------------------------------------------------------
-# Written at clean shutdown with the log end offset it covers. On start, a snapshot that
-# matches the log end is used as is; otherwise (a crash) the state is rebuilt from the
-# batch headers of the active segment, which recovery has just verified. A producer whose
-# state is lost this way gets UNKNOWN_PRODUCER_ID on its next batch and resets, as Kafka
-# clients do after producer-state expiry.
-_SNAPSHOT = "producer_state.snapshot"
-
-
-def _snapshot_path(plog: PartitionLog) -> str:
-    return os.path.join(plog.directory, _SNAPSHOT)
-
-
-def save_producer_state(plog: PartitionLog, producers: ProducerStateManager) -> None:
-    try:
-        metafile.write(_snapshot_path(plog), "producer-state",
-                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()})
-    except OSError as exc:  # derived: without it the next start rebuilds the state from the log
-        log.warning("could not write the producer-state snapshot of %s-%d (%s); it is rebuilt "
-                    "from the log at the next start", plog.topic, plog.partition, exc.strerror or exc)
-
-
-def load_producer_state(plog: PartitionLog) -> ProducerStateManager:
-    path = _snapshot_path(plog)
-    try:
-        data = metafile.read(path, "producer-state")
-        os.unlink(path)  # only valid for the log end it was written at
-        if data["end_offset"] == plog.log_end_offset:
-            return ProducerStateManager.restore(data["producers"])
-    except FileNotFoundError:
-        pass
-    except (CorruptMetadataError, KeyError, TypeError, ValueError) as exc:
-        log.warning("ignoring producer-state snapshot of %s-%d: %s", plog.topic, plog.partition, exc)
-    manager = ProducerStateManager()
-    start = plog.active_segment.base_offset
-    manager.rebuild(
-        (b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset, b.base_offset + b.last_offset_delta,
-         b.max_timestamp)
-        for b in plog.batches(start)
-        if b.producer_id >= 0
-    )
-    return manager
-
-
-def _idempotent_batches(records) -> list:
-    """The batches of a produce blob that carry a producer id (usually none or one).
-
-    Parsing here is header-only and lenient: a malformed blob is left for storage's
-    validation to reject with the right error. A plain producer's request, the common case,
-    is told apart by the first header's producer id alone, read straight from the bytes.
-    """
-    try:
-        if _PRODUCER_ID.unpack_from(records, PRODUCER_ID_AT)[0] < 0:
-            return []
-        return list(iter_batches(records))
-    except Exception:
-        return []

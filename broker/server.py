@@ -109,9 +109,13 @@ class Broker:
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
         logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io,
-                          decompressed_bytes_max=config.message_decompressed_max_bytes)
+                          decompressed_bytes_max=config.message_decompressed_max_bytes,
+                          flush_interval_ms=config.log_flush_interval_ms,
+                          flush_interval_messages=config.log_flush_interval_messages)
         try:
-            logs.startup()
+            # Recovery and producer-state rebuilds read segments: off the event loop (it
+            # serves nothing yet, but trio's clock and signal handling keep running).
+            await trio.to_thread.run_sync(logs.startup)
         except Exception as exc:
             raise BrokerStartError(f"cannot open data directory {config.log_dirs}: {exc}") from exc
         try:
@@ -124,7 +128,7 @@ class Broker:
                 raise BrokerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             bound_port = listeners[0].socket.getsockname()[1]
             adv_host, adv_port = advertised_address(config, bound_port)
-            partitions = PartitionManager(logs, self.clock, flush_interval_ms=config.log_flush_interval_ms)
+            partitions = PartitionManager(logs, self.clock)
             state = self.state = BrokerState(
                 config=config,
                 logs=logs,

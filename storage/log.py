@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
 from . import metafile
-from .batch import HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
+from .batch import CONTROL_BIT, HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
 from .clock import Clock, SystemClock
 from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
@@ -83,6 +83,14 @@ from .errors import (
 )
 from .fileio import DEFAULT_IO, FileIO
 from .damage import QUARANTINE_SUFFIX, DamagedRange
+from .producer_state import (
+    OutOfOrderSequenceError,
+    ProducerStateManager,
+    encode_snapshot,
+    read_snapshot,
+    snapshot_offsets,
+    snapshot_path,
+)
 from .segment import (
     DELETED_SUFFIX,
     REL_OFFSET_MAX,
@@ -117,6 +125,19 @@ def read_recovery_point(directory: str) -> int:
     except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
         log.warning("%s: ignoring the recovery point (%s); every segment will be scanned", path, e)
         return 0
+
+
+class FlushPolicy(NamedTuple):
+    """When unflushed data is due for fsync: after ``interval_ms`` (``flush.ms``, counted
+    from the oldest unflushed append) or once ``messages`` (``flush.messages``) offsets are
+    unflushed, whichever comes first."""
+
+    interval_ms: int
+    messages: int
+
+    @classmethod
+    def of(cls, config: LogConfig) -> "FlushPolicy":
+        return cls(config.flush_ms, config.flush_messages)
 
 
 class AppendInfo(NamedTuple):
@@ -182,6 +203,8 @@ class RecoveryReport:
     deleted_segments: list[int] = field(default_factory=list)  # base offsets (emptied ones)
     removed_leftovers: list[str] = field(default_factory=list)
     offset_gaps: list[tuple[int, int]] = field(default_factory=list)  # [first, last] missing
+    producer_snapshot: int | None = None  # offset of the producer snapshot loaded, if any
+    producer_batches_replayed: int = 0  # batch headers read to rebuild producer state
 
     @property
     def truncated_bytes(self) -> int:
@@ -228,7 +251,11 @@ class PartitionLog:
         self._offline: str | None = None
         self._closed = False
         self._last_flush_ms = clock.now_ms()
+        self._first_unflushed_ms: int | None = None  # when the oldest unflushed append came
+        self.flush_policy = FlushPolicy.of(config)
         self.flush_count = 0  # fsync rounds done (group commit is measured by tests)
+        self.producer_state = ProducerStateManager()
+        self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
 
     # ---------------------------------------------------------------------------- open
@@ -295,6 +322,7 @@ class PartitionLog:
             except KafkaStorageError:  # no room for the file: no checkpoint is safe too
                 self.io.unlink(os.path.join(self.directory, RECOVERY_POINT_FILE))
                 self._recovery_point_written = 0
+        self._load_producer_state()
         if self.recovery.changed:
             log.warning("%s: recovery cut %d bytes (%d damaged ranges), rebuilt indexes of %d "
                         "segments, removed %d empty segments, offset gaps %s", self.name,
@@ -380,6 +408,81 @@ class PartitionLog:
                 self.recovery.deleted_segments.append(seg.base_offset)
                 self._unlink_segment_now(seg)
         self._bases = [s.base_offset for s in self.segments]
+
+    # ------------------------------------------------------------------- producer state
+    def _load_producer_state(self) -> None:
+        """Rebuild producer state (module docstring, *Producer state*): the newest snapshot
+        whose offset nothing recovery cut lies below, then the batch headers after it."""
+        trusted = self.log_end_offset
+        for damage in self.recovery.damage:
+            trusted = min(trusted, damage.first_offset)
+        for first, _last in self.recovery.offset_gaps:
+            trusted = min(trusted, first)
+        start = self._log_start_offset
+        for offset in reversed(snapshot_offsets(self.directory)):
+            if offset > trusted:  # describes data this log no longer holds as it was
+                self._remove_snapshot(offset)
+                continue
+            if self.recovery.producer_snapshot is not None:
+                continue  # an older one: kept for now, retention removes it
+            try:
+                self.producer_state = read_snapshot(self.directory, offset)
+            except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
+                log.warning("%s: ignoring producer snapshot %d (%s); using an older one",
+                            self.name, offset, e)
+                self._remove_snapshot(offset)
+                continue
+            self.recovery.producer_snapshot = start = max(offset, start)
+        self.recovery.producer_batches_replayed = self._replay_producer_state(start)
+        self.producer_state.truncate_before(self._log_start_offset)
+
+    def _replay_producer_state(self, start: int) -> int:
+        """Record every producer batch from ``start`` to the LEO; returns batches read.
+        Headers only: 61 bytes of each batch, read in chunks."""
+        state = self.producer_state
+        count = 0
+        for seg in self.segments[self._segment_index_for(start):]:
+            end = seg.size
+            pos = self._find_batch(seg, start, end)
+            if pos is None:
+                continue
+            for _p, f, _view in seg.headers_from(pos, end):
+                last = f[0] + f[6]
+                if last < start:
+                    continue
+                count += 1
+                # Control batches (transaction markers) carry no sequence: transactions
+                # will apply them to the ongoing-transaction state here.
+                if f[9] >= 0 and not f[5] & CONTROL_BIT:
+                    state.record(f[9], f[10], f[11], f[0], last, f[8])
+        return count
+
+    def _take_producer_snapshot(self, offset: int) -> None:
+        """Queue a snapshot of the state as it is before ``offset`` (called at a roll, under
+        the lock, usually on the broker's event loop): the next flush writes it, in the
+        flushing thread, so no roll waits for an fsync."""
+        self._pending_snapshots.append((offset, encode_snapshot(self.producer_state, offset)))
+
+    def _write_pending_snapshots(self) -> None:
+        """Write queued snapshots (atomically, fsynced). Derived data: a failure is logged,
+        and the next open replays from an older snapshot instead."""
+        with self._lock:
+            pending, self._pending_snapshots = self._pending_snapshots, []
+        for offset, data in pending:
+            path = snapshot_path(self.directory, offset)
+            try:
+                metafile.write_atomic(path, data, self.io)
+            except OSError as e:
+                log.warning("%s: cannot write producer snapshot %s: %s", self.name,
+                            os.path.basename(path), e.strerror or e)
+
+    def _remove_snapshot(self, offset: int) -> None:
+        try:
+            self.io.unlink(snapshot_path(self.directory, offset))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("%s: cannot remove producer snapshot %d: %s", self.name, offset, e)
 
     def _log_segment_report(self, seg: LogSegment, report: SegmentRecovery) -> None:
         name = segment_prefix(seg.base_offset)
@@ -515,9 +618,10 @@ class PartitionLog:
     def is_offline(self) -> bool:
         return self._offline is not None
 
-    def update_config(self, config: LogConfig) -> None:
+    def update_config(self, config: LogConfig, flush_policy: FlushPolicy | None = None) -> None:
         with self._lock:
             self.config = config
+            self.flush_policy = flush_policy or FlushPolicy.of(config)
             for seg in self.segments:
                 self._configure(seg)
 
@@ -541,6 +645,11 @@ class PartitionLog:
             record_count = sum(h.last_offset_delta + 1 for h in headers)
             base_offset = self.log_end_offset
             last_offset = base_offset + record_count - 1
+            producer_append = None
+            if any(h.producer_id >= 0 for h in headers):
+                producer_append, duplicate = self._check_producers(headers, base_offset, lat)
+                if duplicate is not None:  # a retry: answered with the original's offsets
+                    return duplicate
             total = sum(h.size for h in headers)
             active = self.segments[-1]
             if not active.is_empty and self._should_roll(active, total, last_offset, now_ms):
@@ -561,12 +670,34 @@ class PartitionLog:
                 offset += h.last_offset_delta + 1
                 index_batches.append((offset - 1, h.size, lat if lat is not None else h.max_timestamp))
             active.append(iovecs, index_batches, config.index_interval_bytes)
-            info = AppendInfo(base_offset, last_offset, now_ms if lat is not None else -1,
+            if producer_append is not None:
+                producer_append.commit()
+            if self._first_unflushed_ms is None:
+                self._first_unflushed_ms = now_ms
+            return AppendInfo(base_offset, last_offset, now_ms if lat is not None else -1,
                               self._log_start_offset, record_count)
-            unflushed = self.log_end_offset - self._flushed_offset
-        if unflushed >= config.flush_messages:
-            self.flush()
-        return info
+
+    def _check_producers(self, headers, base_offset: int, lat: int | None):
+        """Check every producer batch of one append (producer_state.py); returns the staged
+        ``ProducerAppendInfo`` and, for a retried batch, the AppendInfo to answer with."""
+        producer_append = self.producer_state.begin_append()
+        offset = base_offset
+        for h in headers:
+            last = offset + h.last_offset_delta
+            # Control batches carry no sequence (transactions will check their epoch here).
+            if h.producer_id >= 0 and not h.attributes & CONTROL_BIT:
+                duplicate = producer_append.append(
+                    h.producer_id, h.producer_epoch, h.base_sequence, offset, last,
+                    lat if lat is not None else h.max_timestamp)
+                if duplicate is not None:
+                    if len(headers) > 1:  # only a client's single-batch append is a retry
+                        raise OutOfOrderSequenceError(
+                            f"producer {h.producer_id}: batch at sequence {h.base_sequence} "
+                            "repeats an appended batch inside a multi-batch append")
+                    return producer_append, AppendInfo(duplicate.first_offset, duplicate.last_offset,
+                                                       -1, self._log_start_offset, 0)
+            offset = last + 1
+        return producer_append, None
 
     def _should_roll(self, active: LogSegment, incoming_bytes: int, last_offset: int,
                      now_ms: int) -> bool:
@@ -596,6 +727,7 @@ class PartitionLog:
         except OSError as e:  # derived data: recovery re-adds the entry
             log.warning("%s: cannot seal time index of %s: %s", self.name, old.log_path, e)
         self._add_segment(new)
+        self._take_producer_snapshot(new.base_offset)
         log.debug("%s: rolled new segment at %d", self.name, new.base_offset)
         return new
 
@@ -614,6 +746,7 @@ class PartitionLog:
                 if self._flushed_offset >= needed:
                     return self._flushed_offset  # an fsync that started after our append covered us
                 target = self.log_end_offset
+                started_ms = self.clock.now_ms()
                 dirty = [s for s in self.segments if s.dirty]
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
             try:
@@ -638,21 +771,40 @@ class PartitionLog:
                 self.flush_count += 1
                 self._flushed_offset = max(self._flushed_offset, target)
                 self._last_flush_ms = self.clock.now_ms()
+                # Appends that came during the fsync are no older than its start.
+                self._first_unflushed_ms = (
+                    None if self._flushed_offset >= self.log_end_offset else started_ms)
                 active = self.segments[-1]
                 for seg in dirty:
                     if seg is not active and not seg.deleted:
                         seg.release_index_fds()
-                return self._flushed_offset
+                flushed = self._flushed_offset
+            if self._pending_snapshots:
+                self._write_pending_snapshots()
+            return flushed
+
+    def flush_due_ms(self) -> int | None:
+        """The flush policy (``flush_policy``): the clock time at which the unflushed data
+        is due for fsync (a time already past when ``flush.messages`` is reached), or None
+        when everything is flushed. The policy never fsyncs: the broker's flusher (or
+        ``maybe_flush``) calls ``flush`` when this time comes, in its own thread."""
+        with self._lock:
+            unflushed = self.log_end_offset - self._flushed_offset
+            if unflushed <= 0 or self._first_unflushed_ms is None:
+                return None
+            policy = self.flush_policy
+            if unflushed >= policy.messages:
+                return self._first_unflushed_ms
+            return self._first_unflushed_ms + policy.interval_ms
 
     def maybe_flush(self, now_ms: int | None = None) -> bool:
-        """The flush.ms background policy: flush when unflushed data is older than flush.ms."""
+        """Apply the flush policy once, in the calling thread: flush when due."""
         now = self.clock.now_ms() if now_ms is None else now_ms
-        with self._lock:
-            due = (self._flushed_offset < self.log_end_offset
-                   and now - self._last_flush_ms >= self.config.flush_ms)
-        if due:
-            self.flush()
-        return due
+        due = self.flush_due_ms()
+        if due is None or due > now:
+            return False
+        self.flush()
+        return True
 
     def _fsync_all(self) -> None:
         for seg in self.segments:
@@ -825,6 +977,17 @@ class PartitionLog:
                 self._delete_segments(doomed, now)
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
+            if count or below_log_start_only:
+                self.producer_state.truncate_before(self._log_start_offset)
+                oldest = self.segments[0].base_offset
+            else:
+                oldest = None
+        if oldest is not None:
+            # Snapshots are kept for the segments still here (the oldest one's included):
+            # one below them could only be replayed over data retention removed.
+            for offset in snapshot_offsets(self.directory):
+                if offset < oldest:
+                    self._remove_snapshot(offset)
         self._close_expired_deletes(now)
         return count
 
@@ -917,6 +1080,9 @@ class PartitionLog:
                 if self._offline is None:
                     self.segments[-1].seal()
                     self._flush_unlocked()
+                    # A clean start then loads producer state without reading the log.
+                    self._take_producer_snapshot(self.log_end_offset)
+                    self._write_pending_snapshots()
                     try:
                         self._checkpoint(self._flushed_offset)
                     except KafkaStorageError as e:  # the old checkpoint stays valid, only older

@@ -63,7 +63,7 @@ from .errors import (
     UnknownTopicError,
 )
 from .fileio import DEFAULT_IO, FileIO
-from .log import PartitionLog, RecoveryReport
+from .log import FlushPolicy, PartitionLog, RecoveryReport
 
 log = logging.getLogger("kafkito.storage.manager")
 
@@ -107,8 +107,13 @@ def new_cluster_id() -> str:
 class LogManager:
     def __init__(self, data_dir: str, default_config: LogConfig | None = None,
                  clock: Clock | None = None, *, io: FileIO = DEFAULT_IO,
-                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
+                 flush_interval_ms: int | None = None, flush_interval_messages: int | None = None):
         self.data_dir = os.path.abspath(str(data_dir))
+        # The broker's log.flush.interval.ms / .messages: the flush policy of every topic
+        # that does not set flush.ms / flush.messages itself (None: default_config's).
+        self.flush_interval_ms = flush_interval_ms
+        self.flush_interval_messages = flush_interval_messages
         self.decompressed_bytes_max = decompressed_bytes_max  # produce validation's cap
         self.default_config = default_config or LogConfig()
         self.clock = clock or SystemClock()
@@ -309,8 +314,19 @@ class LogManager:
                                  self._configs[topic], clock=self.clock, io=self.io,
                                  clean_shutdown=clean,
                                  decompressed_bytes_max=self.decompressed_bytes_max)
+        plog.flush_policy = self.flush_policy(topic)
         self._logs[(topic, partition)] = plog
         return plog
+
+    def flush_policy(self, topic: str) -> FlushPolicy:
+        """A topic's flush.ms / flush.messages when it sets them, else the broker's."""
+        config, overrides = self._configs[topic], self._topics[topic].configs
+        interval, messages = config.flush_ms, config.flush_messages
+        if "flush.ms" not in overrides and self.flush_interval_ms is not None:
+            interval = self.flush_interval_ms
+        if "flush.messages" not in overrides and self.flush_interval_messages is not None:
+            messages = self.flush_interval_messages
+        return FlushPolicy(interval, messages)
 
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                      topic_id: uuid.UUID | None = None) -> TopicMetadata:
@@ -434,10 +450,11 @@ class LogManager:
             self._write_topic(new)
             self._topics[name] = new
             self._configs[name] = config
+            policy = self.flush_policy(name)
             for p in range(new.num_partitions):
                 plog = self._logs.get((name, p))
                 if plog is not None:
-                    plog.update_config(config)
+                    plog.update_config(config, policy)
             return new
 
     # ----------------------------------------------------------------------------- logs
@@ -449,7 +466,9 @@ class LogManager:
             return list(self._logs.values())
 
     def flush_dirty(self, now_ms: int | None = None) -> int:
-        """The flush.ms policy for every log; returns how many logs were flushed."""
+        """Apply the flush policy to every log in this thread (for embedders without the
+        broker, whose flusher asks each log's ``flush_due_ms`` instead and fsyncs in worker
+        threads); returns how many logs were flushed."""
         now = self.clock.now_ms() if now_ms is None else now_ms
         flushed = 0
         for plog in self.logs():

@@ -1,4 +1,4 @@
-"""ProducerStateManager: idempotent-producer sequence checks for one partition.
+"""ProducerStateManager: idempotent-producer state of one partition, owned by its log.
 
 Theory of operation
 -------------------
@@ -16,18 +16,33 @@ A new batch is then exactly one of:
   ``OutOfOrderSequenceError``; a producer we have no state for that does not start at 0
   is ``UnknownProducerIdError`` (its state was lost or expired; clients reset and go on).
 
-``check`` is pure: it decides for one batch header without changing anything, so the
-caller can append first and ``record`` only what was really written. State is a plain
-mapping; ``snapshot``/``restore`` turn it into JSON-able data for a snapshot file, and
-``rebuild`` replays batch headers read back from the log after a crash.
+``check`` is pure: it decides for one batch header without changing anything. The log
+checks an append batch by batch through a ``ProducerAppendInfo`` (Kafka's name): it stages
+each batch's effect so the next batch of the same append is checked against it, and the
+log commits the staged entries only once the write succeeded, so a refused or failed
+append leaves the state as it was.
+
+Snapshots (Kafka's ``<base offset>.snapshot`` beside the segments) hold the whole state as
+it was just before one offset: the log takes one at every segment roll and at close, and
+at open loads the newest trustworthy one and replays only the batch headers after it
+(log.py, *Producer state*). The file is a metafile (versioned, CRC-checked); a damaged
+snapshot is skipped for an older one, since the log can always rebuild the state.
+
+Where transactions plug in: Kafka keeps ongoing transactions and the last stable offset
+in this same object (``ongoingTxns``, ``firstUnstableOffset``); they belong beside
+``producers`` here, staged through ``ProducerAppendInfo`` the same way, and snapshotted
+with it.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
+from . import metafile
 from .errors import StorageError
 
 __all__ = [
@@ -36,6 +51,7 @@ __all__ = [
     "Duplicate",
     "InvalidProducerEpochError",
     "OutOfOrderSequenceError",
+    "ProducerAppendInfo",
     "ProducerStateManager",
     "UnknownProducerIdError",
 ]
@@ -43,6 +59,9 @@ __all__ = [
 BATCHES_KEPT = 5
 SEQUENCE_MAX = 2**31 - 1
 NO_PRODUCER_ID = -1
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_KIND = "producer-snapshot"
+_SNAPSHOT_FILE = re.compile(r"^(\d{20})\.snapshot$")
 
 
 class InvalidProducerEpochError(StorageError):
@@ -87,6 +106,13 @@ class ProducerEntry:
     def last_seq(self) -> int:
         return self.batches[-1].last_seq if self.batches else -1
 
+    def remember(self, first_seq: int, first_offset: int, last_offset: int, timestamp_ms: int) -> None:
+        last_seq = _last_seq(first_seq, last_offset - first_offset)
+        self.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp_ms))
+
+    def copy(self) -> "ProducerEntry":
+        return ProducerEntry(self.epoch, deque(self.batches, maxlen=BATCHES_KEPT))
+
 
 def _last_seq(first_seq: int, record_count_minus_one: int) -> int:
     return (first_seq + record_count_minus_one) % (SEQUENCE_MAX + 1)
@@ -96,41 +122,49 @@ def _next_seq(seq: int) -> int:
     return 0 if seq == SEQUENCE_MAX else seq + 1
 
 
+def _check(entry: "ProducerEntry | None", producer_id: int, epoch: int, first_seq: int,
+           last_offset_delta: int) -> Duplicate | None:
+    if producer_id == NO_PRODUCER_ID:
+        return None
+    if entry is None:
+        if first_seq != 0:
+            raise UnknownProducerIdError(
+                f"no state for producer {producer_id} and its batch starts at sequence {first_seq}"
+            )
+        return None
+    if epoch < entry.epoch:
+        raise InvalidProducerEpochError(
+            f"producer {producer_id} epoch {epoch} is older than the current epoch {entry.epoch}"
+        )
+    if epoch > entry.epoch:
+        if first_seq != 0:
+            raise OutOfOrderSequenceError(
+                f"producer {producer_id} new epoch {epoch} starts at sequence {first_seq}, not 0"
+            )
+        return None
+    last_seq = _last_seq(first_seq, last_offset_delta)
+    for batch in entry.batches:
+        if batch.first_seq == first_seq and batch.last_seq == last_seq:
+            return Duplicate(batch.first_offset, batch.last_offset)
+    expected = _next_seq(entry.last_seq)
+    if first_seq != expected:
+        raise OutOfOrderSequenceError(
+            f"producer {producer_id} epoch {epoch}: sequence {first_seq}, expected {expected}"
+        )
+    return None
+
+
 class ProducerStateManager:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
 
     def check(self, producer_id: int, epoch: int, first_seq: int, last_offset_delta: int) -> Duplicate | None:
         """Decide one batch: None to append it, a Duplicate to skip it, or raise."""
-        if producer_id == NO_PRODUCER_ID:
-            return None
-        entry = self.producers.get(producer_id)
-        if entry is None:
-            if first_seq != 0:
-                raise UnknownProducerIdError(
-                    f"no state for producer {producer_id} and its batch starts at sequence {first_seq}"
-                )
-            return None
-        if epoch < entry.epoch:
-            raise InvalidProducerEpochError(
-                f"producer {producer_id} epoch {epoch} is older than the current epoch {entry.epoch}"
-            )
-        if epoch > entry.epoch:
-            if first_seq != 0:
-                raise OutOfOrderSequenceError(
-                    f"producer {producer_id} new epoch {epoch} starts at sequence {first_seq}, not 0"
-                )
-            return None
-        last_seq = _last_seq(first_seq, last_offset_delta)
-        for batch in entry.batches:
-            if batch.first_seq == first_seq and batch.last_seq == last_seq:
-                return Duplicate(batch.first_offset, batch.last_offset)
-        expected = _next_seq(entry.last_seq)
-        if first_seq != expected:
-            raise OutOfOrderSequenceError(
-                f"producer {producer_id} epoch {epoch}: sequence {first_seq}, expected {expected}"
-            )
-        return None
+        return _check(self.producers.get(producer_id), producer_id, epoch, first_seq,
+                      last_offset_delta)
+
+    def begin_append(self) -> "ProducerAppendInfo":
+        return ProducerAppendInfo(self)
 
     def record(self, producer_id: int, epoch: int, first_seq: int, first_offset: int, last_offset: int,
                timestamp_ms: int) -> None:
@@ -140,8 +174,7 @@ class ProducerStateManager:
         entry = self.producers.get(producer_id)
         if entry is None or epoch > entry.epoch:
             entry = self.producers[producer_id] = ProducerEntry(epoch)
-        last_seq = _last_seq(first_seq, last_offset - first_offset)
-        entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp_ms))
+        entry.remember(first_seq, first_offset, last_offset, timestamp_ms)
 
     def rebuild(self, headers: Iterable[tuple[int, int, int, int, int, int]]) -> None:
         """Replay (producer_id, epoch, first_seq, base_offset, last_offset, max_timestamp)."""
@@ -174,3 +207,69 @@ class ProducerStateManager:
                 entry.batches.append(BatchMetadata(*b))
             manager.producers[int(pid)] = entry
         return manager
+
+
+class ProducerAppendInfo:
+    """The effect of one append on producer state, staged until the write succeeded.
+
+    ``append`` checks one batch against the state as the earlier batches of the same
+    append left it (copies of the entries they touched), so every batch is checked, not
+    just the first; ``commit`` publishes the staged entries.
+    """
+
+    def __init__(self, manager: ProducerStateManager) -> None:
+        self._manager = manager
+        self._staged: dict[int, ProducerEntry] = {}
+
+    def append(self, producer_id: int, epoch: int, first_seq: int, first_offset: int,
+               last_offset: int, timestamp_ms: int) -> Duplicate | None:
+        """Check one batch that would land at ``first_offset..last_offset``; stage it when it
+        is new, return the original's offsets when it is a duplicate, or raise."""
+        if producer_id == NO_PRODUCER_ID:
+            return None
+        entry = self._staged.get(producer_id) or self._manager.producers.get(producer_id)
+        duplicate = _check(entry, producer_id, epoch, first_seq, last_offset - first_offset)
+        if duplicate is not None:
+            return duplicate
+        if entry is None or epoch > entry.epoch:
+            staged = ProducerEntry(epoch)
+        elif producer_id in self._staged:
+            staged = entry
+        else:
+            staged = entry.copy()
+        staged.remember(first_seq, first_offset, last_offset, timestamp_ms)
+        self._staged[producer_id] = staged
+        return None
+
+    def commit(self) -> None:
+        self._manager.producers.update(self._staged)
+        self._staged = {}
+
+
+# -- snapshot files ---------------------------------------------------------------------
+def snapshot_path(directory: str, offset: int) -> str:
+    return os.path.join(directory, f"{offset:020d}{SNAPSHOT_SUFFIX}")
+
+
+def snapshot_offsets(directory: str) -> list[int]:
+    """Offsets of the snapshot files in a partition directory, oldest first."""
+    found = []
+    for name in os.listdir(directory):
+        m = _SNAPSHOT_FILE.match(name)
+        if m:
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def encode_snapshot(manager: ProducerStateManager, offset: int) -> bytes:
+    """The file body of a snapshot of ``manager`` as it is just before ``offset``."""
+    return metafile.encode(SNAPSHOT_KIND, {"offset": offset, "producers": manager.snapshot()})
+
+
+def read_snapshot(directory: str, offset: int) -> ProducerStateManager:
+    """Raises ``CorruptMetadataError`` (or KeyError/TypeError/ValueError for a body that
+    checks out but does not hold a snapshot of ``offset``)."""
+    data = metafile.read(snapshot_path(directory, offset), SNAPSHOT_KIND)
+    if data["offset"] != offset:
+        raise ValueError(f"snapshot file of offset {offset} holds offset {data['offset']}")
+    return ProducerStateManager.restore(data["producers"])

@@ -117,6 +117,10 @@ class BatchHeader(NamedTuple):
     max_timestamp: int  # the records' true maximum (what the log stamps)
     records_count: int
     stamp_max_timestamp: bool  # the producer's header disagrees with its records
+    # Read here so the log's producer-state check does not parse the header again.
+    producer_id: int = -1
+    producer_epoch: int = -1
+    base_sequence: int = -1
 
 
 def validate_batches(
@@ -155,7 +159,7 @@ def _validate_one(mv: memoryview, pos: int, remaining: int, config: LogConfig, n
     if remaining < HEADER_BYTES:
         raise CorruptRecordError(f"truncated batch header ({remaining} bytes)")
     (base_offset, batch_length, _epoch, _magic, crc, attributes, last_offset_delta, base_ts,
-     max_ts, producer_id, _producer_epoch, base_sequence, count) = HEADER.unpack_from(mv, pos)
+     max_ts, producer_id, producer_epoch, base_sequence, count) = HEADER.unpack_from(mv, pos)
     size = batch_length + LOG_OVERHEAD
     if batch_length < BATCH_LENGTH_MIN or size > remaining:
         raise CorruptRecordError(
@@ -199,7 +203,7 @@ def _validate_one(mv: memoryview, pos: int, remaining: int, config: LogConfig, n
         _check_records(section, count, config, now_ms, attributes, base_ts, ts_min, ts_max,
                        keyless)
     return BatchHeader(pos, size, attributes, last_offset_delta, true_max, count,
-                       true_max != max_ts)
+                       true_max != max_ts, producer_id, producer_epoch, base_sequence)
 
 
 def _check_records(section, count: int, config: LogConfig, now_ms: int, attributes: int,

@@ -48,9 +48,7 @@ log = logging.getLogger("kafkito.broker.handlers.delete_records")
 
 async def _delete_before(state, meta, partition: int, offset: int) -> int:
     """Move one partition's log start offset; return it (the new low watermark)."""
-    st = None
-    if meta is not None and 0 <= partition < meta.num_partitions:
-        st = state.partitions.state(meta.name, partition)
+    st = state.partitions.lookup(meta, partition)
     if st is None:
         raise AdminError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic or partition")
     if is_internal(meta.name):

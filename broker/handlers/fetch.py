@@ -77,9 +77,7 @@ class _Reader:
 
     def partition(self, meta, part) -> PartitionData:
         index = part.partition
-        st = None
-        if meta is not None and 0 <= index < meta.num_partitions:
-            st = self.state.partitions.state(meta.name, index)
+        st = self.state.partitions.lookup(meta, index)
         if st is None:
             self.errors = True
             code = ErrorCode.UNKNOWN_TOPIC_ID if self.by_id and meta is None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

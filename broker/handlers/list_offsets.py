@@ -64,9 +64,7 @@ async def handle(ctx, request) -> ListOffsetsResponse:
                 partition_index=part.partition_index, error_code=ErrorCode.NONE,
                 timestamp=-1, offset=-1, leader_epoch=0,
             )
-            st = None
-            if meta is not None and 0 <= part.partition_index < meta.num_partitions:
-                st = state.partitions.state(meta.name, part.partition_index)
+            st = state.partitions.lookup(meta, part.partition_index)
             if st is None:
                 response.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 response.leader_epoch = -1

@@ -38,9 +38,7 @@ NO_EPOCH = -1
 def _end_offset(state, meta, part) -> EpochEndOffset:
     out = EpochEndOffset(partition=part.partition, error_code=ErrorCode.NONE,
                          leader_epoch=NO_EPOCH, end_offset=-1)
-    st = None
-    if meta is not None and 0 <= part.partition < meta.num_partitions:
-        st = state.partitions.state(meta.name, part.partition)
+    st = state.partitions.lookup(meta, part.partition)
     if st is None:
         out.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     elif part.current_leader_epoch > LEADER_EPOCH:

@@ -25,7 +25,8 @@ recovers it. A full disk at write time is KAFKA_STORAGE_ERROR too, but the write
 and the next one succeeds once there is room.
 
 Idempotent producers: a retried batch is answered with its original offsets, and a
-sequence gap or a fenced epoch gets its error (see partitions.py, producer_state.py).
+sequence gap or a fenced epoch gets its error (the log checks every batch: storage/log.py,
+storage/producer_state.py).
 
 Not implemented: transactional produce (InitProducerId refuses transactional ids);
 v0-2 (message format v0/v1).
@@ -71,7 +72,8 @@ def _append_topic(state, topic, acks, flush_targets, pending):
     responses = []
     for part in topic.partition_data:
         index = part.index
-        if meta is None or not 0 <= index < meta.num_partitions:
+        st = state.partitions.lookup(meta, index)
+        if st is None:
             responses.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             continue
         if is_internal(meta.name):
@@ -81,10 +83,7 @@ def _append_topic(state, topic, acks, flush_targets, pending):
             responses.append(_error(index, ErrorCode.INVALID_RECORD, "produce request without records"))
             continue
         try:
-            st, info = state.partitions.append_nowait(meta.name, index, part.records, schedule_flush=acks != -1)
-        except KeyError:
-            responses.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-            continue
+            info = state.partitions.append(st, part.records, schedule_flush=acks != -1)
         except Exception as exc:
             # KIP-467: records refused one by one are named (their index in the batch).
             responses.append(_error(index, storage_error_code(exc), str(exc) or None,

@@ -300,10 +300,14 @@ def test_flush_ms_policy(tmp_path, clock):
 
 
 def test_flush_messages_policy(tmp_path, clock):
+    # The policy decides, the caller fsyncs: append itself never does (issue 11 item 2).
     plog = open_log(tmp_path / "t-0", clock, LogConfig(flush_messages=5))
     plog.append(payload(0), clock.now_ms())
+    assert not plog.maybe_flush()
     assert plog.flushed_offset == 0
     plog.append(payload(1), clock.now_ms())
+    assert plog.flushed_offset == 0 and plog.flush_due_ms() <= clock.now_ms()
+    assert plog.maybe_flush()
     assert plog.flushed_offset == 6
     plog.close()
 
