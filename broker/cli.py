@@ -47,12 +47,16 @@ def _parser() -> argparse.ArgumentParser:
 def _verify(data_dir: str) -> int:
     from kafkito.storage.verify import verify_data_dir
 
-    logging.getLogger("kafkito.storage").setLevel(logging.CRITICAL)  # we print the findings
+    storage_log = logging.getLogger("kafkito.storage")
+    level = storage_log.level
+    storage_log.setLevel(logging.CRITICAL)  # we print the findings ourselves
     try:
         results = verify_data_dir(data_dir)
     except OSError as exc:
         print(f"kafkito: cannot verify {data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        storage_log.setLevel(level)  # main() may run in-process (tests, embedding)
     damaged = 0
     for r in results:
         print(f"{r.name}: {r.segments} segments, {r.batches} batches, {r.bytes} bytes: "
