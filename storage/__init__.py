@@ -4,8 +4,10 @@ Modules: ``batch`` (record batch v2 view, stamping, builder, records), ``validat
 (produce validation as Kafka's LogValidator), ``recordscan`` (its record walk; C in
 ``_recscan.c`` when built), ``codecs`` (gzip/snappy/lz4/zstd with a decompression cap),
 ``index`` (Kafka's .index and .timeindex), ``segment`` (one segment and its recovery),
-``log`` (PartitionLog: append, read, flush, retention, recovery), ``manager`` (LogManager:
-topics, metadata, lock), ``config`` (LogConfig and the topic config table), ``clock``,
+``log`` (PartitionLog: append, read, flush policy and flush, retention, recovery),
+``producer_state`` (idempotent producers' state and its snapshots, owned by the log),
+``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the topic
+config table), ``clock``,
 ``fileio`` (the I/O seam tests hook faults into), ``metafile`` (atomic checksummed metadata
 files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
 (``kafkito verify``), ``errors``.

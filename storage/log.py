@@ -27,7 +27,25 @@ first one in fsyncs data, then indexes, then the directory, for everything appen
 callers behind it whose LEO is covered return without another fsync. State is guarded by a
 separate lock that is never held across an fsync, so appends and reads continue meanwhile.
 An fsync failure takes the log offline (the kernel may have dropped the dirty pages, so
-retrying would lie); reopening recovers it.
+retrying would lie); reopening recovers it. *When* to flush is a policy, not an action:
+``flush_due_ms`` says when unflushed data is due (``flush_policy``: ``flush.ms`` from the
+oldest unflushed append, or at once past ``flush.messages``; the manager gives a topic that
+sets neither the broker's ``log.flush.interval.*``). ``append`` never fsyncs: whoever owns
+the threads (the broker's flusher, or ``maybe_flush`` for an embedder) calls ``flush``.
+
+*Producer state* (Kafka's ProducerStateManager, producer_state.py) is the log's: ``append``
+checks every producer batch against it (fencing, sequences; a retried single batch is
+answered with the original's offsets and not written) and commits the batches' effect only
+once they are written. At every roll the state is snapshotted as of the new segment's base
+offset (``<base offset>.snapshot``, a checksummed metafile; the bytes are taken under the
+lock and written by the next ``flush``, in its thread, so a roll never waits for an fsync),
+and ``close`` writes one at the LEO. Open loads the newest snapshot that nothing recovery
+cut lies below (snapshots above that are deleted: they describe data the log no longer
+holds) and replays only the batch headers after it; ``RecoveryReport`` says which snapshot
+and how many headers. After a clean shutdown that is no read at all; after a crash, the
+tail since the last roll. Retention removes the snapshots of deleted segments and the
+producers whose batches all went with them. Transactions will keep ongoing transactions
+and the last stable offset in the same state (see producer_state.py).
 
 *Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
 the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. The fd
