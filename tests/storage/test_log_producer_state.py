@@ -74,6 +74,23 @@ def _fill(plog, clock, pid: int, batches: int, seq: int = 0) -> list[tuple[int, 
     return out
 
 
+def _killed(tmp_path, clock, config: LogConfig, batches: int, unflushed: bytes | None = None):
+    """Fill a log across several rolls, flush and checkpoint it, maybe append ``unflushed``,
+    drop it as kill -9 would and reopen it. Returns (offsets of the batches, the active
+    segment's base and batch count at the kill, the reopened log)."""
+    plog = open_log(tmp_path / "t-0", clock, config)
+    offsets = _fill(plog, clock, 7, batches)
+    plog.flush()
+    plog.checkpoint_recovery_point()
+    if unflushed is not None:
+        plog.append(unflushed, clock.now_ms())
+    active_base = plog.active_segment.base_offset
+    active_batches = sum(1 for _ in plog.batches(active_base))
+    crash(plog)
+    reopened = open_log(tmp_path / "t-0", clock, config, clean_shutdown=False)
+    return offsets, (active_base, active_batches), reopened
+
+
 def test_a_snapshot_is_written_at_each_roll_and_at_close_and_used_at_open(tmp_path, clock):
     config = LogConfig(segment_bytes=2048)
     plog = open_log(tmp_path / "t-0", clock, config)
@@ -97,16 +114,9 @@ def test_a_snapshot_is_written_at_each_roll_and_at_close_and_used_at_open(tmp_pa
 def test_an_idempotent_retry_across_a_crash_is_not_appended_twice(tmp_path, clock):
     """Soak seed 1591: after an unclean restart producer state was rebuilt from the active
     segment only, so a retry of a batch in an older segment was appended again."""
-    config = LogConfig(segment_bytes=2048)
-    plog = open_log(tmp_path / "t-0", clock, config)
-    offsets = _fill(plog, clock, 7, 30)
-    plog.flush()
-    plog.checkpoint_recovery_point()
-    # Another producer's batch that the crash catches unflushed but on disk (kill -9).
-    plog.append(idem(9, 0), clock.now_ms())
-    crash(plog)
-
-    reopened = open_log(tmp_path / "t-0", clock, config, clean_shutdown=False)
+    # Another producer's batch that the kill catches unflushed but on disk (page cache).
+    offsets, _, reopened = _killed(tmp_path, clock, LogConfig(segment_bytes=2048), 30,
+                                   unflushed=idem(9, 0))
     assert reopened.segments[-1].base_offset > offsets[-6][0]  # five batches back: older segment
     # The producer's last five batches: each retry answered with its original offsets.
     for i, (base, last) in enumerate(offsets[-5:]):
@@ -117,19 +127,13 @@ def test_an_idempotent_retry_across_a_crash_is_not_appended_twice(tmp_path, cloc
     reopened.close()
 
 
-def test_after_a_crash_only_the_tail_after_the_newest_snapshot_is_replayed(tmp_path, clock):
-    config = LogConfig(segment_bytes=4096)
-    plog = open_log(tmp_path / "t-0", clock, config)
-    _fill(plog, clock, 7, 60)
-    plog.flush()
-    plog.checkpoint_recovery_point()
-    active_base = plog.active_segment.base_offset
-    tail_batches = sum(1 for b in plog.batches(active_base))
-    crash(plog)
-
-    reopened = open_log(tmp_path / "t-0", clock, config, clean_shutdown=False)
+def test_after_a_crash_only_the_tail_after_the_newest_snapshot_is_replayed(tmp_path, clock,
+                                                                            monkeypatch):
+    _, (active_base, active_batches), reopened = _killed(
+        tmp_path, clock, LogConfig(segment_bytes=4096), 60)
+    assert active_base > 0
     assert reopened.recovery.producer_snapshot == active_base
-    assert reopened.recovery.producer_batches_replayed == tail_batches
+    assert reopened.recovery.producer_batches_replayed == active_batches
     # The produce path itself never reads the log.
     reads = []
     original = LogSegment.headers_from
@@ -138,12 +142,9 @@ def test_after_a_crash_only_the_tail_after_the_newest_snapshot_is_replayed(tmp_p
         reads.append(self.base_offset)
         return original(self, *a, **kw)
 
-    LogSegment.headers_from = counting
-    try:
-        assert reopened.append(idem(7, 118, size=200), clock.now_ms()).record_count == 0
-        assert reopened.append(idem(7, 120), clock.now_ms()).record_count == 2
-    finally:
-        LogSegment.headers_from = original
+    monkeypatch.setattr(LogSegment, "headers_from", counting)
+    assert reopened.append(idem(7, 118, size=200), clock.now_ms()).record_count == 0
+    assert reopened.append(idem(7, 120), clock.now_ms()).record_count == 2
     assert reads == []
     reopened.close()
 
