@@ -13,6 +13,7 @@ from kafkito.broker.partitions import PartitionManager
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.storage import LogConfig, LogManager, build_batch
+from kafkito.storage.fileio import FileIO
 from kafkito.testing import broker as embedded_broker
 
 TS = 1_700_000_000_000
@@ -104,16 +105,40 @@ def _produce(raw: RawClient, topic: str, acks: int) -> tuple[int, int]:
     return part.error_code, part.base_offset
 
 
-def test_one_acks_all_produce_costs_one_fsync_round(tmp_path):
-    with embedded_broker(tmp_path) as b:
+class CountingIO(FileIO):
+    """Counts every fsync-family call (the real ones are still made)."""
+
+    def __init__(self) -> None:
+        self.syncs = 0
+
+    def fsync(self, fd):
+        self.syncs += 1
+        return super().fsync(fd)
+
+    def fdatasync(self, fd):
+        self.syncs += 1
+        return super().fdatasync(fd)
+
+    def fsync_dir(self, path):
+        self.syncs += 1
+        return super().fsync_dir(path)
+
+
+def test_one_acks_all_produce_costs_one_fsync(tmp_path):
+    io = CountingIO()
+    with embedded_broker(tmp_path, io=io) as b:
         b.create_topic("t")
         raw = RawClient(b.host, b.port)
         plog = b.broker.state.logs.log("t", 0)
-        rounds = []
+        rounds, syncs = [], []
         for i in range(20):
-            before = plog.flush_count
+            before, before_syncs = plog.flush_count, io.syncs
             assert _produce(raw, "t", -1) == (ErrorCode.NONE, i)
             rounds.append(plog.flush_count - before)
+            syncs.append(io.syncs - before_syncs)
             assert plog.flushed_offset == i + 1  # acknowledged means flushed
-        assert rounds == [1] * 20
+        assert rounds == [1] * 20  # no second round from a background flusher
+        # One fdatasync of the segment each; the first round also makes the new segment's
+        # directory entry durable.
+        assert syncs == [2] + [1] * 19
         raw.close()
