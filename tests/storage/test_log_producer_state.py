@@ -117,7 +117,7 @@ def test_an_idempotent_retry_across_a_crash_is_not_appended_twice(tmp_path, cloc
     # Another producer's batch that the kill catches unflushed but on disk (page cache).
     offsets, _, reopened = _killed(tmp_path, clock, LogConfig(segment_bytes=2048), 30,
                                    unflushed=idem(9, 0))
-    assert reopened.segments[-1].base_offset > offsets[-6][0]  # five batches back: older segment
+    assert reopened.segments[-1].base_offset > offsets[-5][0]  # some retried batches: older segments
     # The producer's last five batches: each retry answered with its original offsets.
     for i, (base, last) in enumerate(offsets[-5:]):
         info = reopened.append(idem(7, 2 * (25 + i), size=200), clock.now_ms())
