@@ -272,6 +272,9 @@ class PartitionLog:
         self._first_unflushed_ms: int | None = None  # when the oldest unflushed append came
         self.flush_policy = FlushPolicy.of(config)
         self.flush_count = 0  # fsync rounds done (group commit is measured by tests)
+        # Idempotent producers' state, checked and advanced by append() only. Transactions
+        # put ongoing transactions and the last stable offset here too (producer_state.py),
+        # and Fetch's read_committed will read them through this log.
         self.producer_state = ProducerStateManager()
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
