@@ -254,7 +254,7 @@ def _snapshot_path(plog: PartitionLog) -> str:
 def save_producer_state(plog: PartitionLog, producers: ProducerStateManager) -> None:
     try:
         metafile.write(_snapshot_path(plog), "producer-state",
-                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()})
+                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()}, plog.io)
     except OSError:
         log.exception("could not write the producer-state snapshot of %s-%d", plog.topic, plog.partition)
 
@@ -263,7 +263,7 @@ def load_producer_state(plog: PartitionLog) -> ProducerStateManager:
     path = _snapshot_path(plog)
     try:
         data = metafile.read(path, "producer-state")
-        os.unlink(path)  # only valid for the log end it was written at
+        plog.io.unlink(path)  # only valid for the log end it was written at
         if data["end_offset"] == plog.log_end_offset:
             return ProducerStateManager.restore(data["producers"])
     except FileNotFoundError:

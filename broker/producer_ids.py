@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from kafkito.storage import metafile
+from kafkito.storage.fileio import DEFAULT_IO, FileIO
 
 __all__ = ["ProducerIdManager"]
 
@@ -20,8 +21,9 @@ _FILE = "producer_ids"
 
 
 class ProducerIdManager:
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, io: FileIO = DEFAULT_IO) -> None:
         self.path = os.path.join(data_dir, _FILE)
+        self.io = io
         try:
             self._next = int(metafile.read(self.path, "producer-ids")["block_end"])
         except FileNotFoundError:
@@ -31,7 +33,7 @@ class ProducerIdManager:
     def next_id(self) -> int:
         if self._next >= self._block_end:
             self._block_end = self._next + BLOCK_SIZE
-            metafile.write(self.path, "producer-ids", {"block_end": self._block_end})
+            metafile.write(self.path, "producer-ids", {"block_end": self._block_end}, self.io)
         pid = self._next
         self._next += 1
         return pid

@@ -23,6 +23,7 @@ import time
 import trio
 
 from kafkito.storage import LogManager, SystemClock
+from kafkito.storage.fileio import DEFAULT_IO, FileIO
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -42,9 +43,11 @@ class BrokerStartError(RuntimeError):
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0) -> None:
+    def __init__(self, config: BrokerConfig, *, clock=None, io: FileIO = DEFAULT_IO,
+                 shutdown_grace_s: float = 5.0) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.io = io  # every file write of the data directory goes through it
         self.shutdown_grace_s = shutdown_grace_s
         self.state: BrokerState | None = None
         self.address: tuple[str, int] | None = None
@@ -72,20 +75,14 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock)
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io)
         try:
             logs.startup()
         except Exception as exc:
             raise BrokerStartError(f"cannot open data directory {config.log_dirs}: {exc}") from exc
         try:
             host, port = listen_address(config)
-            try:
-                listeners = await trio.open_tcp_listeners(port, host=host)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise BrokerStartError(f"cannot listen on {host}:{port}: address already in use") from None
-                raise BrokerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-            bound_port = listeners[0].socket.getsockname()[1]
+            listeners, bound_port = await self._listen(host, port)
             adv_host, adv_port = advertised_address(config, bound_port)
             partitions = PartitionManager(logs, self.clock, flush_interval_ms=config.log_flush_interval_ms)
             state = self.state = BrokerState(
@@ -98,7 +95,7 @@ class Broker:
                 advertised_host=adv_host,
                 advertised_port=adv_port,
                 handlers=load_handlers(),
-                producer_ids=ProducerIdManager(config.log_dirs),
+                producer_ids=ProducerIdManager(config.log_dirs, self.io),
             )
             state.groups = GroupService(state)
             async with trio.open_nursery() as nursery:
@@ -133,6 +130,17 @@ class Broker:
         finally:
             logs.shutdown()
             log.info("stopped")
+
+    async def _listen(self, host: str, port: int) -> tuple[list, int]:
+        """The listeners and the bound port. A seam: the simulation (tests/sim) serves no
+        sockets and drives the handlers itself."""
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BrokerStartError(f"cannot listen on {host}:{port}: address already in use") from None
+            raise BrokerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        return listeners, listeners[0].socket.getsockname()[1]
 
     async def _accept(self, listeners, state: BrokerState, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:

@@ -203,7 +203,7 @@ class PartitionLog:
         return self
 
     def _load(self, clean: bool) -> None:
-        if not os.path.isdir(self.directory):
+        if not self.io.isdir(self.directory):
             self.io.mkdir(self.directory)
             self.io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
         bases = self._clean_directory()
@@ -245,7 +245,7 @@ class PartitionLog:
     def _clean_directory(self) -> list[int]:
         """Remove leftovers of interrupted operations; return the segment base offsets."""
         logs, others = set(), {}
-        for name in sorted(os.listdir(self.directory)):
+        for name in sorted(self.io.listdir(self.directory)):
             path = os.path.join(self.directory, name)
             if name.endswith(_LEFTOVER_SUFFIXES):
                 self.io.unlink(path)
@@ -321,7 +321,7 @@ class PartitionLog:
 
     def _read_log_start_checkpoint(self) -> int:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
-        if not os.path.exists(path):
+        if not self.io.exists(path):
             return 0
         return int(metafile.read(path, "log-start-offset")["log_start_offset"])
 
@@ -700,7 +700,7 @@ class PartitionLog:
             renamed = []
             try:
                 for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
-                    if os.path.exists(path):
+                    if self.io.exists(path):
                         self.io.rename(path, path + DELETED_SUFFIX)
                         renamed.append(path)
             except OSError as e:
@@ -776,7 +776,7 @@ class PartitionLog:
             try:
                 seg.close()
                 for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
-                    if os.path.exists(path + DELETED_SUFFIX):
+                    if self.io.exists(path + DELETED_SUFFIX):
                         self.io.unlink(path + DELETED_SUFFIX)
             except OSError:
                 pass
