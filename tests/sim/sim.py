@@ -197,12 +197,13 @@ class Simulation:
     async def main(self) -> None:
         for life in range(self.knobs.lives):
             self.stats["lives"] = life + 1
-            await self.life(first=life == 0, last=life == self.knobs.lives - 1)
+            await self.life(first=life == 0, clients=True)
+        await self.life(first=False, clients=False)  # a last start: recovery checked, no load
 
-    async def life(self, first: bool, last: bool) -> None:
+    async def life(self, first: bool, clients: bool) -> None:
         config = load_config(environ={}, overrides=list(self.settings.items()), origin="sim")
         broker = SimBroker(config, clock=self.clock, io=self.io, shutdown_grace_s=1.0)
-        ending = "clean" if last else self.rng.choice(
+        ending = "clean" if not clients else self.rng.choice(
             ["clean"] + ["kill"] * self.knobs.kill + ["power"] * 2 * self.knobs.power_loss)
         crashed = False
         fsync_failures_before = self.io.fsync_failures
@@ -220,17 +221,18 @@ class Simulation:
                         self.state.logs.create_topic(t, 2, {})
                 self.model.generation_max = 0  # generations formed but not synced may be forgotten
                 await self.check_recovery()
+                self.faults.space_left_bytes = None  # a disk full across the restart is freed now
                 self.arm_faults()
-                async with trio.open_nursery() as clients:
-                    for c in self.clients:
-                        clients.start_soon(self._client_loop, c)
-                    await trio.sleep(self.rng.uniform(0.5, 8.0))
+                async with trio.open_nursery() as nursery:
+                    for c in self.clients if clients else ():
+                        nursery.start_soon(self._client_loop, c)
+                    await trio.sleep(self.rng.uniform(0.5, 8.0) if clients else 0)
                     self.disarm_faults()
                     if ending != "clean":
                         self.io.kill()  # first: nothing the process does from here on happens
                         crashed = True
                     self.alive = False
-                    clients.cancel_scope.cancel()
+                    nursery.cancel_scope.cancel()
                 if ending == "clean":
                     self.trace("clean stop")
                     self.stats["clean_stops"] += 1
@@ -260,7 +262,7 @@ class Simulation:
             self.stats["power_losses"] += 1
             changes = self.io.power_loss()
             self.trace(f"power loss ({len(changes)} files changed)")
-        if ending != "clean" and self.knobs.flip_old_segment_bytes and self.rng.random() < 0.5:
+        if clients and self.knobs.flip_old_segment_bytes and self.rng.random() < 0.5:
             self.flip_old_segment()
         self.io.revive()
 
@@ -286,7 +288,8 @@ class Simulation:
         self.stats["fsync_failures"] = self.io.fsync_failures
         self.stats["enospc"] = self.io.enospc_failures
         self.faults.fsync_eio_rate = 0.0
-        self.faults.space_left_bytes = None
+        if self.rng.random() < 0.5:  # else the disk stays full through the stop and the start
+            self.faults.space_left_bytes = None
 
     # -- damage ----------------------------------------------------------------------------
     def flip_old_segment(self) -> None:
@@ -478,6 +481,8 @@ def run_seed(seed: int, knobs: Knobs | None = None, *, keep_dir: bool = False) -
     result.fingerprint = sim.digest.hexdigest()[:16]
     result.trace_tail = sim.trace_lines[-12:]
     result.trace = sim.trace_lines
+    sim.stats["acked_all"] = sum(len(p.acked_all) for p in sim.model.partitions.values())
+    sim.stats["served"] = sum(len(p.served) for p in sim.model.partitions.values())
     result.stats = {k: v for k, v in sim.stats.items() if v}
     return result
 
