@@ -6,6 +6,9 @@ see producer_ids.py) with epoch 0. A request naming its current producer id and 
 bumped, or a fresh id when the epoch would overflow. Sequence checks happen on Produce
 (storage/producer_state.py).
 
+When a new block of ids cannot be written (disk full, failed fsync) the answer is
+COORDINATOR_NOT_AVAILABLE, which clients retry; no id of that block is handed out.
+
 Not implemented: transactions. A request with a transactional id is answered with
 INVALID_REQUEST (a fatal error in every client, so the application learns at once
 rather than retrying), and the connection's log says why.
@@ -40,5 +43,13 @@ async def handle(ctx, request) -> InitProducerIdResponse:
     if pid >= 0 and 0 <= epoch < EPOCH_MAX - 1:
         return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
                                       producer_id=pid, producer_epoch=epoch + 1)
-    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                  producer_id=state.producer_ids.next_id(), producer_epoch=0)
+    try:
+        pid = state.producer_ids.next_id()
+    except OSError as exc:
+        # A new id block could not be written (disk full, fsync failed). Retriable for every
+        # client; raising instead would close the connection without an answer.
+        log.error("cannot reserve producer ids: %s", exc)
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                                      producer_id=-1, producer_epoch=-1)
+    return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=pid,
+                                  producer_epoch=0)
