@@ -226,7 +226,7 @@ class GroupMember(Client):
         """Whether the group may already have moved on without this member: it has not been
         answered for a rebalance timeout (shorter than the session), so a rebalance may have
         started and evicted it without its knowing. Until then what it owns is its own."""
-        return not self.owned or now_s - self.last_ok_s >= self.REBALANCE_MS / 1000
+        return not self.owned or now_s - self.last_ok_s >= self.REBALANCE_MS / 1000 - 1e-6  # float times
 
     def drop(self) -> None:
         self.owned = frozenset()

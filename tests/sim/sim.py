@@ -69,6 +69,7 @@ class Knobs:
     torn_writes: bool = True
     disk_full: bool = False  # start-up and shutdown on a full disk are issue 10 item 5
     flip_old_segment_bytes: bool = False  # recovery deletes later segments today (issue 10 item 1)
+    crash_anywhere: bool = True  # crashes at a random system call, not only between requests
     lives: int = 3
     plant: str | None = None  # a planted bug (planted.py), for the test that the sim finds bugs
 
@@ -144,6 +145,7 @@ class Simulation:
         self.faults = Faults(torn_writes=knobs.torn_writes)
         self.io = SimIO(directory, random.Random(self.rng.getrandbits(64)), self.faults)
         self.model = Model()
+        self.topics_created = False
         self.steps = 0
         self.trace_lines: list[str] = []
         self.digest = hashlib.sha256()
@@ -151,7 +153,6 @@ class Simulation:
         self.alive = False
         self.stats = {"acked_all": 0, "served": 0, "kills": 0, "power_losses": 0, "clean_stops": 0,
                       "flips": 0, "fsync_failures": 0, "enospc": 0}
-        self.damaged: dict[tuple[str, int], list[int]] = {}  # partition -> segment bases flipped
         self.partitions = [(t, p) for t in TOPICS for p in range(2)]
         seg = self.rng.choice([1024, 2048, 4096])
         self.settings = {
@@ -198,54 +199,40 @@ class Simulation:
     async def main(self) -> None:
         for life in range(self.knobs.lives):
             self.stats["lives"] = life + 1
-            await self.life(first=life == 0, clients=True)
-        await self.life(first=False, clients=False)  # a last start: recovery checked, no load
+            await self.life(clients=True)
+        await self.life(clients=False)  # a last start: recovery checked, no load
 
-    async def life(self, first: bool, clients: bool) -> None:
+    async def life(self, clients: bool) -> None:
+        """One start of the broker, a while of client traffic, and its end (see the module
+        docstring). A crash may strike at a random system call: during start-up and
+        recovery, in the middle of a request, or during a clean stop."""
         config = load_config(environ={}, overrides=list(self.settings.items()), origin="sim")
         broker = SimBroker(config, clock=self.clock, io=self.io, shutdown_grace_s=1.0)
-        ending = "clean" if not clients else self.rng.choice(
-            ["clean"] + ["kill"] * self.knobs.kill + ["power"] * 2 * self.knobs.power_loss)
-        crashed = False
+        crash = self.rng.choice(["kill"] * self.knobs.kill + ["power"] * self.knobs.power_loss or [None])
+        ending = "clean" if not clients else self.rng.choice(["clean", crash, crash])
+        death = trio.Event()
+        self.io.on_death = death.set
+        if clients and crash and self.knobs.crash_anywhere and self.rng.random() < 0.1:
+            self.io.die_after(self.rng.randint(1, 80))  # during start-up or recovery
         fsync_failures_before = self.io.fsync_failures
         try:
             async with trio.open_nursery() as outer:
                 try:
                     await outer.start(broker.run)
                 except Exception as exc:
-                    raise Violation(f"the broker did not start: {exc!r}") from exc
-                self.state = broker.state
-                self.alive = True
-                self.trace(f"broker started (life ending {ending})")
-                if first:
-                    for t in TOPICS:
-                        self.state.logs.create_topic(t, 2, {})
-                self.model.generation_max = 0  # generations formed but not synced may be forgotten
-                await self.check_recovery()
-                self.faults.space_left_bytes = None  # a disk full across the restart is freed now
-                self.arm_faults()
-                async with trio.open_nursery() as nursery:
-                    for c in self.clients if clients else ():
-                        nursery.start_soon(self._client_loop, c)
-                    await trio.sleep(self.rng.uniform(0.5, 8.0) if clients else 0)
-                    self.disarm_faults()
-                    if ending != "clean":
-                        self.io.kill()  # first: nothing the process does from here on happens
-                        crashed = True
+                    if not self.io.dead:
+                        raise Violation(f"the broker did not start: {exc!r}") from exc
+                if not self.io.dead:
+                    await self._serve(broker, clients, ending, crash, death)
+                if self.io.dead:
                     self.alive = False
-                    nursery.cancel_scope.cancel()
-                if ending == "clean":
-                    self.trace("clean stop")
-                    self.stats["clean_stops"] += 1
-                    broker.stop()
-                else:
                     outer.cancel_scope.cancel()
         except* Exception as group:
             violation = _first_violation(group)
             if violation is not None:
                 raise violation from None
             leaf = _leaf(group)
-            if crashed:
+            if self.io.dead:
                 pass  # the dead process's clean-up failing is expected
             elif isinstance(leaf, KafkaStorageError) and self.io.fsync_failures > fsync_failures_before:
                 # A log taken offline by an injected fsync failure fails the clean stop: no
@@ -254,18 +241,52 @@ class Simulation:
             else:
                 raise Violation(f"the broker failed: {leaf!r}") from group
         self.alive = False
+        crashed = self.io.dead
         if crashed and broker.state is not None:
             broker.state.logs._release_lock()  # the kernel drops a dead process's flock
-        if ending == "kill":
+        if crashed and crash == "kill":
             self.stats["kills"] += 1
             self.trace("kill -9")
-        elif ending == "power":
+        elif crashed:
             self.stats["power_losses"] += 1
             changes = self.io.power_loss()
             self.trace(f"power loss ({len(changes)} files changed)")
         if clients and self.knobs.flip_old_segment_bytes and self.rng.random() < 0.5:
             self.flip_old_segment()
         self.io.revive()
+
+    async def _serve(self, broker, clients: bool, ending: str, crash, death) -> None:
+        self.state = broker.state
+        self.alive = True
+        self.io.syscalls_until_death = None  # a crash armed for start-up missed it
+        self.trace(f"broker started (life ending {ending})")
+        if not self.topics_created:
+            for t in TOPICS:
+                self.state.logs.create_topic(t, 2, {})
+            self.topics_created = True
+        self.model.generation_max = 0  # generations formed but not synced may be forgotten
+        await self.check_recovery()
+        self.faults.space_left_bytes = None  # a disk full across the restart is freed now
+        self.arm_faults()
+        if ending != "clean" and self.knobs.crash_anywhere and self.rng.random() < 0.5:
+            self.io.die_after(self.rng.randint(1, 400))  # mid-request, wherever it falls
+        async with trio.open_nursery() as nursery:
+            for c in self.clients if clients else ():
+                nursery.start_soon(self._client_loop, c)
+            with trio.move_on_after(self.rng.uniform(0.5, 8.0) if clients else 0):
+                await death.wait()
+            self.disarm_faults()
+            if ending != "clean":
+                self.io.kill()  # first: nothing the process does from here on happens
+            self.alive = False
+            nursery.cancel_scope.cancel()
+        if self.io.dead:
+            return
+        self.trace("clean stop")
+        self.stats["clean_stops"] += 1
+        if clients and crash and self.knobs.crash_anywhere and self.rng.random() < 0.2:
+            self.io.die_after(self.rng.randint(1, 40))  # the stop is cut short
+        broker.stop()
 
     async def _client_loop(self, client) -> None:
         while True:
@@ -321,7 +342,6 @@ class Simulation:
             return
         self.io.flip(path, position, nbytes)
         self.model.part(tp).may_lose_from[first_hit] = next_base
-        self.damaged.setdefault(tp, []).append(first_hit)
         self.stats["flips"] += 1
         self.trace(f"flipped {nbytes} bytes at {position} of {os.path.basename(path)} in {tp} "
                    f"(offsets {first_hit}..{next_base - 1} may be lost)")

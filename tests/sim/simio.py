@@ -14,6 +14,8 @@ durable go (creates, renames and unlinks not followed by a directory fsync are u
 and each surviving file holds its durable content plus a seeded prefix of its pending
 writes, the last one possibly torn half way. ``kill()`` only stops the process: the page
 cache survives, so nothing on disk changes; every later call of the dead process fails.
+``die_after(n)`` kills it at its n-th mutating call from now, so a crash can fall between
+any two system calls of one operation (a roll, a metadata rename, recovery itself).
 
 Faults, all decided by the simulation's seeded PRNG through ``Faults``: fsync failing with
 EIO, writes failing with ENOSPC once the disk's byte budget is spent, and (between runs)
@@ -87,6 +89,8 @@ class SimIO(FileIO):
         self._dirs: dict[str, Dir] = {}
         self._fds: dict[int, Inode] = {}
         self.fsync_failures = 0
+        self.syscalls_until_death: int | None = None
+        self.on_death = None  # called (in the dying call) when die_after strikes
         self.enospc_failures = 0
         os.makedirs(self.root, exist_ok=True)
         self._dir(self.root)
@@ -119,6 +123,20 @@ class SimIO(FileIO):
     def _check_alive(self) -> None:
         if self.dead:
             raise ProcessDead()
+        if self.syscalls_until_death is not None:
+            self.syscalls_until_death -= 1
+            if self.syscalls_until_death <= 0:
+                self.syscalls_until_death = None
+                self.dead = True
+                if self.on_death is not None:
+                    self.on_death()
+                raise ProcessDead()
+
+    def die_after(self, syscalls: int) -> None:
+        """The process dies at its ``syscalls``-th mutating call from now (that call does
+        not happen): a crash between any two steps of an operation, not only between
+        requests."""
+        self.syscalls_until_death = syscalls
 
     def _maybe_eio(self, what: str) -> None:
         if self.faults.fsync_eio_rate and self.rng.random() < self.faults.fsync_eio_rate:
@@ -216,6 +234,7 @@ class SimIO(FileIO):
     def revive(self) -> None:
         """A new process on the same disk (after kill or power_loss)."""
         self.dead = False
+        self.syscalls_until_death = None
         for fd in list(self._fds):  # whatever the dead process left open
             self.close(fd)
 
