@@ -221,11 +221,17 @@ class GroupMember(Client):
         self.owned: frozenset = frozenset()
         self.last_ok_s = 0.0
         self.commit_counter = 0
+        # After a power loss the broker may have forgotten the group (membership records are
+        # not fsynced, by design: see Write.durable in broker/group/coordinator.py); until
+        # the broker confirms this member again, what it owns does not count.
+        self.forgotten = False
 
     def lapsed(self, now_s: float) -> bool:
         """Whether the group may already have moved on without this member: it has not been
         answered for a rebalance timeout (shorter than the session), so a rebalance may have
         started and evicted it without its knowing. Until then what it owns is its own."""
+        if self.forgotten:
+            return True
         return not self.owned or now_s - self.last_ok_s >= self.REBALANCE_MS / 1000 - 1e-6  # float times
 
     def drop(self) -> None:
@@ -285,15 +291,18 @@ class GroupMember(Client):
         if plan is not None and plan.get(self.member_id, b"") != got:
             raise Violation(f"generation {self.generation}: SyncGroup gave {self.member_id} {got!r}, "
                             f"the leader assigned {plan.get(self.member_id)!r}")
-        owned = frozenset(tuple(x.split(":")) for x in got.decode().split(",") if x)
+        self.claim(frozenset(tuple(x.split(":")) for x in got.decode().split(",") if x))
+        sim.model.synced(self.generation)
+
+    def claim(self, owned: frozenset) -> None:
+        """The broker just confirmed ``owned`` as this member's: no live member may own any."""
         now = trio.current_time()
-        for other in sim.members:
+        for other in self.sim.members:
             if other is not self and not other.lapsed(now) and other.owned & owned:
                 raise Violation(f"partitions {sorted(other.owned & owned)} owned by {other.name} "
                                 f"(generation {other.generation}) and {self.name} (generation "
                                 f"{self.generation}) at once")
-        self.owned, self.last_ok_s = owned, now
-        sim.model.synced(self.generation)
+        self.owned, self.last_ok_s, self.forgotten = owned, now, False
 
     async def heartbeat(self) -> None:
         r = await self.call(ApiKey.HEARTBEAT, 3, HB.HeartbeatRequest(
@@ -301,6 +310,8 @@ class GroupMember(Client):
         code = E(r.error_code)
         self.sim.trace(f"{self.name} heartbeat gen={self.generation} -> {code.name}")
         if code == E.NONE:
+            if self.forgotten:  # the group survived the power loss after all
+                self.claim(self.owned)
             self.last_ok_s = trio.current_time()
         else:
             self.drop()

