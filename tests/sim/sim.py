@@ -33,6 +33,7 @@ import random
 import shutil
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field, fields
 
@@ -150,6 +151,7 @@ class Simulation:
         self.io = SimIO(directory, random.Random(self.rng.getrandbits(64)), self.faults)
         self.model = Model()
         self.topics_created = False
+        self.warned: set[str] = set()  # partitions storage logged a recovery warning for
         self.steps = 0
         self.trace_lines: list[str] = []
         self.digest = hashlib.sha256()
@@ -328,6 +330,8 @@ class Simulation:
         candidates = []
         for tp in self.partitions:
             d = os.path.join(self.directory, f"{tp[0]}-{tp[1]}")
+            if not os.path.isdir(d):  # the first start crashed before creating the topics
+                continue
             logs = sorted(n for n in os.listdir(d) if n.endswith(".log"))
             for a, b in zip(logs, logs[1:]):
                 if os.path.getsize(os.path.join(d, a)):
@@ -361,7 +365,9 @@ class Simulation:
             pm = self.model.part(tp)
             served = await self.read_all(tp)
             report = self.state.logs.recovery_reports.get(tp)
-            reported = report is not None and report.changed
+            # Reported by this start, or logged by a start since the damage that crashed
+            # before the simulation could look.
+            reported = (report is not None and report.changed) or f"{tp[0]}-{tp[1]}" in self.warned
             hw = self.state.partitions.state(*tp).high_watermark
             lost = [o for o in sorted(set(pm.acked_all) | set(pm.served)) if o not in served]
             for o in lost:
@@ -370,8 +376,9 @@ class Simulation:
                     raise Violation(
                         f"{tp}: offset {o} {what} as {pm.acked_all.get(o, pm.served.get(o))!r} is gone "
                         f"after the restart (high watermark {hw}; damage allowed losing "
-                        f"{sorted(pm.may_lose_from.items())}; recovery reported "
-                        f"{_summary(report)})")
+                        f"{sorted(pm.may_lose_from.items())}; this start's recovery reported "
+                        f"{_summary(report)}; an earlier start since the damage logged a "
+                        f"recovery warning: {f'{tp[0]}-{tp[1]}' in self.warned})")
             if hw < pm.hw_max and not reported:
                 raise Violation(f"{tp}: high watermark {hw} after the restart is below {pm.hw_max} "
                                 f"served before, and recovery reported nothing")
@@ -384,6 +391,7 @@ class Simulation:
                             pm.where.pop(value, None)
                 pm.hw_max = hw
             pm.may_lose_from.clear()
+            self.warned.discard(f"{tp[0]}-{tp[1]}")
             for o in list(pm.acked_one):  # acks=1 promised nothing past a crash
                 if o not in served:
                     del pm.acked_one[o]
@@ -458,6 +466,33 @@ def _summary(report) -> str:
             f"clean={report.clean_shutdown}")
 
 
+class _WarningsOf(logging.Handler):
+    """Collects storage's recovery warnings per partition: what an operator is told."""
+
+    def __init__(self, sim: "Simulation") -> None:
+        super().__init__(logging.WARNING)
+        self.sim = sim
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = str(record.args[0]) if isinstance(record.args, tuple) and record.args else ""
+        self.sim.warned.add(name)
+
+
+@contextlib.contextmanager
+def _recovery_warnings(sim: "Simulation"):
+    logger = logging.getLogger("kafkito.storage.log")
+    handler = _WarningsOf(sim)
+    saved = (logger.level, logger.propagate)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+
 # -- determinism -----------------------------------------------------------------------------
 @contextlib.contextmanager
 def deterministic(sim: Simulation):
@@ -494,10 +529,13 @@ def run_seed(seed: int, knobs: Knobs | None = None, *, keep_dir: bool = False) -
     if not logging.getLogger().handlers or quiet.level == logging.NOTSET:
         quiet.setLevel(logging.CRITICAL)
     try:
-        with deterministic(sim), planted.planted(knobs.plant):
+        with deterministic(sim), planted.planted(knobs.plant), _recovery_warnings(sim):
             trio.run(sim.main, clock=trio.testing.MockClock(autojump_threshold=0))
     except Violation as v:
         result.violation = str(v)
+        result.violation_step = sim.steps
+    except Exception:  # a bug of the simulation itself: still a failing, replayable seed
+        result.violation = "the simulation itself failed:\n" + traceback.format_exc()
         result.violation_step = sim.steps
     finally:
         quiet.setLevel(level)
