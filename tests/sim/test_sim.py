@@ -54,3 +54,19 @@ def test_damaged_old_segments_cost_only_their_own_offsets():
     for seed in (1, 4, 5, 6):
         result = run_seed(seed, Knobs(flip_old_segment_bytes=True))
         assert result.ok, result.report(Knobs(flip_old_segment_bytes=True))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 items 5 and 7: the broker cannot start on a full "
+                   "disk, and a stop on a full disk raises ENOSPC; turn disk_full on once it can")
+def test_a_full_disk_never_stops_the_broker():
+    for seed in (2, 3, 4, 27):
+        result = run_seed(seed, Knobs(disk_full=True))
+        assert result.ok, result.report(Knobs(disk_full=True))
+
+
+@pytest.mark.xfail(strict=True, reason="found by the soak: after an unclean restart producer state "
+                   "is rebuilt from the active segment only, so a retry of a batch that landed in an "
+                   "older segment before the crash is appended again (a duplicate)")
+def test_an_idempotent_retry_across_a_crash_is_not_appended_twice():
+    result = run_seed(1591)
+    assert result.ok, result.report(Knobs())
