@@ -215,7 +215,7 @@ class Simulation:
         config = load_config(environ={}, overrides=list(self.settings.items()), origin="sim")
         broker = SimBroker(config, clock=self.clock, io=self.io, shutdown_grace_s=1.0)
         crash = self.rng.choice(["kill"] * self.knobs.kill + ["power"] * self.knobs.power_loss or [None])
-        ending = "clean" if not clients else self.rng.choice(["clean", crash, crash])
+        ending = "clean" if not clients or crash is None else self.rng.choice(["clean", crash, crash])
         death = trio.Event()
         self.io.on_death = death.set
         if clients and crash and self.knobs.crash_anywhere and self.rng.random() < 0.1:
