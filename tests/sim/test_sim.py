@@ -3,6 +3,11 @@ and each planted bug is found by some seed of that set and fails the same way on
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from sim.sim import Knobs, run_seed
@@ -23,6 +28,17 @@ def test_a_seed_replays_exactly():
     assert first.ok and again.ok
     assert (first.steps, first.fingerprint) == (again.steps, again.fingerprint)
     assert run_seed(4).fingerprint != first.fingerprint
+
+
+def test_the_command_replays_a_seed_under_any_hash_seed():
+    """`python tests/sim --seed N` prints the same fingerprint as the run in this process,
+    whatever PYTHONHASHSEED each has (a seed failing in CI replays from the command)."""
+    here = run_seed(3)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "tests/sim", "--seed", "3"], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"fingerprint {here.fingerprint}" in out.stdout
 
 
 def _first_failing_seed(knobs: Knobs):
