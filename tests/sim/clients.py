@@ -13,6 +13,7 @@ import random
 import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages import delete_records as DR
 from kafkito.protocol.messages import fetch as F
 from kafkito.protocol.messages import heartbeat as HB
 from kafkito.protocol.messages import init_producer_id as IP
@@ -34,10 +35,10 @@ RETRIABLE_PRODUCE = {E.REQUEST_TIMED_OUT, E.KAFKA_STORAGE_ERROR, E.NOT_LEADER_OR
 class Client:
     kind = "client"
 
-    def __init__(self, sim, name: str) -> None:
+    def __init__(self, sim, name: str, rng: random.Random | None = None) -> None:
         self.sim = sim
         self.name = name
-        self.rng = random.Random(sim.rng.getrandbits(64))
+        self.rng = rng or random.Random(sim.rng.getrandbits(64))
         self.sent = 0
 
     async def think(self, scale_s: float = 0.05) -> None:
@@ -357,3 +358,34 @@ class GroupMember(Client):
         self.sim.trace(f"{self.name} leave -> {E(r.error_code).name}")
         self.drop()
         self.member_id, self.generation = "", -1
+
+
+class Admin(Client):
+    """Now and then DeleteRecords up to a random offset below the high watermark: the log
+    start offset it acknowledges must hold across every crash."""
+
+    kind = "admin"
+
+    async def run(self) -> None:
+        while True:
+            await self.think(1.5)
+            await self.step()
+
+    async def step(self) -> None:
+        sim = self.sim
+        tp = self.rng.choice(sim.partitions)
+        pm = sim.model.part(tp)
+        if pm.hw_max <= pm.log_start_acked:
+            return
+        target = self.rng.randint(pm.log_start_acked, pm.hw_max)
+        pm.delete_attempted = max(pm.delete_attempted, target)
+        r = await self.call(ApiKey.DELETE_RECORDS, 2, DR.DeleteRecordsRequest(timeout_ms=5000, topics=[
+            DR.DeleteRecordsTopic(name=tp[0], partitions=[DR.DeleteRecordsPartition(partition_index=tp[1],
+                                                                                   offset=target)])]))
+        p = r.topics[0].partitions[0]
+        code = E(p.error_code)
+        sim.trace(f"{self.name} delete_records {tp} before {target} -> {code.name} low={p.low_watermark}")
+        if code == E.NONE:
+            if p.low_watermark < target:
+                raise Violation(f"{tp}: DeleteRecords before {target} answered low watermark {p.low_watermark}")
+            pm.log_start_acked = max(pm.log_start_acked, p.low_watermark)

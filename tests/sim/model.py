@@ -14,7 +14,8 @@ Invariants (a ``Violation`` names the first one broken):
   still served with the same value, unless a flipped byte hit its segment *and* recovery
   reported a change for that partition;
 * high watermarks and log start offsets only move forward (per consumer; across restarts
-  unless damage was reported);
+  unless damage was reported); an acknowledged DeleteRecords holds across crashes, and the
+  log start never passes an offset no DeleteRecords asked for;
 * producer ids are never handed out twice and a producer's epoch only grows;
 * group generations only grow, a SyncGroup answer is what the leader assigned, no
   partition is owned by two live members at once, a commit from a superseded generation is
@@ -38,6 +39,8 @@ class PartitionModel:
     where: dict[bytes, int] = field(default_factory=dict)  # value -> offset it was served at
     hw_max: int = 0  # the highest high watermark any fetch reported
     may_lose_from: dict[int, int] = field(default_factory=dict)  # damaged range [from, to)
+    log_start_acked: int = 0  # the highest low watermark DeleteRecords acknowledged
+    delete_attempted: int = 0  # the highest offset DeleteRecords was asked to delete before
 
     def allowed_loss(self, offset: int) -> bool:
         return any(lo <= offset < hi for lo, hi in self.may_lose_from.items())

@@ -49,7 +49,7 @@ from kafkito.storage.batch import iter_batches
 from kafkito.storage.errors import KafkaStorageError
 
 from . import planted
-from .clients import GROUP, Consumer, GroupMember, IdempotentProducer, Producer, check_batches
+from .clients import GROUP, Admin, Consumer, GroupMember, IdempotentProducer, Producer, check_batches
 from .model import Model, Violation
 from .simio import Faults, ProcessDead, SimIO
 from .wire import HandlerCrashed, Wire
@@ -174,6 +174,9 @@ class Simulation:
                         + [Consumer(self, f"c{i}") for i in range(n.randint(1, 2))])
         self.members = [GroupMember(self, f"m{i}") for i in range(n.randint(0, 3))]
         self.clients += self.members
+        admin_rng = random.Random(f"admin/{seed}")  # its own stream: other seeds' draws unchanged
+        if admin_rng.random() < 0.5:
+            self.clients.append(Admin(self, "a0", admin_rng))
 
     # -- tracing ---------------------------------------------------------------------------
     def trace(self, line: str) -> None:
@@ -369,7 +372,15 @@ class Simulation:
             # before the simulation could look.
             reported = (report is not None and report.changed) or f"{tp[0]}-{tp[1]}" in self.warned
             hw = self.state.partitions.state(*tp).high_watermark
-            lost = [o for o in sorted(set(pm.acked_all) | set(pm.served)) if o not in served]
+            start = self.state.logs.log(*tp).log_start_offset
+            if start < pm.log_start_acked:
+                raise Violation(f"{tp}: log start offset {start} after the restart is below "
+                                f"{pm.log_start_acked}, which DeleteRecords acknowledged")
+            if start > pm.delete_attempted and not reported:
+                raise Violation(f"{tp}: log start offset {start} after the restart, but DeleteRecords "
+                                f"never asked past {pm.delete_attempted}")
+            lost = [o for o in sorted(set(pm.acked_all) | set(pm.served))
+                    if o not in served and o >= start]
             for o in lost:
                 if not (pm.allowed_loss(o) and reported):
                     what = "acknowledged (acks=all)" if o in pm.acked_all else "served"
