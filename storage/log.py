@@ -325,11 +325,11 @@ class PartitionLog:
             return 0
         return int(metafile.read(path, "log-start-offset")["log_start_offset"])
 
-    def _write_log_start_checkpoint(self) -> None:
+    def _write_log_start_checkpoint(self, log_start_offset: int) -> None:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
         try:
             metafile.write(path, "log-start-offset",
-                           {"log_start_offset": self._log_start_offset}, self.io)
+                           {"log_start_offset": log_start_offset}, self.io)
         except OSError as e:
             raise storage_error("cannot write", path, e) from e
 
@@ -641,8 +641,9 @@ class PartitionLog:
             self.flush()  # the checkpoint must never point past durable data
         with self._lock:
             if offset > self._log_start_offset:
+                # Durable first: a failed write must not move the start a later answer reports.
+                self._write_log_start_checkpoint(offset)
                 self._log_start_offset = offset
-                self._write_log_start_checkpoint()
         self._retain(self.clock.now_ms(), below_log_start_only=True)
         return self._log_start_offset
 
