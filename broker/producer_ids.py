@@ -31,10 +31,10 @@ class ProducerIdManager:
         self._block_end = self._next
 
     def next_id(self) -> int:
-        """The next id. Raises OSError when a new block cannot be made durable; the block is
-        then not used (an id from it could be handed out again after a crash)."""
         if self._next >= self._block_end:
             block_end = self._next + BLOCK_SIZE
+            # Recorded (fsync checked) before the block is used: if the write fails, no id of
+            # it is handed out, so a restart can never hand one out again.
             metafile.write(self.path, "producer-ids", {"block_end": block_end}, self.io)
             self._block_end = block_end
         pid = self._next

@@ -2,10 +2,11 @@
 
 Everything that writes, syncs, truncates, renames or deletes goes through a ``FileIO`` object,
 and so do the directory listings and existence checks recovery decides on, so a test can
-subclass it (the seeded simulation in ``tests/sim`` keeps a durable image of every file and
-directory behind this seam and rewinds to it on a simulated power loss) to inject a fault (ENOSPC after N bytes, EIO on fsync) while the
-real call still runs for everything else: the fault hook wraps the real path, it never
-replaces the state under test. Production code uses the module-level ``DEFAULT_IO``.
+subclass it to inject a fault (ENOSPC after N bytes, EIO on fsync) while the real call still
+runs for everything else: the fault hook wraps the real path, it never replaces the state
+under test. The seeded simulation (``tests/sim``) keeps a durable image of every file and
+directory behind this seam and rewinds to it on a simulated power loss. Production code
+uses the module-level ``DEFAULT_IO``.
 """
 
 from __future__ import annotations

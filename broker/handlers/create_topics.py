@@ -138,7 +138,7 @@ def _create(state, topic, validate_only: bool, version: int) -> CreatableTopicRe
     # CreatableTopicConfig is keyed by name in Kafka's schema: a repeated name keeps
     # the last value, as Kafka's controller does.
     overrides = {entry.name: entry.value for entry in topic.configs}
-    validated_overrides(state, overrides)
+    validated_overrides(state, overrides, name)
     count = _partition_count(state, topic)
     if validate_only:
         topic_id = ZERO_UUID

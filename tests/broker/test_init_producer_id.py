@@ -1,5 +1,6 @@
 """InitProducerId when the producer-id block cannot be written (found by the simulation,
-seeds 81 and 163: the handler raised and the connection closed without an answer)."""
+seeds 81 and 163: the handler raised and the connection closed without an answer;
+the same fix landed from the diskfull branch, this pins the failed-fsync case)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_init_producer_id_answers_an_error_when_the_id_block_cannot_be_written(s
     io = FailingFsync()
     state.producer_ids = ProducerIdManager(str(tmp_path), io)
     r = _init(state)
-    assert (r.error_code, r.producer_id) == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)
+    assert (r.error_code, r.producer_id) == (ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, -1)
     io.failing = False
     r = _init(state)
     assert (r.error_code, r.producer_id, r.producer_epoch) == (ErrorCode.NONE, 0, 0)

@@ -25,12 +25,13 @@ async def _no_flush_wait(self, targets) -> None:
 
 
 def _recover_then_delete_last(original):
-    def recover(self, clean: bool) -> None:
-        original(self, clean)
+    def recover(self, clean: bool, *args, **kwargs) -> None:
+        original(self, clean, *args, **kwargs)
         if not clean and len(self.segments) > 1:
             last = self.segments.pop()
             self._bases.pop()
-            self._drop_after(self.segments, [last], "planted bug")
+            self.recovery.deleted_segments.append(last.base_offset)
+            self._unlink_segment_now(last)
     return recover
 
 

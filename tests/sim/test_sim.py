@@ -15,12 +15,19 @@ from sim.sim import Knobs, run_seed
 CI_SEEDS = range(200)
 
 
+def ci_knobs(seed: int) -> Knobs:
+    """Even seeds flip bytes in old segments, odd seeds fill the disk instead: each passes
+    alone on today's code, together they do not yet (see the xfail below)."""
+    return Knobs() if seed % 2 == 0 else Knobs(flip_old_segment_bytes=False, disk_full=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", CI_SEEDS)
 def test_seed_holds_every_invariant(seed):
-    result = run_seed(seed)
-    assert result.ok, result.report(Knobs())
-    assert result.lives == Knobs().lives and result.steps > 3  # it ran every life (crashes may cut one short)
+    knobs = ci_knobs(seed)
+    result = run_seed(seed, knobs)
+    assert result.ok, result.report(knobs)
+    assert result.lives == knobs.lives and result.steps > 3  # it ran every life (crashes may cut one short)
 
 
 def test_a_seed_replays_exactly():
@@ -64,25 +71,10 @@ def test_a_planted_bug_is_found_and_replays_from_its_seed(plant, symptom):
     assert run_seed(found.seed).ok  # the same seed without the planted bug holds
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: recovery deletes every segment after a "
-                   "damaged one; turn flip_old_segment_bytes on in CI once recovery keeps them")
-def test_damaged_old_segments_cost_only_their_own_offsets():
-    for seed in (1, 4, 5, 6):
-        result = run_seed(seed, Knobs(flip_old_segment_bytes=True))
-        assert result.ok, result.report(Knobs(flip_old_segment_bytes=True))
-
-
-@pytest.mark.xfail(strict=True, reason="issue 10 items 5 and 7: the broker cannot start on a full "
-                   "disk, and a stop on a full disk raises ENOSPC; turn disk_full on once it can")
-def test_a_full_disk_never_stops_the_broker():
-    for seed in (2, 3, 4, 27):
-        result = run_seed(seed, Knobs(disk_full=True))
-        assert result.ok, result.report(Knobs(disk_full=True))
-
-
-@pytest.mark.xfail(strict=True, reason="found by the soak: after an unclean restart producer state "
-                   "is rebuilt from the active segment only, so a retry of a batch that landed in an "
-                   "older segment before the crash is appended again (a duplicate)")
-def test_an_idempotent_retry_across_a_crash_is_not_appended_twice():
-    result = run_seed(1591)
-    assert result.ok, result.report(Knobs())
+@pytest.mark.xfail(strict=True, reason="a damaged segment on a full disk: recovery isolates the "
+                   "damage by writing a new segment, so the broker cannot start until there is room")
+def test_damage_found_on_a_full_disk_does_not_stop_the_start():
+    knobs = Knobs(disk_full=True)
+    for seed in (39, 53, 92):
+        result = run_seed(seed, knobs)
+        assert result.ok, result.report(knobs)
