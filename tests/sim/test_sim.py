@@ -78,3 +78,13 @@ def test_damage_found_on_a_full_disk_does_not_stop_the_start():
     for seed in (39, 53, 92):
         result = run_seed(seed, knobs)
         assert result.ok, result.report(knobs)
+
+
+@pytest.mark.xfail(strict=True, reason="found by the soak: after an unclean restart producer state is "
+                   "rebuilt from the active segment only (broker/partitions.py load_producer_state), "
+                   "so the retry of a batch written before the crash into an older segment (its first "
+                   "answer was KAFKA_STORAGE_ERROR) is appended again")
+def test_an_idempotent_retry_across_a_crash_is_not_appended_twice():
+    knobs = Knobs(flip_old_segment_bytes=False)
+    result = run_seed(1623, knobs)
+    assert result.ok, result.report(knobs)
