@@ -3,6 +3,8 @@ close, rebuilt at open from the newest trusted snapshot plus only the tail after
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from storage_testlib import crash, open_log
 
@@ -183,3 +185,18 @@ def test_retention_removes_the_snapshots_of_deleted_segments(tmp_path, clock):
     assert all(b.first_offset >= keep_from
                for b in plog.producer_state.producers[7].batches)
     plog.close()
+
+
+def test_the_snapshot_file_of_kafkito_before_issue_11_is_removed_and_the_state_rebuilt(tmp_path, clock):
+    plog = open_log(tmp_path / "t-0", clock)
+    plog.append(idem(7, 0), clock.now_ms())
+    plog.close()
+    for offset in snapshot_offsets(str(tmp_path / "t-0")):
+        os.unlink(snapshot_path(str(tmp_path / "t-0"), offset))
+    legacy = tmp_path / "t-0" / "producer_state.snapshot"
+    legacy.write_bytes(b"kafkito-meta 1 producer-state 00000000\n{}")
+    reopened = open_log(tmp_path / "t-0", clock)
+    assert not legacy.exists()
+    assert reopened.recovery.producer_batches_replayed == 1
+    assert reopened.append(idem(7, 0), clock.now_ms()).record_count == 0
+    reopened.close()
