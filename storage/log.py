@@ -28,8 +28,10 @@ An fsync failure takes the log offline (the kernel may have dropped the dirty pa
 retrying would lie); reopening recovers it.
 
 *Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
-the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. The fd
-is the segment's own, so the broker can ``sendfile`` it.
+the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. Segment
+and index files are opened on demand behind the open-file cache (handles.py); the slice pins
+its segment's descriptor until it is closed or dropped, so the broker can ``sendfile`` it
+and it always reads the file it was cut from.
 
 *Retention* deletes whole segments from the front: past ``retention.ms`` (newest record
 timestamp), beyond ``retention.bytes``, or below the log start offset (DeleteRecords). Only
@@ -68,6 +70,7 @@ from .clock import Clock, SystemClock
 from .config import LogConfig
 from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
 from .fileio import DEFAULT_IO, FileIO
+from .handles import FileHandle, OpenFiles, default_open_files
 from .segment import (
     DELETED_SUFFIX,
     IndexMismatch,
@@ -99,24 +102,31 @@ class FileSlice:
     """A byte range of one segment file holding whole batches, ready for ``os.sendfile``.
 
     ``first_offset`` is the base offset of the first batch (or the requested offset when the
-    slice is empty); ``next_offset`` the offset after the last batch. The fd is owned by the
-    log: do not close it. It stays valid for at least ``file.delete.delay.ms`` after
-    retention deletes the segment.
+    slice is empty); ``next_offset`` the offset after the last batch. A non-empty slice pins
+    its segment's file handle (handles.py) until ``close()`` or until it is garbage: the
+    descriptor ``fileno()`` returns stays open and names this file for the slice's whole
+    life, even if the open-file cache needs the slot, the segment is deleted or the log is
+    closed meanwhile. Do not close the descriptor yourself.
     """
 
-    __slots__ = ("_fd", "_io", "position", "size", "first_offset", "next_offset", "batch_count")
+    __slots__ = ("_file", "_fd", "position", "size", "first_offset", "next_offset", "batch_count")
 
-    def __init__(self, fd: int, io: FileIO, position: int, size: int, first_offset: int,
+    def __init__(self, file: FileHandle | None, position: int, size: int, first_offset: int,
                  next_offset: int, batch_count: int):
-        self._fd = fd
-        self._io = io
+        self._file = None
+        self._fd = -1
         self.position = position
         self.size = size
         self.first_offset = first_offset
         self.next_offset = next_offset
         self.batch_count = batch_count
+        if size and file is not None:
+            self._fd = file.pin()
+            self._file = file
 
     def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError("empty or closed FileSlice has no file")
         return self._fd
 
     @property
@@ -130,10 +140,20 @@ class FileSlice:
     def tobytes(self) -> bytes:
         if self.size == 0:
             return b""
-        data = self._io.pread(self._fd, self.size, self.position)
+        data = self._file.io.pread(self.fileno(), self.size, self.position)
         if len(data) != self.size:
             raise KafkaStorageError(f"short read: {len(data)} of {self.size} bytes")
         return data
+
+    def close(self) -> None:
+        """Unpin the file (idempotent); the slice cannot be read afterwards."""
+        file, self._file = self._file, None
+        if file is not None:
+            self._fd = -1
+            file.unpin()
+
+    def __del__(self) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (f"FileSlice(fd={self._fd}, position={self.position}, size={self.size}, "
@@ -163,8 +183,9 @@ class PartitionLog:
     """See the module docstring. Construct with ``PartitionLog.open``."""
 
     def __init__(self, directory: str, topic: str, partition: int, config: LogConfig,
-                 clock: Clock, io: FileIO):
+                 clock: Clock, io: FileIO, files: OpenFiles):
         self.directory = directory
+        self.files = files
         self.topic = topic
         self.partition = partition
         self.config = config
@@ -189,8 +210,11 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: str, topic: str, partition: int, config: LogConfig, *,
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
-             clean_shutdown: bool = True) -> "PartitionLog":
-        self = cls(directory, topic, partition, config, clock or SystemClock(), io)
+             clean_shutdown: bool = True, files: OpenFiles | None = None) -> "PartitionLog":
+        """``files``: the open-file cache to share (a LogManager passes its own); by default
+        the process-wide one sized from ``ulimit -n``."""
+        self = cls(directory, topic, partition, config, clock or SystemClock(), io,
+                   files or default_open_files())
         self.recovery.clean_shutdown = clean_shutdown
         try:
             self._load(clean_shutdown)
@@ -211,12 +235,14 @@ class PartitionLog:
         index_bytes = self.config.segment_index_bytes
         for base in bases:
             self.segments.append(self._configure(LogSegment.open_existing(
-                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now)))
+                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now,
+                files=self.files)))
         self._recover_segments(clean)
         checkpoint = self._read_log_start_checkpoint()
         if not self.segments:
             self._add_segment(LogSegment.create(self.directory, checkpoint, self.io,
-                                                segment_index_bytes=index_bytes, created_ms=now))
+                                                segment_index_bytes=index_bytes, created_ms=now,
+                                                files=self.files))
         self._log_start_offset = max(checkpoint, self.segments[0].base_offset)
         if self._log_start_offset > self.log_end_offset:
             # DeleteRecords moved the start past data a crash then took: start afresh there.
@@ -228,7 +254,8 @@ class PartitionLog:
                 self._unlink_segment_now(seg)
             self.segments, self._bases = [], []
             self._add_segment(LogSegment.create(self.directory, self._log_start_offset, self.io,
-                                                segment_index_bytes=index_bytes, created_ms=now))
+                                                segment_index_bytes=index_bytes, created_ms=now,
+                                                files=self.files))
         # Whatever is on disk now is what we serve: make it durable so flushed_offset = LEO
         # is true even if the previous process died with dirty pages in the page cache.
         for seg in self.segments:
@@ -302,7 +329,7 @@ class PartitionLog:
 
     def _drop_after(self, kept: list[LogSegment], dropped: list[LogSegment], reason: str) -> None:
         for seg in dropped:
-            size = self.io.fstat_size(seg.fd)
+            size = seg.file.fstat_size()
             log.warning("%s: deleting segment %s (%d bytes): %s", self.name,
                         segment_prefix(seg.base_offset), size, reason)
             self.recovery.deleted_segments.append(seg.base_offset)
@@ -446,7 +473,7 @@ class PartitionLog:
             return old
         new = LogSegment.create(self.directory, old.next_offset, self.io,
                                 segment_index_bytes=self.config.segment_index_bytes,
-                                created_ms=now_ms)
+                                created_ms=now_ms, files=self.files)
         try:
             old.seal()
         except OSError as e:  # derived data: recovery re-adds the entry
@@ -537,7 +564,7 @@ class PartitionLog:
             first = self._segment_index_for(offset)
             candidates = [(s, s.size) for s in self.segments[first:]]
         if offset >= limit:
-            return FileSlice(candidates[-1][0].fd, self.io, candidates[-1][1], 0, offset, offset, 0)
+            return FileSlice(None, candidates[-1][1], 0, offset, offset, 0)
         for seg, end in candidates:
             if seg.base_offset >= limit:
                 break
@@ -559,9 +586,12 @@ class PartitionLog:
                 size += batch_size
                 count += 1
                 next_offset = last + 1
-            return FileSlice(seg.fd, self.io, pos, size, first_offset, next_offset, count)
+            try:
+                return FileSlice(seg.file, pos, size, first_offset, next_offset, count)
+            except LogClosedError:
+                raise LogClosedError(f"log {self.name} is closed") from None
         seg, end = candidates[-1]
-        return FileSlice(seg.fd, self.io, end, 0, offset, offset, 0)
+        return FileSlice(None, end, 0, offset, offset, 0)
 
     def batches(self, start_offset: int = 0) -> Iterator[RecordBatch]:
         """Every batch holding an offset >= ``start_offset`` up to the LEO at the call."""
@@ -710,6 +740,7 @@ class PartitionLog:
                     except OSError:
                         pass
                 raise storage_error("cannot delete segment", seg.log_path, e) from e
+            seg.renamed(DELETED_SUFFIX)
             seg.deleted = True
             self.segments.remove(seg)
             self._bases.remove(seg.base_offset)

@@ -36,6 +36,7 @@ from crc32c import crc32c
 from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
 from .errors import KafkaStorageError
 from .fileio import FileIO
+from .handles import FileHandle, OpenFiles
 from .index import OffsetIndex, TimeIndex
 
 log = logging.getLogger("kafkito.storage.segment")
@@ -65,9 +66,9 @@ class BatchScan:
     why (None = clean end). With ``need_body`` the whole batch is read (for CRCs or copies).
     """
 
-    def __init__(self, io: FileIO, fd: int, start: int, end: int, *, need_body: bool,
+    def __init__(self, file: FileHandle, start: int, end: int, *, need_body: bool,
                  verify_crc: bool = False, chunk_bytes: int = SCAN_CHUNK_BYTES):
-        self.io, self.fd, self.start, self.end = io, fd, start, end
+        self.file, self.start, self.end = file, start, end
         self.need_body = need_body or verify_crc
         self.verify_crc = verify_crc
         self.chunk_bytes = chunk_bytes
@@ -85,7 +86,7 @@ class BatchScan:
                 return
             off = pos - buf_at
             if off < 0 or off + HEADER_BYTES > len(buf):
-                buf = self.io.pread(self.fd, min(self.chunk_bytes, end - pos), pos)
+                buf = self.file.pread(min(self.chunk_bytes, end - pos), pos)
                 buf_at, off = pos, 0
                 if len(buf) < HEADER_BYTES:
                     self.stop_reason = "file shorter than expected"
@@ -102,7 +103,7 @@ class BatchScan:
             view = None
             if self.need_body:
                 if off + size > len(buf):
-                    buf = self.io.pread(self.fd, min(max(self.chunk_bytes, size), end - pos), pos)
+                    buf = self.file.pread(min(max(self.chunk_bytes, size), end - pos), pos)
                     buf_at, off = pos, 0
                     if len(buf) < size:
                         self.stop_reason = "file shorter than expected"
@@ -131,17 +132,19 @@ class SegmentRecovery:
 
 class LogSegment:
     def __init__(self, directory: str, base_offset: int, io: FileIO, *,
-                 segment_index_bytes: int, created_ms: int):
+                 segment_index_bytes: int, created_ms: int, files: OpenFiles):
         self.directory = directory
         self.base_offset = base_offset
         self.io = io
+        self.files = files
         prefix = os.path.join(directory, segment_prefix(base_offset))
         self.log_path = prefix + LOG_SUFFIX
         self.offset_index = OffsetIndex(prefix + INDEX_SUFFIX, base_offset,
-                                        segment_index_bytes // OffsetIndex.ENTRY_BYTES, io)
+                                        segment_index_bytes // OffsetIndex.ENTRY_BYTES, io, files)
         self.time_index = TimeIndex(prefix + TIMEINDEX_SUFFIX, base_offset,
-                                    segment_index_bytes // TimeIndex.ENTRY_BYTES, io)
-        self.fd: int = -1
+                                    segment_index_bytes // TimeIndex.ENTRY_BYTES, io, files)
+        # The .log file, opened on demand through the open-file cache (handles.py).
+        self.file: FileHandle = files.handle(io, self.log_path)
         self.size = 0  # logical size: complete batches only
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -160,17 +163,17 @@ class LogSegment:
     # ------------------------------------------------------------------------ lifecycle
     @classmethod
     def create(cls, directory: str, base_offset: int, io: FileIO, *, segment_index_bytes: int,
-               created_ms: int) -> "LogSegment":
+               created_ms: int, files: OpenFiles) -> "LogSegment":
         seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
-                  created_ms=created_ms)
+                  created_ms=created_ms, files=files)
         try:
-            seg.fd = io.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            seg.file.open_now(os.O_CREAT | os.O_EXCL)
         except OSError as e:
             raise storage_error("cannot create segment", seg.log_path, e) from e
         try:
             # Create the index files now so a directory listing always shows whole segments.
-            seg.offset_index._ensure_fd()
-            seg.time_index._ensure_fd()
+            seg.offset_index.create_file()
+            seg.time_index.create_file()
         except OSError as e:
             seg.close()
             for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
@@ -184,27 +187,28 @@ class LogSegment:
 
     @classmethod
     def open_existing(cls, directory: str, base_offset: int, io: FileIO, *,
-                      segment_index_bytes: int, created_ms: int) -> "LogSegment":
-        seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
-                  created_ms=created_ms)
-        try:
-            seg.fd = io.open(seg.log_path, os.O_RDWR)
-        except OSError as e:
-            raise storage_error("cannot open segment", seg.log_path, e) from e
-        return seg
+                      segment_index_bytes: int, created_ms: int,
+                      files: OpenFiles) -> "LogSegment":
+        """The segment's files are opened when first used (recovery opens the .log)."""
+        return cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
+                   created_ms=created_ms, files=files)
 
     def close(self) -> None:
         self.offset_index.close()
         self.time_index.close()
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            self.io.close(fd)
+        self.file.close()
 
     def release_index_fds(self) -> None:
         """Indexes of a closed, flushed segment are only read (from memory)."""
         if not self.offset_index.dirty and not self.time_index.dirty:
-            self.offset_index.close()
-            self.time_index.close()
+            self.offset_index.release()
+            self.time_index.release()
+
+    def renamed(self, suffix: str) -> None:
+        """Its files were renamed to ``<path><suffix>`` (deletion): reopen them there."""
+        self.file.renamed(self.log_path + suffix)
+        self.offset_index.renamed(self.offset_index.path + suffix)
+        self.time_index.renamed(self.time_index.path + suffix)
 
     @property
     def is_empty(self) -> bool:
@@ -234,7 +238,7 @@ class LogSegment:
         if self.garbage_tail:
             self._truncate_garbage()
         try:
-            written = self.io.pwritev(self.fd, iovecs, start)
+            written = self.file.pwritev(iovecs, start)
         except OSError as e:
             self._undo_data(start)
             raise storage_error("cannot append to", self.log_path, e) from e
@@ -278,14 +282,14 @@ class LogSegment:
 
     def _undo_data(self, size: int) -> None:
         try:
-            self.io.ftruncate(self.fd, size)
+            self.file.ftruncate(size)
             self.garbage_tail = False
         except OSError:
             self.garbage_tail = True
 
     def _truncate_garbage(self) -> None:
         try:
-            self.io.ftruncate(self.fd, self.size)
+            self.file.ftruncate(self.size)
             self.garbage_tail = False
         except OSError as e:
             raise storage_error("cannot truncate failed write in", self.log_path, e) from e
@@ -301,7 +305,7 @@ class LogSegment:
             self._truncate_garbage()
         self.data_dirty = False
         try:
-            self.io.fdatasync(self.fd)
+            self.file.fdatasync()
         except OSError:
             self.data_dirty = True
             raise
@@ -318,7 +322,7 @@ class LogSegment:
         (an index damaged while the data is fine): the caller rebuilds the index."""
         entry_offset, pos = self.offset_index.lookup(offset)
         from_entry = pos != 0 or entry_offset != self.base_offset
-        scan = BatchScan(self.io, self.fd, pos, end, need_body=False, chunk_bytes=READ_CHUNK_BYTES)
+        scan = BatchScan(self.file, pos, end, need_body=False, chunk_bytes=READ_CHUNK_BYTES)
         for p, fields, _ in scan:
             last = fields[0] + fields[6]
             if from_entry and p == pos and last != entry_offset:
@@ -337,9 +341,9 @@ class LogSegment:
     def rebuild_indexes(self, index_interval_bytes: int) -> None:
         """Rebuild both indexes from the (valid) data below the logical size, in place."""
         offset_index = OffsetIndex(self.offset_index.path, self.base_offset,
-                                   self.offset_index.entries_max, self.io)
+                                   self.offset_index.entries_max, self.io, self.files)
         time_index = TimeIndex(self.time_index.path, self.base_offset,
-                               self.time_index.entries_max, self.io)
+                               self.time_index.entries_max, self.io, self.files)
         saved = (self.offset_index, self.time_index, self.size, self.next_offset,
                  self.max_timestamp, self.offset_of_max_timestamp, self.bytes_since_index_entry)
         self.offset_index, self.time_index = offset_index, time_index
@@ -357,17 +361,17 @@ class LogSegment:
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
     def headers_from(self, position: int, end: int) -> BatchScan:
-        return BatchScan(self.io, self.fd, position, end, need_body=False,
+        return BatchScan(self.file, position, end, need_body=False,
                          chunk_bytes=READ_CHUNK_BYTES)
 
     def bodies_from(self, position: int, end: int) -> BatchScan:
-        return BatchScan(self.io, self.fd, position, end, need_body=True)
+        return BatchScan(self.file, position, end, need_body=True)
 
     # ------------------------------------------------------------------------ recovery
     def recover(self, mode: str, index_interval_bytes: int) -> SegmentRecovery:
         """Scan (see module docstring), cut off what is invalid, rebuild what the indexes miss."""
         report = SegmentRecovery(self.base_offset, mode)
-        file_size = self.io.fstat_size(self.fd)
+        file_size = self.file.fstat_size()
         raw_offset = self.offset_index.read_file()
         raw_time = self.time_index.read_file()
         if mode != "full":
@@ -442,7 +446,7 @@ class LogSegment:
               resume_entry: tuple[int, int] | None):
         """Scan from ``start``; returns (valid end position, stop reason or None), or a problem
         string when the resume point does not match the index."""
-        scan = BatchScan(self.io, self.fd, start, end, need_body=verify, verify_crc=verify,
+        scan = BatchScan(self.file, start, end, need_body=verify, verify_crc=verify,
                          chunk_bytes=SCAN_CHUNK_BYTES if verify else READ_CHUNK_BYTES)
         expected = self.base_offset
         valid_end = start
@@ -498,7 +502,7 @@ class LogSegment:
         truncated = file_size - valid_end
         if truncated > 0:
             try:
-                self.io.ftruncate(self.fd, valid_end)
+                self.file.ftruncate(valid_end)
             except OSError as e:
                 raise storage_error("cannot truncate", self.log_path, e) from e
             self.data_dirty = True
