@@ -72,7 +72,9 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock)
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock,
+                          open_files_max=config.log_open_files_max or None,
+                          partitions_max=config.max_partitions)
         try:
             logs.startup()
         except Exception as exc:

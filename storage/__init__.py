@@ -5,7 +5,8 @@ Modules: ``batch`` (record batch v2 view, validation, stamping, builder, records
 .timeindex), ``segment`` (one segment and its recovery), ``log`` (PartitionLog: append,
 read, flush, retention, recovery), ``manager`` (LogManager: topics, metadata, lock),
 ``config`` (LogConfig and the topic config table), ``clock``, ``fileio`` (the I/O seam
-tests hook faults into), ``metafile`` (atomic checksummed metadata files), ``errors``.
+tests hook faults into), ``handles`` (segment files opened on demand behind an LRU),
+``metafile`` (atomic checksummed metadata files), ``errors``.
 """
 
 from .batch import Record, RecordBatch, build_batch, iter_batches
@@ -22,6 +23,7 @@ from .errors import (
     KafkaStorageError,
     LogClosedError,
     OffsetOutOfRangeError,
+    PolicyViolationError,
     RecordTooLargeError,
     StorageError,
     TopicExistsError,
@@ -30,6 +32,7 @@ from .errors import (
     UnsupportedMessageFormatError,
 )
 from .fileio import DEFAULT_IO, FileIO
+from .handles import OpenFiles
 from .log import AppendInfo, FileSlice, PartitionLog, RecoveryReport
 from .manager import LogManager, TopicMetadata
 
@@ -38,6 +41,7 @@ __all__ = [
     "DataDirLockedError", "DEFAULT_IO", "FileIO", "FileSlice", "InvalidConfigError",
     "InvalidPartitionsError", "InvalidRecordError", "InvalidTopicError", "KafkaStorageError",
     "LogClosedError", "LogConfig", "LogManager", "ManualClock", "OffsetOutOfRangeError",
+    "OpenFiles", "PolicyViolationError",
     "PartitionLog", "Record", "RecordBatch", "RecordTooLargeError", "RecoveryReport",
     "StorageError", "SystemClock", "TOPIC_CONFIGS", "TopicExistsError", "TopicMetadata",
     "UnknownTopicError", "UnsupportedCompressionTypeError", "UnsupportedMessageFormatError",

@@ -15,8 +15,24 @@ metadata by topic id, and deleted partitions with the topic part shortened as ne
 Metadata files are versioned, checksummed and written atomically (metafile.py). The topic
 metadata file is the commit point of topic creation and deletion: a partition directory is
 only opened if its topic's metadata names it; on start, directories of topics that have no
-metadata (a deletion interrupted after its commit point) are removed, and partitions the
-metadata names but that have no directory (a creation interrupted after it) are created.
+metadata (a deletion interrupted after its commit point, a creation before it) are removed.
+
+Creation is all or nothing. CreateTopics and CreatePartitions first reserve the name and the
+partition count (``max.partitions`` counts reservations, so two requests cannot both pass
+it), then create every new partition directory and its empty segment, outside the manager
+lock (thousands of partitions take seconds; readers never wait for them), then write the
+metadata (the commit point), and only then publish the topic: Metadata never lists a
+partition that does not exist. Any failure before the commit point (EMFILE, ENOSPC, EIO,
+anything) removes the directories made so far and leaves no trace; a crash before it
+leaves directories without metadata, which the next start removes.
+
+A data directory written by an older kafkito may hold the reverse: metadata naming
+partitions that have no directory (its metadata was written first, and a failure half-way
+left the topic listed). Start-up creates those partitions empty rather than dropping the
+topic, because the partitions that did get created were listed and writable, so they may
+hold acknowledged records. Partition files are opened on demand behind the open-file cache
+(handles.py, ``log.open.files.max``), so neither a large topic nor this repair is bounded by
+``ulimit -n``.
 
 Startup takes the lock (a second broker on the same directory fails with
 ``DataDirLockedError``), reads the clean-shutdown marker and removes it (durably, before any
@@ -47,11 +63,13 @@ from .errors import (
     InvalidPartitionsError,
     InvalidTopicError,
     KafkaStorageError,
+    PolicyViolationError,
     StorageError,
     TopicExistsError,
     UnknownTopicError,
 )
 from .fileio import DEFAULT_IO, FileIO
+from .handles import OpenFiles
 from .log import PartitionLog, RecoveryReport
 
 log = logging.getLogger("kafkito.storage.manager")
@@ -64,7 +82,8 @@ TOPIC_SUFFIX = ".meta"
 DELETE_SUFFIX = "-delete"
 TOPIC_NAME_BYTES_MAX = 249
 FILE_NAME_BYTES_MAX = 255
-PARTITIONS_MAX = 100_000
+PARTITIONS_MAX = 100_000  # per topic
+BROKER_PARTITIONS_MAX = 100_000  # max.partitions: every topic's partitions together
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
 
@@ -95,11 +114,19 @@ def new_cluster_id() -> str:
 
 class LogManager:
     def __init__(self, data_dir: str, default_config: LogConfig | None = None,
-                 clock: Clock | None = None, *, io: FileIO = DEFAULT_IO):
+                 clock: Clock | None = None, *, io: FileIO = DEFAULT_IO,
+                 open_files_max: int | None = None,
+                 partitions_max: int = BROKER_PARTITIONS_MAX):
+        """``open_files_max``: ``log.open.files.max`` (None: half of ``ulimit -n``);
+        ``partitions_max``: ``max.partitions``, checked by create_topic/create_partitions."""
         self.data_dir = os.path.abspath(str(data_dir))
         self.default_config = default_config or LogConfig()
         self.clock = clock or SystemClock()
         self.io = io
+        self.files = OpenFiles(open_files_max)
+        self.partitions_max = partitions_max
+        # Creations in progress, by topic name: the partitions they add (see the docstring).
+        self._reserved: dict[str, int] = {}
         self.cluster_id: str | None = None
         self.recovery_reports: dict[tuple[str, int], RecoveryReport] = {}
         self.clean_shutdown_detected = False
@@ -110,6 +137,7 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._deleting: list[tuple[int, list[PartitionLog], list[str]]] = []
         self._started = False
+        self.logs_opened_at_start = 0
 
     # ------------------------------------------------------------------------ lifecycle
     def startup(self) -> None:
@@ -156,8 +184,15 @@ class LogManager:
             self._configs[meta.name] = LogConfig.from_kafka(meta.configs, self.default_config)
         self._remove_orphans()
         for meta in self._topics.values():
+            missing = [p for p in range(meta.num_partitions)
+                       if not os.path.isdir(self._partition_dir(meta.name, p))]
+            if missing:
+                log.warning("%s: topic %s lists %d partitions without a directory (a creation "
+                            "interrupted by an older version); creating them empty",
+                            self.data_dir, meta.name, len(missing))
             for p in range(meta.num_partitions):
                 plog = self._open_log(meta.name, p, clean)
+                self.logs_opened_at_start += 1
                 self.recovery_reports[(meta.name, p)] = plog.recovery
 
     def shutdown(self) -> None:
@@ -268,11 +303,69 @@ class LogManager:
         return os.path.join(self.data_dir, f"{topic}-{partition}")
 
     def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
-        plog = PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
-                                 self._configs[topic], clock=self.clock, io=self.io,
-                                 clean_shutdown=clean)
+        plog = self._open_partition(topic, partition, self._configs[topic], clean)
         self._logs[(topic, partition)] = plog
         return plog
+
+    def _open_partition(self, topic: str, partition: int, config: LogConfig,
+                        clean: bool = True) -> PartitionLog:
+        return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
+                                 config, clock=self.clock, io=self.io, clean_shutdown=clean,
+                                 files=self.files)
+
+    def partition_count(self) -> int:
+        """Partitions of every topic, creations in progress included."""
+        with self._lock:
+            return (sum(m.num_partitions for m in self._topics.values())
+                    + sum(self._reserved.values()))
+
+    def _reserve(self, name: str, added: int) -> None:
+        """Under the lock: claim ``added`` partitions of ``max.partitions`` for ``name``."""
+        if name in self._reserved:
+            raise PolicyViolationError(f"Topic '{name}' is being created or grown by another "
+                                       "request; retry when it is done.")
+        total = self.partition_count()
+        if total + added > self.partitions_max:
+            raise PolicyViolationError(
+                f"Adding {added} partitions would make {total + added} on this broker, above "
+                f"max.partitions={self.partitions_max}.")
+        self._reserved[name] = added
+
+    def _create_partition_dirs(self, name: str, partitions: range,
+                               config: LogConfig) -> dict[int, PartitionLog]:
+        """Create the partitions' directories and empty logs, all or none: on any failure
+        what was made is removed and the error raised (OSError as KafkaStorageError)."""
+        made: dict[int, PartitionLog] = {}
+        try:
+            for p in partitions:
+                path = self._partition_dir(name, p)
+                if os.path.lexists(path):
+                    # No topic names it (checked under the lock): a leftover of a creation
+                    # whose cleanup failed. A new topic must never inherit its data.
+                    log.warning("%s: removing stale partition directory %s", self.data_dir, path)
+                    shutil.rmtree(path)
+                made[p] = self._open_partition(name, p, config)
+        except BaseException as exc:
+            self._discard_partitions(name, made, partitions)
+            if isinstance(exc, OSError):
+                raise KafkaStorageError(f"cannot create partitions of topic {name}: "
+                                        f"{exc.strerror or exc}", exc.errno) from exc
+            raise
+        return made
+
+    def _discard_partitions(self, name: str, made: dict[int, PartitionLog],
+                            partitions: range) -> None:
+        for plog in made.values():
+            plog.release()
+        for p in partitions:
+            path = self._partition_dir(name, p)
+            if os.path.lexists(path):
+                shutil.rmtree(path, ignore_errors=True)
+        try:
+            self.io.fsync_dir(self.data_dir)
+        except OSError as e:  # the next start removes directories no metadata names
+            log.warning("%s: cannot sync after removing partitions of %s: %s",
+                        self.data_dir, name, e)
 
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                      topic_id: uuid.UUID | None = None) -> TopicMetadata:
@@ -291,17 +384,31 @@ class LogManager:
                 raise InvalidTopicError(
                     f"topic {name!r} collides with existing topic {collision!r}: '.' and '_' "
                     "map to the same metric names")
+            self._reserve(name, num_partitions)
+        # See the module docstring: directories first, then the commit point, then publish.
+        partitions = range(num_partitions)
+        try:
+            made = self._create_partition_dirs(name, partitions, config)
             meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
-            self._write_topic(meta)  # the commit point
-            self._topics[name] = meta
-            self._configs[name] = config
-            for p in range(num_partitions):
-                self._open_log(name, p)
-            return meta
+            with self._lock:
+                try:
+                    self._check_started()
+                    self._write_topic(meta)  # the commit point
+                except BaseException:
+                    self._discard_partitions(name, made, partitions)
+                    raise
+                for p, plog in made.items():
+                    self._logs[(name, p)] = plog
+                self._configs[name] = config
+                self._topics[name] = meta  # last: whoever sees the topic finds its logs
+                return meta
+        finally:
+            with self._lock:
+                self._reserved.pop(name, None)
 
     def _collides(self, name: str) -> str | None:
         norm = name.replace(".", "_")
-        for other in self._topics:
+        for other in list(self._topics) + list(self._reserved):
             if other != name and other.replace(".", "_") == norm:
                 return other
         return None
@@ -353,7 +460,7 @@ class LogManager:
         return self._topics.get(name)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
-        for meta in self._topics.values():
+        for meta in list(self._topics.values()):  # a snapshot: creations publish from threads
             if meta.topic_id == topic_id:
                 return meta
         return None
@@ -376,12 +483,30 @@ class LogManager:
                     "not be an increase.")
             if new_total > PARTITIONS_MAX:
                 raise InvalidPartitionsError(f"at most {PARTITIONS_MAX} partitions")
-            new = msgspec.structs.replace(meta, num_partitions=new_total)
-            self._write_topic(new)
-            self._topics[name] = new
-            for p in range(meta.num_partitions, new_total):
-                self._open_log(name, p)
-            return new
+            self._reserve(name, new_total - meta.num_partitions)
+            config = self._configs[name]
+        # As create_topic: new directories, then the commit point, then publish.
+        partitions = range(meta.num_partitions, new_total)
+        try:
+            made = self._create_partition_dirs(name, partitions, config)
+            with self._lock:
+                current = self._topics.get(name)
+                try:
+                    if (current is None or current.topic_id != meta.topic_id
+                            or current.num_partitions != meta.num_partitions):
+                        raise UnknownTopicError(f"topic {name!r} was deleted meanwhile")
+                    new = msgspec.structs.replace(current, num_partitions=new_total)
+                    self._write_topic(new)  # the commit point
+                except BaseException:
+                    self._discard_partitions(name, made, partitions)
+                    raise
+                for p, plog in made.items():
+                    self._logs[(name, p)] = plog
+                self._topics[name] = new
+                return new
+        finally:
+            with self._lock:
+                self._reserved.pop(name, None)
 
     def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
         """Replace the topic's override set; the open logs use the new config at once."""

@@ -129,11 +129,19 @@ def test_strict_replication_factor_rejects_as_one_broker_kafka(make_state, rf, d
     (-2, 1, ErrorCode.INVALID_PARTITIONS),
     (1, 0, ErrorCode.INVALID_REPLICATION_FACTOR),
     (1, -2, ErrorCode.INVALID_REPLICATION_FACTOR),
-    (200_000, 1, ErrorCode.INVALID_PARTITIONS),
+    (200_000, 1, ErrorCode.POLICY_VIOLATION),  # max.partitions.per.request, Kafka's 10,000
 ])
 def test_create_topics_rejects_bad_counts(state, partitions, rf, code):
     assert create(state, "bad-counts", partitions, rf).error_code == code
     assert state.logs.topic("bad-counts") is None
+
+
+def test_create_topics_above_the_per_topic_cap_is_invalid_partitions(make_state):
+    state = make_state(max_partitions_per_request=1_000_000)
+    result = create(state, "too-big", 200_000)
+    assert result.error_code == ErrorCode.INVALID_PARTITIONS
+    assert "100000" in result.error_message
+    assert state.logs.topic("too-big") is None
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "has space", "slash/name", "x" * 250, "ünïcode"])
