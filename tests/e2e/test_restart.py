@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from e2e.clients import CONSUMERS, PRODUCERS, Msg
+from e2e.serve import ServeProcess
 
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _messages(n: int, tag: str) -> list[Msg]:
@@ -39,36 +30,6 @@ def test_clean_restart_keeps_every_message(tmp_path):
         assert [s.value for s in seen] == [m.value for m in sent]
         # Appends continue where the log ended.
         assert PRODUCERS["kafka-python"](b.bootstrap_servers, "durable", [Msg(b"k", b"after")]) == [200]
-
-
-class ServeProcess:
-    """`kafkito serve` in a child process, as a user would run it."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.log = data_dir.parent / f"serve-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir", str(data_dir),
-             "--listen", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"kafkito serve exited: {self.log.read_text()}")
-            if b"listening on" in self.log.read_bytes():
-                return
-            time.sleep(0.02)
-        self.proc.kill()
-        raise AssertionError("kafkito serve did not start")
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(30)
 
 
 def test_kill_minus_nine_loses_no_acknowledged_write(tmp_path):
