@@ -70,7 +70,7 @@ from .clock import Clock, SystemClock
 from .config import LogConfig
 from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
 from .fileio import DEFAULT_IO, FileIO
-from .handles import FileHandle, OpenFiles, default_open_files
+from .handles import OpenFiles, PinnedFile, default_open_files
 from .segment import (
     DELETED_SUFFIX,
     IndexMismatch,
@@ -109,25 +109,27 @@ class FileSlice:
     closed meanwhile. Do not close the descriptor yourself.
     """
 
-    __slots__ = ("_file", "_fd", "position", "size", "first_offset", "next_offset", "batch_count")
+    __slots__ = ("_pin", "position", "size", "first_offset", "next_offset", "batch_count")
 
-    def __init__(self, file: FileHandle | None, position: int, size: int, first_offset: int,
+    def __init__(self, pin: PinnedFile | None, position: int, size: int, first_offset: int,
                  next_offset: int, batch_count: int):
-        self._file = None
-        self._fd = -1
+        """``pin``: the segment's file, pinned; the slice owns the pin from here on."""
+        self._pin = None
         self.position = position
         self.size = size
         self.first_offset = first_offset
         self.next_offset = next_offset
         self.batch_count = batch_count
-        if size and file is not None:
-            self._fd = file.pin()
-            self._file = file
+        if pin is not None:
+            if size:
+                self._pin = pin
+            else:
+                pin.unpin()
 
     def fileno(self) -> int:
-        if self._fd < 0:
+        if self._pin is None:
             raise ValueError("empty or closed FileSlice has no file")
-        return self._fd
+        return self._pin.fd
 
     @property
     def nbytes(self) -> int:
@@ -140,23 +142,25 @@ class FileSlice:
     def tobytes(self) -> bytes:
         if self.size == 0:
             return b""
-        data = self._file.io.pread(self.fileno(), self.size, self.position)
+        if self._pin is None:
+            raise ValueError("closed FileSlice")
+        data = self._pin.pread(self.size, self.position)
         if len(data) != self.size:
             raise KafkaStorageError(f"short read: {len(data)} of {self.size} bytes")
         return data
 
     def close(self) -> None:
         """Unpin the file (idempotent); the slice cannot be read afterwards."""
-        file, self._file = self._file, None
-        if file is not None:
-            self._fd = -1
-            file.unpin()
+        pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unpin()
 
     def __del__(self) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"FileSlice(fd={self._fd}, position={self.position}, size={self.size}, "
+        fd = self._pin.fd if self._pin is not None else -1
+        return (f"FileSlice(fd={fd}, position={self.position}, size={self.size}, "
                 f"offsets=[{self.first_offset}, {self.next_offset}))")
 
 
@@ -540,15 +544,16 @@ class PartitionLog:
         self._dir_dirty = False
 
     # ---------------------------------------------------------------------------- read
-    def _find_batch(self, seg: LogSegment, offset: int, end: int) -> int | None:
+    def _find_batch(self, seg: LogSegment, offset: int, end: int,
+                    file: PinnedFile | None = None) -> int | None:
         try:
-            return seg.find_batch(offset, end)
+            return seg.find_batch(offset, end, file)
         except IndexMismatch as e:
             log.warning("%s: %s; rebuilding the index", self.name, e)
             with self._lock:
                 if not seg.deleted and not self._closed:
                     seg.rebuild_indexes(self.config.index_interval_bytes)
-            return seg.find_batch(offset, end)
+            return seg.find_batch(offset, end, file)
 
     def _segment_index_for(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
@@ -568,28 +573,35 @@ class PartitionLog:
         for seg, end in candidates:
             if seg.base_offset >= limit:
                 break
-            pos = self._find_batch(seg, offset, end)
-            if pos is None:
-                continue  # the offset lies past this segment's last batch
-            size = 0
-            count = 0
-            first_offset = next_offset = offset
-            for p, fields, _ in seg.headers_from(pos, end):
-                last = fields[0] + fields[6]
-                if last >= limit:
-                    break
-                batch_size = fields[1] + LOG_OVERHEAD
-                if count and size + batch_size > max_bytes:
-                    break
-                if not count:
-                    first_offset = fields[0]
-                size += batch_size
-                count += 1
-                next_offset = last + 1
+            # One pin for the scans and the slice (handles.py): the slice then owns it.
             try:
-                return FileSlice(seg.file, pos, size, first_offset, next_offset, count)
+                pin = PinnedFile(seg.file)
             except LogClosedError:
                 raise LogClosedError(f"log {self.name} is closed") from None
+            try:
+                pos = self._find_batch(seg, offset, end, pin)
+                if pos is None:
+                    pin.unpin()
+                    continue  # the offset lies past this segment's last batch
+                size = 0
+                count = 0
+                first_offset = next_offset = offset
+                for p, fields, _ in seg.headers_from(pos, end, pin):
+                    last = fields[0] + fields[6]
+                    if last >= limit:
+                        break
+                    batch_size = fields[1] + LOG_OVERHEAD
+                    if count and size + batch_size > max_bytes:
+                        break
+                    if not count:
+                        first_offset = fields[0]
+                    size += batch_size
+                    count += 1
+                    next_offset = last + 1
+            except BaseException:
+                pin.unpin()
+                raise
+            return FileSlice(pin, pos, size, first_offset, next_offset, count)
         seg, end = candidates[-1]
         return FileSlice(None, end, 0, offset, offset, 0)
 

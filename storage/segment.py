@@ -36,7 +36,7 @@ from crc32c import crc32c
 from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
 from .errors import KafkaStorageError
 from .fileio import FileIO
-from .handles import FileHandle, OpenFiles
+from .handles import FileHandle, OpenFiles, PinnedFile
 from .index import OffsetIndex, TimeIndex
 
 log = logging.getLogger("kafkito.storage.segment")
@@ -66,7 +66,7 @@ class BatchScan:
     why (None = clean end). With ``need_body`` the whole batch is read (for CRCs or copies).
     """
 
-    def __init__(self, file: FileHandle, start: int, end: int, *, need_body: bool,
+    def __init__(self, file: FileHandle | PinnedFile, start: int, end: int, *, need_body: bool,
                  verify_crc: bool = False, chunk_bytes: int = SCAN_CHUNK_BYTES):
         self.file, self.start, self.end = file, start, end
         self.need_body = need_body or verify_crc
@@ -315,14 +315,15 @@ class LogSegment:
         self.time_index.fsync()
 
     # ---------------------------------------------------------------------------- read
-    def find_batch(self, offset: int, end: int) -> int | None:
+    def find_batch(self, offset: int, end: int, file: PinnedFile | None = None) -> int | None:
         """Position of the first batch whose last offset >= ``offset`` (None: past the end).
 
         Raises IndexMismatch when the index entry used does not name the batch it points at
         (an index damaged while the data is fine): the caller rebuilds the index."""
         entry_offset, pos = self.offset_index.lookup(offset)
         from_entry = pos != 0 or entry_offset != self.base_offset
-        scan = BatchScan(self.file, pos, end, need_body=False, chunk_bytes=READ_CHUNK_BYTES)
+        scan = BatchScan(file or self.file, pos, end, need_body=False,
+                         chunk_bytes=READ_CHUNK_BYTES)
         for p, fields, _ in scan:
             last = fields[0] + fields[6]
             if from_entry and p == pos and last != entry_offset:
@@ -360,8 +361,8 @@ class LogSegment:
         time_index.rewrite()
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
-    def headers_from(self, position: int, end: int) -> BatchScan:
-        return BatchScan(self.file, position, end, need_body=False,
+    def headers_from(self, position: int, end: int, file: PinnedFile | None = None) -> BatchScan:
+        return BatchScan(file or self.file, position, end, need_body=False,
                          chunk_bytes=READ_CHUNK_BYTES)
 
     def bodies_from(self, position: int, end: int) -> BatchScan:
