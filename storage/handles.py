@@ -31,7 +31,10 @@ When ``open`` itself fails with EMFILE/ENFILE (descriptors used elsewhere: socke
 cache closes half of its unpinned handles and tries once more before giving up.
 
 The cache lock is held across the open/close syscalls (microseconds); the rare
-sync-before-close in rule 2 is the only slow call made under it.
+sync-before-close in rule 2 is the only slow call made under it. A slice that is dropped
+without ``close()`` unpins from its finalizer, which never waits for the lock (it may run
+inside a locked section, from a garbage collection): when the lock is busy the unpin is
+queued and done by the next pin or unpin.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class OpenFiles:
         self.open_files_max = max(1, open_files_max or default_open_files_max())
         self._lock = threading.Lock()
         self._open: OrderedDict[FileHandle, None] = OrderedDict()  # least recently used first
+        # Unpins from finalizers that could not take the lock (see FileHandle.unpin_soon).
+        self._deferred: list[FileHandle] = []
         self.opens = 0  # opens done (reopens after an eviction included), for tests and stats
         self.evictions = 0
 
@@ -91,6 +96,10 @@ class OpenFiles:
         return FileHandle(self, io, path, flags)
 
     # -- called with self._lock held --------------------------------------------------------
+    def _drain_locked(self) -> None:
+        while self._deferred:
+            self._deferred.pop()._drop_pin_locked()
+
     def _open_locked(self, h: "FileHandle", extra_flags: int) -> int:
         self._trim_locked(self.open_files_max - 1)
         try:
@@ -160,6 +169,8 @@ class FileHandle:
         """The open descriptor, kept open until the matching ``unpin``."""
         cache = self.cache
         with cache._lock:
+            if cache._deferred:
+                cache._drain_locked()
             if self._closed:
                 raise LogClosedError(f"{self.path} is closed")
             fd = self._fd
@@ -171,15 +182,36 @@ class FileHandle:
             return fd
 
     def unpin(self) -> None:
+        with self.cache._lock:
+            self._unpin_locked()
+
+    def unpin_soon(self) -> None:
+        """``unpin`` for finalizers (``FileSlice.__del__``), which may run inside a locked
+        section of this very thread (a garbage collection triggered by an allocation there):
+        never wait for the lock; if it is busy, the next pin or unpin does this one."""
         cache = self.cache
-        with cache._lock:
-            self._pins -= 1
-            if self._pins:
-                return
-            if self._closed:
-                self._close_locked(sync=False)
-            elif len(cache._open) > cache.open_files_max:
-                cache._trim_locked(cache.open_files_max)
+        if cache._lock.acquire(blocking=False):
+            try:
+                self._unpin_locked()
+            finally:
+                cache._lock.release()
+        else:
+            cache._deferred.append(self)  # list.append is atomic
+
+    def _unpin_locked(self) -> None:
+        if self.cache._deferred:
+            self.cache._drain_locked()
+        self._drop_pin_locked()
+
+    def _drop_pin_locked(self) -> None:
+        cache = self.cache
+        self._pins -= 1
+        if self._pins:
+            return
+        if self._closed:
+            self._close_locked(sync=False)
+        elif len(cache._open) > cache.open_files_max:
+            cache._trim_locked(cache.open_files_max)
 
     def _close_locked(self, *, sync: bool) -> None:
         """``sync``: an eviction, which must not lose a writeback error (rule 2). A final
@@ -282,8 +314,11 @@ class PinnedFile:
     def pread(self, size: int, offset: int) -> bytes:
         return self.handle.io.pread(self.fd, size, offset)
 
-    def unpin(self) -> None:
+    def unpin(self, *, from_finalizer: bool = False) -> None:
         handle, self.handle = self.handle, None
         if handle is not None:
             self.fd = -1
-            handle.unpin()
+            if from_finalizer:
+                handle.unpin_soon()
+            else:
+                handle.unpin()

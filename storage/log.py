@@ -156,7 +156,9 @@ class FileSlice:
             pin.unpin()
 
     def __del__(self) -> None:
-        self.close()
+        pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unpin(from_finalizer=True)
 
     def __repr__(self) -> str:
         fd = self._pin.fd if self._pin is not None else -1

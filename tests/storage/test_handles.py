@@ -179,3 +179,21 @@ def test_emfile_on_open_evicts_and_retries(tmp_path, clock):
     assert files.open_count <= before // 2 + 1
     for plog in logs:
         plog.close()
+
+
+def test_slice_dropped_while_the_cache_lock_is_held_unpins_later_without_deadlock(tmp_path, clock):
+    """A finalizer may run inside a locked section of the same thread (cyclic garbage
+    collected during an allocation there); it must not wait for the lock."""
+    files = OpenFiles(4)
+    [plog] = open_logs(tmp_path, clock, files, 1)
+    plog.append(payload(3), clock.now_ms())
+    plog.flush()
+    handle = plog.segments[0].file
+    s = plog.read(0, 1 << 20)
+    assert handle._pins == 1
+    with files._lock:
+        del s  # the finalizer runs here, with the lock held by this thread
+        assert handle._pins == 1 and files._deferred == [handle]
+    assert len(read_all(plog)) == 1  # the next pin drains the deferred unpin
+    assert handle._pins == 0 and files._deferred == []
+    plog.close()
