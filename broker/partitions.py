@@ -117,7 +117,7 @@ class PartitionManager:
         """Create an internal topic (``__consumer_offsets``) on first use."""
         meta = self.logs.topic(name)
         if meta is None:
-            meta = self.logs.create_topic(name, num_partitions, configs)
+            meta = self.logs.create_topic(name, num_partitions, configs, internal=True)
         return meta
 
     def append_nowait(self, topic: str, partition: int, records, *, schedule_flush: bool = True):

@@ -137,7 +137,6 @@ class LogManager:
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._deleting: list[tuple[int, list[PartitionLog], list[str]]] = []
         self._started = False
-        self.logs_opened_at_start = 0
 
     # ------------------------------------------------------------------------ lifecycle
     def startup(self) -> None:
@@ -192,7 +191,6 @@ class LogManager:
                             self.data_dir, meta.name, len(missing))
             for p in range(meta.num_partitions):
                 plog = self._open_log(meta.name, p, clean)
-                self.logs_opened_at_start += 1
                 self.recovery_reports[(meta.name, p)] = plog.recovery
 
     def shutdown(self) -> None:
@@ -319,13 +317,13 @@ class LogManager:
             return (sum(m.num_partitions for m in self._topics.values())
                     + sum(self._reserved.values()))
 
-    def _reserve(self, name: str, added: int) -> None:
+    def _reserve(self, name: str, added: int, check_limit: bool = True) -> None:
         """Under the lock: claim ``added`` partitions of ``max.partitions`` for ``name``."""
         if name in self._reserved:
             raise PolicyViolationError(f"Topic '{name}' is being created or grown by another "
                                        "request; retry when it is done.")
         total = self.partition_count()
-        if total + added > self.partitions_max:
+        if check_limit and total + added > self.partitions_max:
             raise PolicyViolationError(
                 f"Adding {added} partitions would make {total + added} on this broker, above "
                 f"max.partitions={self.partitions_max}.")
@@ -368,7 +366,10 @@ class LogManager:
                         self.data_dir, name, e)
 
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
-                     topic_id: uuid.UUID | None = None) -> TopicMetadata:
+                     topic_id: uuid.UUID | None = None, *,
+                     internal: bool = False) -> TopicMetadata:
+        """All or nothing (see the module docstring). ``internal``: the broker's own topic
+        (``__consumer_offsets``), which ``max.partitions`` never refuses."""
         validate_topic_name(name)
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise InvalidPartitionsError(
@@ -384,7 +385,7 @@ class LogManager:
                 raise InvalidTopicError(
                     f"topic {name!r} collides with existing topic {collision!r}: '.' and '_' "
                     "map to the same metric names")
-            self._reserve(name, num_partitions)
+            self._reserve(name, num_partitions, check_limit=not internal)
         # See the module docstring: directories first, then the commit point, then publish.
         partitions = range(num_partitions)
         try:

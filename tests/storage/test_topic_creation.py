@@ -144,6 +144,9 @@ def test_max_partitions_counts_every_topic_and_creations_in_progress(tmp_path, c
         assert m.partition_count() == 10
         m.delete_topic("a")
         m.create_topic("c", topic_id=uuid.uuid4(), num_partitions=6)
+        # The broker's own topics are never refused by the limit.
+        m.create_topic("__consumer_offsets", 3, internal=True)
+        assert m.partition_count() == 13
 
 
 def test_a_stale_partition_directory_is_not_inherited_by_a_new_topic(tmp_path, clock):
