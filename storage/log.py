@@ -264,10 +264,22 @@ class PartitionLog:
                                                 files=self.files))
         # Whatever is on disk now is what we serve: make it durable so flushed_offset = LEO
         # is true even if the previous process died with dirty pages in the page cache.
-        for seg in self.segments:
-            seg.data_dirty = True
-        self._dir_dirty = True
-        self._fsync_all()
+        # After a clean shutdown everything was fsynced before the marker was written, so
+        # only what recovery changed (or created) needs a sync: a clean start then neither
+        # reopens nor syncs every closed segment of every partition.
+        if not clean:
+            for seg in self.segments:
+                seg.data_dirty = True
+            self._dir_dirty = True
+            self._fsync_all()
+        else:
+            self._dir_dirty = True
+            self._flush_unlocked()
+        # Closed segments are only read from here on: give their descriptors back to the
+        # open-file cache (handles.py); a read reopens them.
+        for seg in self.segments[:-1]:
+            seg.file.release()
+            seg.release_index_fds()
         self._flushed_offset = self.log_end_offset
         if self.recovery.changed:
             log.warning("%s: recovery truncated %d bytes, rebuilt indexes of %d segments, "

@@ -197,3 +197,22 @@ def test_slice_dropped_while_the_cache_lock_is_held_unpins_later_without_deadloc
     assert len(read_all(plog)) == 1  # the next pin drains the deferred unpin
     assert handle._pins == 0 and files._deferred == []
     plog.close()
+
+
+def test_clean_start_keeps_only_active_segments_open(tmp_path, clock):
+    files = OpenFiles(1000)
+    config = LogConfig(segment_bytes=1024)
+    logs = open_logs(tmp_path, clock, files, 5, config)
+    for plog in logs:
+        for i in range(20):
+            plog.append(payload(i, size=100), clock.now_ms())
+        assert len(plog.segments) > 3
+        plog.close()
+    assert files.open_count == 0
+    logs = open_logs(tmp_path, clock, files, 5, config)  # clean_shutdown=True
+    # One descriptor per partition: its active segment's log, which the tail check read.
+    assert files.open_count == 5
+    assert all(plog.segments[-1].file.is_open for plog in logs)
+    assert all(len(read_all(plog)) == 20 for plog in logs)
+    for plog in logs:
+        plog.close()
