@@ -36,8 +36,8 @@ and it always reads the file it was cut from.
 *Retention* deletes whole segments from the front: past ``retention.ms`` (newest record
 timestamp), beyond ``retention.bytes``, or below the log start offset (DeleteRecords). Only
 flushed segments go, the active one after a roll. Deleted segments are renamed ``.deleted``
-and their fds closed only after ``file.delete.delay.ms`` (by the clock), so a FileSlice handed
-out before stays valid for sendfile.
+and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
+before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
 
 *Recovery* on open: leftovers of interrupted operations are removed, then each segment is
 checked (see segment.py): after a clean shutdown closed segments are walked from their last
