@@ -71,11 +71,11 @@ def raw_write(path: str, chunk: bytes, count: int, fsync_each: bool) -> float:
 
 
 def log_append(path: str, batch: bytes, count: int, fsync_each: bool) -> tuple[float, PartitionLog]:
-    clock = ManualClock()
+    clock = ManualClock(1_700_000_000_000)  # the batches' timestamps: valid for the validator
     plog = PartitionLog.open(path, "bench", 0, LogConfig(), clock=clock)
     t0 = time.perf_counter()
     for _ in range(count):
-        plog.append(batch, 0)
+        plog.append(batch, clock.now_ms())
         if fsync_each:
             plog.flush()
     plog.flush()

@@ -142,16 +142,46 @@ SETTINGS: tuple[Setting, ...] = (
     S("log.flush.interval.ms", int, 0,
       "Most time acks=0/1 data may wait for fsync (it becomes visible to consumers once flushed).",
       0, INT64_MAX, kafka_default="Long.MAX_VALUE (Kafka serves unflushed data)"),
+    S("log.flush.offset.checkpoint.interval.ms", int, 60_000,
+      "How often each log's recovery point (its flushed offset) is checkpointed; an unclean "
+      "start scans only segments past it.", 1, INT32_MAX),
     S("message.max.bytes", int, 1_048_588, "Largest record batch a topic accepts by default.", 0, INT32_MAX),
+    S("message.decompressed.max.bytes", int, 64 * 1024 * 1024,
+      "kafkito only: largest decompressed records section of one produce batch (larger: "
+      "MESSAGE_TOO_LARGE), so a decompression bomb costs at most this.", 1024, INT32_MAX),
+    S("log.message.timestamp.before.max.ms", int, INT64_MAX,
+      "Default message.timestamp.before.max.ms: how far in the past a CreateTime record may be.",
+      0, INT64_MAX),
+    S("log.message.timestamp.after.max.ms", int, 3_600_000,
+      "Default message.timestamp.after.max.ms: how far in the future a CreateTime record may be.",
+      0, INT64_MAX),
     S("compression.type", str, "producer", "Default compression.type.",
       choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
     # Network.
     S("socket.request.max.bytes", int, 104_857_600, "Largest request frame; larger ones close the connection.", 1, INT32_MAX),
     S("connections.max.idle.ms", int, 600_000, "Close connections idle this long.", 1, INT64_MAX),
     S("queued.max.requests", int, 500, "Requests one connection may have in flight before reading pauses.", 1, 1_000_000),
-    S("queued.max.request.bytes", int, 209_715_200,
-      "Request bytes one connection may have in flight before reading pauses.", 1, INT64_MAX,
-      kafka_default="-1 (broker-wide, unbounded)"),
+    S("queued.max.request.bytes", int, 536_870_912,
+      "Request bytes all connections together may hold (the memory pool; -1: unbounded); "
+      "a connection that cannot reserve its next frame pauses reading.", -1, INT64_MAX,
+      kafka_default="-1 (unbounded)"),
+    S("queued.max.request.bytes.per.connection", int, 104_857_600,
+      "Request bytes one connection may hold of the pool (a connection holding nothing may "
+      "always read one frame up to socket.request.max.bytes).", 1, INT64_MAX),
+    S("queued.max.response.bytes.per.connection", int, 1_048_576,
+      "Answer bytes waiting to be sent on one connection before it stops reading requests "
+      "(file regions sent with sendfile do not count).", 1, INT64_MAX),
+    S("socket.request.incomplete.timeout.ms", int, 30_000,
+      "Close a connection whose request frame started but did not finish arriving within this "
+      "time (time paused by the broker's own limits does not count).", 1, INT64_MAX),
+    S("socket.response.stall.timeout.ms", int, 60_000,
+      "Close a connection whose client has read none of its waiting answers for this long.", 1, INT64_MAX),
+    S("max.connections", int, INT32_MAX,
+      "Connections the broker keeps open; more are closed right after accept.", 0, INT32_MAX),
+    S("max.connections.per.ip", int, INT32_MAX,
+      "Connections one client address may keep open; more are closed right after accept.", 0, INT32_MAX),
+    S("max.connection.creation.rate", int, INT32_MAX,
+      "New connections accepted per second; more wait in the listen backlog.", 1, INT32_MAX),
     S("fetch.max.bytes", int, 57_671_680, "Broker cap on one Fetch response's record bytes.", 1024, INT32_MAX),
     S("max.waiting.fetches", int, 10_000, "Fetch requests that may wait for data at once.", 1, 10_000_000),
     # Groups and offsets.
@@ -192,6 +222,16 @@ def _with_listener_checks(values: dict[str, Any]) -> dict[str, Any]:
                 _listener(raw)
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
+    pool = values["queued.max.request.bytes"]
+    one_connection = max(values["queued.max.request.bytes.per.connection"], values["socket.request.max.bytes"])
+    if pool == 0 or pool < -1:
+        raise ConfigError(f"queued.max.request.bytes: {pool} must be positive or -1 (unbounded)")
+    if pool != -1 and pool <= one_connection:
+        raise ConfigError(
+            f"queued.max.request.bytes ({pool}) must exceed what one connection may hold, the larger of "
+            f"queued.max.request.bytes.per.connection and socket.request.max.bytes ({one_connection}), "
+            "so that no connection can take the whole pool"
+        )
     lo, hi = values["group.min.session.timeout.ms"], values["group.max.session.timeout.ms"]
     if lo > hi:
         raise ConfigError(f"group.min.session.timeout.ms ({lo}) exceeds group.max.session.timeout.ms ({hi})")
@@ -289,6 +329,8 @@ def log_config_from(config: BrokerConfig) -> LogConfig:
             "file.delete.delay.ms": str(config.log_segment_delete_delay_ms),
             "max.message.bytes": str(config.message_max_bytes),
             "compression.type": config.compression_type,
+            "message.timestamp.before.max.ms": str(config.log_message_timestamp_before_max_ms),
+            "message.timestamp.after.max.ms": str(config.log_message_timestamp_after_max_ms),
         },
         LogConfig(),
     )

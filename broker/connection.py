@@ -23,14 +23,39 @@ the writer is woken once per batch of ready responses. (A task, two events and a
 ``send_all`` per request were half of the broker thread with 200 producer connections,
 measured with py-spy.)
 
-Limits: at most ``queued.max.requests`` requests and ``queued.max.request.bytes`` bytes
-are in flight on one connection; past either, the reader stops reading and TCP pushes
-back on the client. A frame larger than ``socket.request.max.bytes`` (or with a negative
-size) closes the connection, as Kafka does, before any of it is buffered. A connection
-with nothing in flight for ``connections.max.idle.ms`` is closed. That is watched by one
-sleeping task per connection, which may only cancel a reader that waits for the first
-byte of a frame; arming a deadline around every read instead cost about 5 µs per request
-(6-10 % of the broker thread with 200 producer connections, measured with py-spy).
+Limits (see ``request_pool.py`` for the pool). Before a frame's body is read, its
+announced size is reserved in the broker-wide request memory pool
+(``queued.max.request.bytes``) within this connection's share
+(``queued.max.request.bytes.per.connection``), and given back once its handler is done
+with it. The reader also waits while ``queued.max.requests`` requests are in flight or
+``queued.max.response.bytes.per.connection`` bytes of answers wait to be sent (a client
+that does not read its answers stops being read: TCP pushes back). Waiting is never a
+failure: the reader simply stops reading until there is room. A frame larger than
+``socket.request.max.bytes`` (or with a negative size) closes the connection, as Kafka
+does, before any of it is buffered. A frame that does not fit in the receive buffer gets
+a buffer of its own from ``frame_buffer``: above 1 MiB that is an anonymous mapping the
+kernel backs page by page as bytes arrive, so an announced 100 MB frame followed by
+silence costs what arrived, not 100 MB.
+
+Deadlines are watched by one task for the whole broker (``server.py`` calls
+``expire(now)`` on every connection each tick), not one task or one deadline per
+connection or per read (arming a deadline around every read cost about 5 µs per request,
+6-10 % of the broker thread with 200 producer connections, measured with py-spy):
+
+* ``connections.max.idle.ms``: nothing in flight and waiting for a frame's first byte
+  that long. A frame arriving in pieces or a long poll in flight is not idle;
+* ``socket.request.incomplete.timeout.ms`` (kafkito only): a frame started (the reader
+  waited on the socket in the middle of it) and did not finish within that time. Time
+  the reader spent paused by the limits above is not counted: it is ours, not the
+  client's. Kafka counts a silent half-received frame as idle; kafkito gives it its
+  own, shorter limit because the frame holds pool bytes;
+* ``socket.response.stall.timeout.ms`` (kafkito only): answers are waiting and the
+  client has not taken a byte of them for that long.
+
+The two kafkito-only closes are logged with their reason, and every close gives the
+connection's pool bytes back. An idle connection costs little: no task of its own
+besides the reader and the writer, and its 64 KB receive buffer is an anonymous mapping
+whose pages the idle sweep hands back to the kernel (``MADV_DONTNEED``).
 
 Undecodable input closes the connection with a logged reason; it never reaches a
 handler and never touches storage. The one exception is an ApiVersions request of a
@@ -44,6 +69,7 @@ with ``os.sendfile`` straight from the segment file to the socket.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 from collections import deque
@@ -58,25 +84,58 @@ from .handlers import api_versions
 
 log = logging.getLogger("kafkito.broker.connection")
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "frame_buffer"]
 
 _RECV_BUFFER = 64 * 1024  # per connection; a frame that does not fit is read into its own buffer
+_LAZY_FRAME_BYTES = 1 << 20  # frames above this get a mapping backed only as bytes arrive
+_TRIM_AFTER_S = 1.0  # an idle connection's receive buffer pages go back to the kernel after this
 _SIZE = struct.Struct(">i")
 _SEND_BATCH_BYTES = 256 * 1024  # responses joined into one write up to about this much
 _FRAMES_PER_CHECKPOINT = 32  # a reader that always finds data still lets other tasks run
+
+
+def frame_buffer(size: int):
+    """A writable buffer for a ``size``-byte frame that costs only what is written into it.
+
+    Small frames get a bytearray (allocated at once: cheap, and bounded by the pool).
+    Larger ones get an anonymous private mapping: the kernel backs each page when the
+    first byte lands in it, so a client that announces 100 MB and sends 10 KB costs
+    10 KB of memory (the pool still counts the 100 MB it reserved), and the pages go back
+    to the kernel as soon as the request is done, not to a fragmented heap.
+    """
+    if size <= _LAZY_FRAME_BYTES:
+        return bytearray(size)
+    return mmap.mmap(-1, size)
+
+
+def _memory_bytes(chunks: list) -> int:
+    """Bytes of an encoded answer held in memory (file regions are sent from the file)."""
+    if len(chunks) == 1:
+        return len(chunks[0])
+    return sum(len(c) for c in chunks if c.__class__ is not RecordsRef)
 
 
 @dataclass(eq=False, slots=True)
 class Slot:
     """One request's place in the response order."""
 
-    nbytes: int
+    nbytes: int  # request bytes still held in the pool for it (0 once its handler is done)
     ready: bool = False
     chunks: list | None = None  # None: send nothing (acks=0 produce)
     close_reason: str | None = None
+    response_bytes: int = 0  # of chunks, counted in the connection's queued answer bytes
 
 
 class Connection:
+    # Slots: a connection's attributes in a dict cost every idle connection about 1.2 KB.
+    __slots__ = (
+        "stream", "state", "sock", "_fd", "peer", "max_frame_bytes", "idle_s", "incomplete_s", "stall_s",
+        "inflight_max", "response_bytes_max", "_pool", "_pool_lot", "_rbuf", "_rview", "_start", "_end",
+        "_slots", "_held_bytes", "_response_bytes", "_writer_lot", "_room_lot", "_frames_unparked", "_closing",
+        "_discard_responses", "_idle_closed", "_reader_scope", "_nursery_scope", "_between_frames",
+        "_last_frame_s", "_trimmed_at_s", "_frame_wait_since", "_send_blocked_since",
+    )
+
     def __init__(self, stream: trio.SocketStream, state: BrokerState) -> None:
         self.stream = stream
         self.state = state
@@ -89,42 +148,51 @@ class Connection:
         config = state.config
         self.max_frame_bytes = config.socket_request_max_bytes
         self.idle_s = config.connections_max_idle_ms / 1000
+        self.incomplete_s = config.socket_request_incomplete_timeout_ms / 1000
+        self.stall_s = config.socket_response_stall_timeout_ms / 1000
         self.inflight_max = config.queued_max_requests
-        self.inflight_bytes_max = max(config.queued_max_request_bytes, config.socket_request_max_bytes)
+        self.response_bytes_max = config.queued_max_response_bytes_per_connection
+        self._pool = state.request_pool
+        self._pool_lot = state.request_pool_lot  # readers of every connection waiting for pool bytes
         # Received bytes not yet framed are _rbuf[_start:_end]. Small frames are copied out
         # of it once; a frame larger than what is there gets a buffer of its own that the
-        # rest is read straight into.
-        self._rbuf = bytearray(_RECV_BUFFER)
+        # rest is read straight into. An anonymous mapping, so pages cost memory only once
+        # touched and an idle connection can hand them back (see expire).
+        self._rbuf = mmap.mmap(-1, _RECV_BUFFER)
         self._rview = memoryview(self._rbuf)
         self._start = self._end = 0
         self._slots: deque[Slot] = deque()
-        self._inflight_bytes = 0
+        self._held_bytes = 0  # request bytes this connection holds in the pool
+        self._response_bytes = 0  # encoded answer bytes in memory, not yet sent
         self._writer_lot = trio.lowlevel.ParkingLot()  # the writer, waiting for a ready slot
-        self._room_lot = trio.lowlevel.ParkingLot()  # the reader, waiting for room in flight
+        self._room_lot = trio.lowlevel.ParkingLot()  # the reader, waiting for room on this connection
         self._frames_unparked = 0
         self._closing: str | None = None
         self._discard_responses = False
-        self._reader_scope = trio.CancelScope()
-        self._idle_scope = trio.CancelScope()  # cancelled by the watchdog: the reader stops as at EOF
-        self._watchdog_scope = trio.CancelScope()
+        self._idle_closed = False
+        self._reader_scope = trio.CancelScope()  # cancelled at shutdown or when idle
+        self._nursery_scope: trio.CancelScope | None = None  # cancelled to drop everything at once
+        # Watched by expire(), set here without reading the clock on the hot path:
         self._between_frames = False  # the reader waits for a frame's first byte
         self._last_frame_s = trio.current_time()
+        self._trimmed_at_s: float | None = None  # _last_frame_s when the buffer was last trimmed
+        self._frame_wait_since: float | None = None  # first wait on the socket inside this frame
+        self._send_blocked_since: float | None = None  # the writer waits on a socket that takes nothing
 
     # -- public --------------------------------------------------------------------------
     async def run(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery_scope = nursery.cancel_scope
                 nursery.start_soon(self._writer, nursery.cancel_scope)
-                nursery.start_soon(self._idle_watchdog)
-                with self._reader_scope, self._idle_scope:
+                with self._reader_scope:
                     await self._reader(nursery)
-                self._watchdog_scope.cancel()
-                if self._reader_scope.cancelled_caught:
+                if self._reader_scope.cancelled_caught and not self._idle_closed:
                     # Graceful shutdown: answer what was accepted, then go.
                     self._close("shutdown")
                 elif self._closing is None:
-                    # EOF: the client is gone, but what it sent is still carried out, as
-                    # on Kafka (an acks=0 producer closes right after its last send);
+                    # EOF (or idle): the client is gone, but what it sent is still carried
+                    # out, as on Kafka (an acks=0 producer closes right after its last send);
                     # only the answers are dropped.
                     self._discard_responses = True
                     self._close("eof")
@@ -138,6 +206,8 @@ class Connection:
             # A bug must cost one connection, never the broker: log it and close.
             log.error("connection %s failed; closing it", self.peer, exc_info=group)
         finally:
+            if self._held_bytes:
+                self._release(self._held_bytes)  # frames cut short or never handled
             with trio.move_on_after(1) as cs:
                 cs.shield = True
                 await self.stream.aclose()
@@ -149,7 +219,7 @@ class Connection:
     # -- reading -------------------------------------------------------------------------
     # Plain non-blocking reads on the descriptor: trio's socket methods add a scheduler
     # round trip to every call, even when the data is already there.
-    async def _fill(self) -> bool:
+    async def _fill(self, mid_frame: bool) -> bool:
         """Read more into the receive buffer; False at EOF. Called with under 4 bytes left."""
         if self._start == self._end:
             self._start = self._end = 0
@@ -157,53 +227,86 @@ class Connection:
             tail = bytes(self._rview[self._start:self._end])
             self._rbuf[:len(tail)] = tail
             self._start, self._end = 0, len(tail)
-        n = await self._recv_into(self._rview[self._end:])
+        n = await self._recv_into(self._rview[self._end:], mid_frame)
         if n == 0:
             return False
         self._end += n
         return True
 
-    async def _recv_into(self, view: memoryview) -> int:
+    async def _recv_into(self, view: memoryview, mid_frame: bool) -> int:
         while True:
             try:
                 return os.readv(self._fd, (view,))
             except BlockingIOError:
-                self._frames_unparked = 0
-                await trio.lowlevel.wait_readable(self._fd)
+                pass
+            # Parked outside the except block: an exception kept alive across the wait
+            # (with its traceback) cost every idle connection about 500 bytes.
+            self._frames_unparked = 0
+            if mid_frame and self._frame_wait_since is None:
+                # The client left a frame unfinished: its time starts now (expire()).
+                self._frame_wait_since = trio.current_time()
+            await trio.lowlevel.wait_readable(self._fd)
 
-    async def _read_frame(self) -> bytes | bytearray | None:
+    async def _read_frame(self):
         """The next frame's bytes (without its size), or None at EOF."""
         while self._end - self._start < 4:
-            if not await self._fill():
+            if not await self._fill(True):
                 return None
         (size,) = _SIZE.unpack_from(self._rbuf, self._start)
         if size < 0 or size > self.max_frame_bytes:
             raise _FrameRejected(
                 f"frame size {size} outside 0..{self.max_frame_bytes} (socket.request.max.bytes)"
             )
-        await self._wait_for_room(size)
+        if not self._admit(size):
+            await self._wait_for_room(size)
         begin = self._start + 4
         end = begin + size
         if end <= self._end:
             self._start = end
+            self._frame_wait_since = None
             return bytes(self._rview[begin:end])
-        frame = bytearray(size)
-        have = self._end - begin
-        frame[:have] = self._rview[begin:self._end]
-        self._start = self._end = 0
+        frame = frame_buffer(size)
         view = memoryview(frame)
+        have = self._end - begin
+        view[:have] = self._rview[begin:self._end]
+        self._start = self._end = 0
         while have < size:
-            n = await self._recv_into(view[have:])
+            n = await self._recv_into(view[have:], True)
             if n == 0:
                 return None
             have += n
-        return bytes(frame) if size < 4096 else frame
+        self._frame_wait_since = None
+        if size < 4096:
+            return bytes(frame)
+        return frame if frame.__class__ is bytearray else view
+
+    def _admit(self, size: int) -> bool:
+        """Reserve room for a ``size``-byte frame, or False when the reader must wait."""
+        if self._slots and len(self._slots) >= self.inflight_max:
+            return False
+        if self._response_bytes >= self.response_bytes_max:
+            return False  # the client is not reading its answers: stop reading its requests
+        if not self._pool.try_reserve(self._held_bytes, size):
+            return False
+        self._held_bytes += size
+        return True
 
     async def _wait_for_room(self, size: int) -> None:
-        while self._slots and (
-            len(self._slots) >= self.inflight_max or self._inflight_bytes + size > self.inflight_bytes_max
-        ):
-            await self._room_lot.park()
+        # Paused by our own limits: that time is not the client's (expire() ignores it).
+        self._frame_wait_since = None
+        while not self._admit(size):
+            if self._pool.is_exhausted_for(size):
+                await self._pool_lot.park()  # woken by any connection giving bytes back
+            else:
+                await self._room_lot.park()  # woken by this connection's writer or handlers
+
+    def _release(self, nbytes: int) -> None:
+        self._held_bytes -= nbytes
+        self._pool.release(nbytes)
+        if self._pool_lot:
+            self._pool_lot.unpark_all()
+        if self._room_lot:
+            self._room_lot.unpark_all()
 
     async def _reader(self, nursery: trio.Nursery) -> None:
         handlers = self.state.handlers
@@ -236,10 +339,13 @@ class Connection:
                 return
             slot = Slot(len(frame))
             self._slots.append(slot)
-            self._inflight_bytes += slot.nbytes
             ctx = RequestContext(header, self.state, self.peer)
             deferred = await self._settle(slot, header, handler.handle(ctx, request))
             if deferred is not None:
+                # The handler has done its in-order part and let go of the request (Produce
+                # has appended): an fsync or a long poll must not hold pool bytes.
+                self._release(slot.nbytes)
+                slot.nbytes = 0
                 nursery.start_soon(self._finish_deferred, slot, header, deferred)
             self._frames_unparked += 1
             if self._frames_unparked >= _FRAMES_PER_CHECKPOINT:
@@ -247,31 +353,54 @@ class Connection:
                 await trio.lowlevel.checkpoint()
 
     async def _next_frame_or_idle(self):
-        # Only this wait for a frame's first byte may be cut by the idle watchdog:
-        # cancelling a read half-way through a frame would lose its bytes.
+        # Only this wait for a frame's first byte may be cut as idle: cancelling a read
+        # half-way through a frame would lose its bytes.
         if self._start == self._end:
             self._between_frames = True
             try:
-                if not await self._fill():
+                if not await self._fill(False):
                     return None
             finally:
                 self._between_frames = False
         self._last_frame_s = trio.current_time()
         return await self._read_frame()
 
-    async def _idle_watchdog(self) -> None:
-        """Close after connections.max.idle.ms without a frame while nothing is in flight."""
-        with self._watchdog_scope:
-            while True:
-                await trio.sleep_until(self._last_frame_s + self.idle_s)
-                now = trio.current_time()
-                if now - self._last_frame_s < self.idle_s:
-                    continue  # a frame came meanwhile: sleep until its deadline
-                if self._between_frames and self._start == self._end and not self._slots:
-                    log.info("closing connection from %s: idle for connections.max.idle.ms", self.peer)
-                    self._idle_scope.cancel()
-                    return
-                self._last_frame_s = now  # busy (a long poll, a frame in pieces): look again later
+    def expire(self, now: float) -> None:
+        """Apply the connection's deadlines at ``now`` (called by the broker's sweep)."""
+        if self._closing is not None or self._idle_closed:
+            return
+        since = self._frame_wait_since
+        if since is not None and now - since >= self.incomplete_s:
+            self._abort(
+                "request frame incomplete for %.1f s (socket.request.incomplete.timeout.ms), "
+                "releasing %d pool bytes" % (now - since, self._held_bytes)
+            )
+            return
+        since = self._send_blocked_since
+        if since is not None and now - since >= self.stall_s:
+            self._abort(
+                "client read none of its %d waiting answer bytes for %.1f s (socket.response.stall.timeout.ms)"
+                % (self._response_bytes, now - since)
+            )
+            return
+        if not (self._between_frames and self._start == self._end and not self._slots):
+            return
+        quiet_s = now - self._last_frame_s
+        if quiet_s >= self.idle_s:
+            log.info("closing connection from %s: idle for connections.max.idle.ms", self.peer)
+            self._idle_closed = True
+            self._reader_scope.cancel()
+        elif quiet_s >= _TRIM_AFTER_S and self._trimmed_at_s != self._last_frame_s:
+            # Nothing buffered: the kernel may take the receive buffer's pages back (they
+            # read as zeros when touched again), so an idle connection costs no 64 KB.
+            self._rbuf.madvise(mmap.MADV_DONTNEED)
+            self._trimmed_at_s = self._last_frame_s
+
+    def _abort(self, reason: str) -> None:
+        log.warning("closing connection from %s: %s", self.peer, reason)
+        self._closing = reason
+        if self._nursery_scope is not None:
+            self._nursery_scope.cancel()
 
     def _answer_undecodable(self, exc: ProtocolError, nbytes: int) -> Slot | None:
         if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
@@ -287,7 +416,8 @@ class Connection:
     def _queue_ready(self, nbytes: int, chunks: list) -> Slot:
         slot = Slot(nbytes, chunks=chunks)
         self._slots.append(slot)
-        self._inflight_bytes += nbytes
+        slot.response_bytes = n = _memory_bytes(chunks)
+        self._response_bytes += n
         self._ready(slot)
         return slot
 
@@ -301,7 +431,9 @@ class Connection:
                     return response
                 raise TypeError("a Deferred's wait() returned another Deferred")
             if response is not None:
-                slot.chunks = encode_response(header.api_key, header.api_version, header.correlation_id, response)
+                slot.chunks = chunks = encode_response(header.api_key, header.api_version, header.correlation_id, response)
+                slot.response_bytes = n = _memory_bytes(chunks)
+                self._response_bytes += n
         except CloseConnection as exc:
             slot.close_reason = str(exc) or "handler asked to close"
         except Exception:
@@ -322,6 +454,9 @@ class Connection:
 
     def _ready(self, slot: Slot) -> None:
         slot.ready = True
+        if slot.nbytes:  # the handler is done with the request: its bytes go back to the pool
+            self._release(slot.nbytes)
+            slot.nbytes = 0
         if self._slots and self._slots[0] is slot and self._writer_lot:
             self._writer_lot.unpark_all()
 
@@ -341,6 +476,7 @@ class Connection:
                 continue
             pending: list = []
             pending_bytes = 0
+            taken = 0  # answer bytes popped from slots; still in memory until sent
             while slots and slots[0].ready:
                 slot = slots[0]
                 if slot.close_reason is not None:
@@ -350,7 +486,7 @@ class Connection:
                     cancel_scope.cancel()
                     return
                 slots.popleft()
-                self._inflight_bytes -= slot.nbytes
+                taken += slot.response_bytes
                 if not slot.chunks or self._discard_responses:
                     continue
                 for chunk in slot.chunks:
@@ -365,8 +501,11 @@ class Connection:
                 if pending_bytes >= _SEND_BATCH_BYTES:
                     await self._send_bytes(b"".join(pending))
                     pending, pending_bytes = [], 0
+                    self._response_bytes -= taken
+                    taken = 0
             if pending:
                 await self._send_bytes(pending[0] if len(pending) == 1 else b"".join(pending))
+            self._response_bytes -= taken
             # Idle time counts from the last answer too, not only from the last frame: a
             # long poll that just ended leaves the connection busy until this moment.
             self._last_frame_s = trio.current_time()
@@ -382,8 +521,15 @@ class Connection:
             try:
                 sent += os.write(fd, data if view is None else view[sent:])
             except BlockingIOError:
+                blocked = True
+            else:
+                blocked = False
+            if blocked:  # parked outside the except block (see _recv_into)
+                if self._send_blocked_since is None:
+                    self._send_blocked_since = trio.current_time()  # watched by expire()
                 await trio.lowlevel.wait_writable(fd)
                 continue
+            self._send_blocked_since = None
             if sent >= total:
                 return
             if view is None:
@@ -397,6 +543,8 @@ class Connection:
             try:
                 sent = os.sendfile(out, fd_in, position, remaining)
             except BlockingIOError:
+                if self._send_blocked_since is None:
+                    self._send_blocked_since = trio.current_time()
                 await trio.lowlevel.wait_writable(out)
                 continue
             except OSError:
@@ -406,6 +554,7 @@ class Connection:
                 raise trio.BrokenResourceError(
                     f"segment file ended {remaining} bytes early while sending to {self.peer}"
                 )
+            self._send_blocked_since = None
             position += sent
             remaining -= sent
         await trio.lowlevel.checkpoint()

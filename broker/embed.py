@@ -19,22 +19,31 @@ from typing import Iterator, Mapping
 
 import trio
 
+from kafkito.storage import DEFAULT_IO, FileIO
+
 from .config import load_config
-from .server import Broker, BrokerStartError
+from .server import Broker, BrokerShutdownError, BrokerStartError
 
 __all__ = ["EmbeddedBroker", "broker"]
 
 
 class EmbeddedBroker:
-    def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None, port: int = 0) -> None:
+    def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None, port: int = 0,
+                 io: FileIO = DEFAULT_IO) -> None:
         overrides = [("log.dirs", str(data_dir)), ("listeners", f"127.0.0.1:{port}")]
         overrides += [(name, value) for name, value in (settings or {}).items()]
         self.data_dir = data_dir
         self.config = load_config(environ={}, overrides=overrides, origin="kafkito.testing.broker")
-        self.broker = Broker(self.config)
+        self.broker = Broker(self.config, io=io)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the broker ended other than by a clean stop (after ``stop``): e.g. a
+        ``BrokerShutdownError`` naming the logs whose data could not be flushed."""
+        return self._error
 
     @property
     def host(self) -> str:
@@ -69,7 +78,9 @@ class EmbeddedBroker:
             if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
             self._error = exc
-            if self._ready.is_set():
+            if isinstance(exc, BrokerShutdownError):  # a plain message, as the CLI prints it
+                logging.getLogger("kafkito.broker").error("%s", exc)
+            elif self._ready.is_set():
                 logging.getLogger("kafkito.broker").exception("embedded broker failed", exc_info=exc)
         finally:
             self._ready.set()
@@ -91,13 +102,14 @@ class EmbeddedBroker:
 
 @contextlib.contextmanager
 def broker(data_dir: str | Path | None = None, *, settings: Mapping[str, object] | None = None,
-           port: int = 0) -> Iterator[EmbeddedBroker]:
-    """A running broker for the duration of the ``with`` block."""
+           port: int = 0, io: FileIO = DEFAULT_IO) -> Iterator[EmbeddedBroker]:
+    """A running broker for the duration of the ``with`` block. ``io`` is storage's file-call
+    seam: a ``FileIO`` subclass injects faults (a full disk, a failing fsync) on the real path."""
     temp = None
     if data_dir is None:
         temp = tempfile.mkdtemp(prefix="kafkito-")
         data_dir = temp
-    embedded = EmbeddedBroker(Path(data_dir), settings, port).start()
+    embedded = EmbeddedBroker(Path(data_dir), settings, port, io).start()
     try:
         yield embedded
     finally:

@@ -28,9 +28,19 @@ from dataclasses import dataclass, field
 
 import trio
 
-from kafkito.storage import AppendInfo, CorruptMetadataError, LogManager, PartitionLog, metafile
+from kafkito.storage import (
+    AppendInfo,
+    CorruptMetadataError,
+    LogManager,
+    PartitionLog,
+    StorageError,
+    metafile,
+)
 from kafkito.storage.batch import PRODUCER_ID_AT, iter_batches
 from kafkito.storage.producer_state import ProducerStateManager
+
+from .internal_topics import config_error as internal_config_error
+from .internal_topics import repaired_overrides
 
 log = logging.getLogger("kafkito.broker.partitions")
 
@@ -114,10 +124,19 @@ class PartitionManager:
 
     # -- appends -------------------------------------------------------------------------
     def ensure_internal_topic(self, name: str, num_partitions: int, configs: dict[str, str]):
-        """Create an internal topic (``__consumer_offsets``) on first use."""
+        """Create an internal topic (``__consumer_offsets``) on first use, or put back the
+        configs it must keep if an older kafkito let them be changed (internal_topics.py)."""
         meta = self.logs.topic(name)
         if meta is None:
-            meta = self.logs.create_topic(name, num_partitions, configs, internal=True)
+            return self.logs.create_topic(name, num_partitions, configs, internal=True)
+        reason = internal_config_error(name, meta.configs, self.logs.topic_config(name))
+        if reason is not None:
+            repaired = repaired_overrides(meta.configs, configs)
+            log.warning("%s; restoring its configs to %s", reason, repaired)
+            try:
+                meta = self.logs.alter_topic_configs(name, repaired)
+            except StorageError as exc:
+                log.error("cannot restore the configs of %s: %s", name, exc)
         return meta
 
     def append_nowait(self, topic: str, partition: int, records, *, schedule_flush: bool = True):
@@ -198,7 +217,10 @@ class PartitionManager:
             await self.flush_to(st, st.log.log_end_offset)
         except KeyError:
             pass  # the topic was deleted meanwhile
-        except Exception:  # a failing disk must not take the broker down
+        except StorageError as exc:  # a failing disk must not take the broker down
+            st.background_flush_pending = False
+            log.error("background flush of %s-%d failed: %s", st.log.topic, st.log.partition, exc)
+        except Exception:
             st.background_flush_pending = False
             log.exception("background flush of %s-%d failed", st.log.topic, st.log.partition)
 
@@ -229,10 +251,16 @@ class PartitionManager:
                 st.waiters.discard(event)
 
     async def flush_all(self) -> None:
+        """Shutdown: flush every partition touched. A log that cannot be flushed is left to
+        ``LogManager.shutdown``, which reports it; the others are still flushed."""
         for st in list(self._states.values()):
             try:
                 await self.flush_to(st, st.log.log_end_offset)
             except KeyError:
+                continue
+            except StorageError as exc:
+                log.warning("%s-%d could not be flushed at shutdown: %s", st.log.topic,
+                            st.log.partition, exc)
                 continue
             if st._producers is not None:  # never loaded: the snapshot on disk, if any, stands
                 save_producer_state(st.log, st._producers)
@@ -255,8 +283,9 @@ def save_producer_state(plog: PartitionLog, producers: ProducerStateManager) -> 
     try:
         metafile.write(_snapshot_path(plog), "producer-state",
                        {"end_offset": plog.log_end_offset, "producers": producers.snapshot()})
-    except OSError:
-        log.exception("could not write the producer-state snapshot of %s-%d", plog.topic, plog.partition)
+    except OSError as exc:  # derived: without it the next start rebuilds the state from the log
+        log.warning("could not write the producer-state snapshot of %s-%d (%s); it is rebuilt "
+                    "from the log at the next start", plog.topic, plog.partition, exc.strerror or exc)
 
 
 def load_producer_state(plog: PartitionLog) -> ProducerStateManager:

@@ -30,8 +30,11 @@ class ProducerIdManager:
 
     def next_id(self) -> int:
         if self._next >= self._block_end:
-            self._block_end = self._next + BLOCK_SIZE
-            metafile.write(self.path, "producer-ids", {"block_end": self._block_end})
+            block_end = self._next + BLOCK_SIZE
+            # Recorded (fsync checked) before the block is used: if the write fails, no id of
+            # it is handed out, so a restart can never hand one out again.
+            metafile.write(self.path, "producer-ids", {"block_end": block_end})
+            self._block_end = block_end
         pid = self._next
         self._next += 1
         return pid

@@ -8,43 +8,70 @@ with a plain message), attaches the group coordinator, starts the background wor
 (retention, offsets expiry) and accepts connections, each served by a ``Connection``.
 ``task_status.started`` reports the bound address once clients can connect.
 
+Connections are admitted by ``ConnectionQuotas`` (``connection_quotas.py``): the accept
+loop waits as ``max.connection.creation.rate`` requires, and closes a connection right
+after accept when ``max.connections`` or ``max.connections.per.ip`` is reached, logging
+the refusals at most once per ``_REFUSAL_LOG_INTERVAL_S`` with their count. All
+connections share one ``RequestMemoryPool`` (``queued.max.request.bytes``), and one
+sweep task applies every connection's deadlines (idle, incomplete frame, unread
+answers) a few times per shortest deadline, instead of a watchdog task per connection.
+
 ``Broker.stop`` (thread-safe through ``request_stop``) shuts down in Kafka's order: stop
 accepting, let connections answer what they already accepted (bounded by
 ``shutdown_grace_s``), flush every log, write the clean-shutdown marker, release the
 data-directory lock.
+
+A full or failing disk changes neither order nor outcome unless data is at stake: the log
+manager skips derived files it cannot write (and then claims no clean shutdown) with a
+warning; only data that could not be flushed ends ``run`` with ``BrokerShutdownError``,
+whose message names the logs (the CLI prints it and exits 1, no traceback). On start-up
+the broker needs no free space: it serves reads, and writes fail with
+KAFKA_STORAGE_ERROR until there is room again (no restart needed).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import sys
 import time
 
 import trio
 
-from kafkito.storage import LogManager, SystemClock
+from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock, recordscan
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
+from .connection_quotas import ConnectionQuotas
 from .context import BrokerState
 from .group.service import GroupService
 from .handlers import load_handlers
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
+from .request_pool import RequestMemoryPool
 
 log = logging.getLogger("kafkito.broker")
 
-__all__ = ["Broker", "BrokerStartError"]
+__all__ = ["Broker", "BrokerShutdownError", "BrokerStartError"]
+
+_REFUSAL_LOG_INTERVAL_S = 10.0  # refused connections are logged at most this often (with a count)
+_SWEEP_MIN_S, _SWEEP_MAX_S = 0.01, 1.0  # bounds of the deadline sweep's tick
 
 
 class BrokerStartError(RuntimeError):
     """The broker could not start (port in use, data directory locked, ...)."""
 
 
+class BrokerShutdownError(RuntimeError):
+    """The broker stopped, but some data could not be flushed to disk (the message says which)."""
+
+
 class Broker:
-    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0) -> None:
+    def __init__(self, config: BrokerConfig, *, clock=None, shutdown_grace_s: float = 5.0,
+                 io: FileIO = DEFAULT_IO) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self.io = io  # storage's file-call seam (tests inject faults through it)
         self.shutdown_grace_s = shutdown_grace_s
         self.state: BrokerState | None = None
         self.address: tuple[str, int] | None = None
@@ -52,6 +79,15 @@ class Broker:
         self.trio_token: trio.lowlevel.TrioToken | None = None
         self._connections: set[Connection] = set()
         self._all_closed = trio.Event()
+        self.quotas = ConnectionQuotas(
+            config.max_connections, config.max_connections_per_ip, config.max_connection_creation_rate
+        )
+        self.request_pool = RequestMemoryPool(
+            config.queued_max_request_bytes, config.queued_max_request_bytes_per_connection
+        )
+        self._refused = 0  # connections refused since the last refusal log line
+        self._refused_logged_s = -_REFUSAL_LOG_INTERVAL_S
+        self._refused_reason = ""
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -72,7 +108,8 @@ class Broker:
         started = time.perf_counter()
         self.trio_token = trio.lowlevel.current_trio_token()
         config = self.config
-        logs = LogManager(config.log_dirs, log_config_from(config), self.clock,
+        logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io,
+                          decompressed_bytes_max=config.message_decompressed_max_bytes,
                           open_files_max=config.log_open_files_max or None,
                           partitions_max=config.max_partitions)
         try:
@@ -101,13 +138,20 @@ class Broker:
                 advertised_port=adv_port,
                 handlers=load_handlers(),
                 producer_ids=ProducerIdManager(config.log_dirs),
+                request_pool=self.request_pool,
+                request_pool_lot=trio.lowlevel.ParkingLot(),
             )
             state.groups = GroupService(state)
+            try:  # before the nursery, so a failure is this error and not a group of them
+                await state.groups.load()
+            except StorageError as exc:
+                raise BrokerStartError(f"cannot load the consumer groups: {exc}") from None
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
-                await state.groups.load()
                 nursery.start_soon(state.groups.run)
                 nursery.start_soon(self._retention_loop, state)
+                nursery.start_soon(self._recovery_point_loop, state)
+                nursery.start_soon(self._sweep_deadlines)
                 async with trio.open_nursery() as conn_nursery:
                     accept_scope = trio.CancelScope()
                     conn_nursery.start_soon(self._accept, listeners, state, conn_nursery, accept_scope)
@@ -117,6 +161,10 @@ class Broker:
                         host, bound_port, adv_host, adv_port, config.log_dirs,
                         (time.perf_counter() - started) * 1000,
                     )
+                    if not recordscan.ACCELERATED:
+                        log.warning("the C record walk (storage/_recscan.c) is not built: produce "
+                                    "validation runs in Python, ~50x slower; `pip install -e .` "
+                                    "builds it")
                     task_status.started(self.address)
                     await self._stop.wait()
                     log.info("shutting down")
@@ -133,22 +181,102 @@ class Broker:
                     await partitions.flush_all()
                 nursery.cancel_scope.cancel()
         finally:
+            self._shutdown_storage(logs)
+
+    @staticmethod
+    def _shutdown_storage(logs: LogManager) -> None:
+        failing = sys.exception()  # the broker is already stopping on an error
+        try:
             logs.shutdown()
-            log.info("stopped")
+        except StorageError as exc:
+            log.error("stopped, but %s", exc)
+            if failing is None:
+                raise BrokerShutdownError(f"shutdown incomplete: {exc}") from None
+            return
+        log.info("stopped")
 
     async def _accept(self, listeners, state: BrokerState, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:
-            await trio.serve_listeners(lambda stream: self._serve(stream, state), listeners, handler_nursery=nursery)
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_loop, listener, state, nursery)
 
-    async def _serve(self, stream: trio.SocketStream, state: BrokerState) -> None:
+    async def _accept_loop(self, listener, state: BrokerState, nursery: trio.Nursery) -> None:
+        quotas = self.quotas
+        while True:
+            delay_s = quotas.accept_delay_s(trio.current_time())
+            if delay_s > 0:  # max.connection.creation.rate: the rest wait in the backlog
+                await trio.sleep(delay_s)
+                continue
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                # EMFILE/ENFILE and friends: back off instead of spinning (trio's own
+                # serve_listeners does the same).
+                log.error("accept failed: %s; retrying in 100 ms", exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                ip = stream.socket.getpeername()[0]
+            except OSError:
+                await stream.aclose()
+                continue
+            refusal = quotas.admit(ip)
+            if refusal is not None:
+                self._log_refusal(refusal)
+                await stream.aclose()
+                continue
+            nursery.start_soon(self._serve, stream, state, ip)
+
+    def _log_refusal(self, reason: str | None = None) -> None:
+        """Count a refused connection (``reason``), logging at most once per interval.
+
+        Called with no reason by the sweep, so refusals counted since the last line are
+        logged even when no further connection comes.
+        """
+        if reason is not None:
+            self._refused += 1
+            self._refused_reason = reason
+        now = trio.current_time()
+        if self._refused and now - self._refused_logged_s >= _REFUSAL_LOG_INTERVAL_S:
+            log.warning("closed %d new connection(s) right after accept: %s", self._refused, self._refused_reason)
+            self._refused = 0
+            self._refused_logged_s = now
+
+    async def _serve(self, stream: trio.SocketStream, state: BrokerState, ip: str) -> None:
         conn = Connection(stream, state)
         self._connections.add(conn)
         try:
             await conn.run()
         finally:
             self._connections.discard(conn)
+            self.quotas.release(ip)
             if not self._connections:
                 self._all_closed.set()
+
+    async def _sweep_deadlines(self) -> None:
+        """Apply every connection's deadlines a few times per shortest deadline."""
+        config = self.config
+        shortest_ms = min(
+            config.connections_max_idle_ms,
+            config.socket_request_incomplete_timeout_ms,
+            config.socket_response_stall_timeout_ms,
+        )
+        tick_s = min(_SWEEP_MAX_S, max(_SWEEP_MIN_S, shortest_ms / 4000))
+        while True:
+            await trio.sleep(tick_s)
+            now = trio.current_time()
+            for conn in list(self._connections):
+                conn.expire(now)
+            self._log_refusal()
+
+    async def _recovery_point_loop(self, state: BrokerState) -> None:
+        while True:
+            await trio.sleep(state.config.log_flush_offset_checkpoint_interval_ms / 1000)
+            try:
+                await trio.to_thread.run_sync(state.logs.checkpoint_recovery_points)
+            except Exception:
+                log.exception("recovery-point checkpoint failed")
 
     async def _retention_loop(self, state: BrokerState) -> None:
         interval_s = state.config.log_retention_check_interval_ms / 1000

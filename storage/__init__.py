@@ -1,12 +1,14 @@
 """kafkito.storage: the durable partition log engine (no trio, no sockets).
 
-Modules: ``batch`` (record batch v2 view, validation, stamping, builder, records),
-``codecs`` (gzip/snappy/lz4/zstd with a decompression cap), ``index`` (Kafka's .index and
-.timeindex), ``segment`` (one segment and its recovery), ``log`` (PartitionLog: append,
-read, flush, retention, recovery), ``manager`` (LogManager: topics, metadata, lock),
-``config`` (LogConfig and the topic config table), ``clock``, ``fileio`` (the I/O seam
-tests hook faults into), ``handles`` (segment files opened on demand behind an LRU),
-``metafile`` (atomic checksummed metadata files), ``errors``.
+Modules: ``batch`` (record batch v2 view, stamping, builder, records), ``validator``
+(produce validation as Kafka's LogValidator), ``recordscan`` (its record walk; C in
+``_recscan.c`` when built), ``codecs`` (gzip/snappy/lz4/zstd with a decompression cap),
+``index`` (Kafka's .index and .timeindex), ``segment`` (one segment and its recovery),
+``log`` (PartitionLog: append, read, flush, retention, recovery), ``manager`` (LogManager:
+topics, metadata, lock), ``config`` (LogConfig and the topic config table), ``clock``,
+``fileio`` (the I/O seam tests hook faults into), ``handles`` (segment files opened on
+demand behind an LRU), ``metafile`` (atomic checksummed metadata files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
+(``kafkito verify``), ``errors``.
 """
 
 from .batch import Record, RecordBatch, build_batch, iter_batches

@@ -1,7 +1,7 @@
-"""Record batch v2 (magic 2): a header view, validation, stamping, building and record iteration.
+"""Record batch v2 (magic 2): a header view, stamping, building and record iteration.
 
-Theory of operation. A produce request carries a blob of one or more record batches. The
-append path looks only at the fixed 61-byte header of each batch:
+Theory of operation. A produce request carries a blob of record batches; validator.py checks
+them (records included) and the append path stamps only the fixed 61-byte header of each:
 
     offset  size  field
        0      8   baseOffset              stamped by the log
@@ -40,12 +40,7 @@ from crc32c import crc32c
 
 from . import codecs
 from .codecs import CODEC_IDS, CODEC_NAMES, DECOMPRESSED_BYTES_MAX
-from .errors import (
-    CorruptRecordError,
-    InvalidRecordError,
-    RecordTooLargeError,
-    UnsupportedMessageFormatError,
-)
+from .errors import CorruptRecordError
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_BYTES = HEADER.size  # 61
@@ -81,14 +76,6 @@ _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _I16 = struct.Struct(">h")
-
-
-class InconsistentBatchError(CorruptRecordError, InvalidRecordError):
-    """Offsets and counts of a batch disagree. Kafka answers INVALID_RECORD (not the retriable
-    CORRUPT_MESSAGE) because resending the same bytes cannot help; it is still a
-    ``CorruptRecordError`` for callers that group all malformed-batch errors."""
-
-    error_name = "INVALID_RECORD"
 
 
 # ------------------------------------------------------------------------------ varints
@@ -173,10 +160,8 @@ def iter_records(
             if hkey is None:
                 raise CorruptRecordError("null header key")
             hval, pos = _read_bytes(buf, pos, end)
-            try:
-                headers.append((hkey.decode("utf-8"), hval))
-            except UnicodeDecodeError:
-                raise CorruptRecordError("header key is not UTF-8") from None
+            # As Java's String(bytes, UTF_8): the broker does not refuse such a key on produce.
+            headers.append((hkey.decode("utf-8", "replace"), hval))
         if pos != end:
             raise CorruptRecordError("record length disagrees with its fields")
         ts = log_append_time_ms if log_append_time_ms is not None else base_timestamp + ts_delta
@@ -335,96 +320,18 @@ def iter_batches(blob: bytes | bytearray | memoryview) -> Iterator[RecordBatch]:
         pos += batch.size_bytes
 
 
-class BatchHeader(NamedTuple):
-    """What the append path learns about one validated batch of a produce blob."""
-
-    position: int  # within the blob
-    size: int
-    attributes: int
-    last_offset_delta: int
-    max_timestamp: int
-    records_count: int
-
-
-def validate_batches(
-    blob: bytes | bytearray | memoryview,
-    *,
-    max_message_bytes: int,
-    from_client: bool = True,
-) -> list[BatchHeader]:
-    """Validate every batch of a produce blob from its header and CRC only.
-
-    Raises UnsupportedMessageFormatError (magic != 2), CorruptRecordError (truncated, bad
-    length, bad CRC), InconsistentBatchError (lastOffsetDelta vs count), RecordTooLargeError
-    (batch over max.message.bytes) or InvalidRecordError (client-sent control batch, producer
-    id without a sequence).
-    """
-    mv = memoryview(blob)
-    n = len(mv)
-    if n == 0:
-        raise CorruptRecordError("empty records")
-    out: list[BatchHeader] = []
-    pos = 0
-    unpack = HEADER.unpack_from
-    while pos < n:
-        remaining = n - pos
-        if remaining > MAGIC_AT and mv[pos + MAGIC_AT] != MAGIC:
-            raise UnsupportedMessageFormatError(
-                f"message format magic {mv[pos + MAGIC_AT]} is not supported; kafkito stores "
-                "record batch v2 (magic 2) only"
-            )
-        if remaining < HEADER_BYTES:
-            raise CorruptRecordError(f"truncated batch header ({remaining} bytes)")
-        (
-            _base_offset,
-            batch_length,
-            _epoch,
-            _magic,
-            crc,
-            attributes,
-            last_offset_delta,
-            _base_ts,
-            max_ts,
-            producer_id,
-            _producer_epoch,
-            base_sequence,
-            count,
-        ) = unpack(mv, pos)
-        size = batch_length + LOG_OVERHEAD
-        if batch_length < BATCH_LENGTH_MIN or size > remaining:
-            raise CorruptRecordError(
-                f"batch length {batch_length} is impossible with {remaining} bytes left"
-            )
-        if size > max_message_bytes:
-            raise RecordTooLargeError(
-                f"batch of {size} bytes exceeds max.message.bytes={max_message_bytes}"
-            )
-        if crc32c(mv[pos + ATTRIBUTES_AT : pos + size]) != crc:
-            raise CorruptRecordError("batch CRC-32C mismatch")
-        if count <= 0 or last_offset_delta != count - 1:
-            raise InconsistentBatchError(
-                f"lastOffsetDelta {last_offset_delta} does not match record count {count}"
-            )
-        if from_client:
-            if attributes & CONTROL_BIT:
-                raise InvalidRecordError("clients may not write control batches")
-            if producer_id >= 0 and base_sequence < 0:
-                raise InvalidRecordError(
-                    f"producer id {producer_id} with invalid base sequence {base_sequence}"
-                )
-        out.append(BatchHeader(pos, size, attributes, last_offset_delta, max_ts, count))
-        pos += size
-    return out
-
-
 def stamp_header(
     blob: memoryview,
-    header: BatchHeader,
+    header,
     base_offset: int,
     leader_epoch: int,
     log_append_time_ms: int | None,
 ) -> bytearray:
-    """A stamped copy of one batch's 61-byte header; the body is written from ``blob`` as is."""
+    """A stamped copy of one batch's 61-byte header; the body is written from ``blob`` as is.
+
+    ``header`` is the validator's ``BatchHeader``. Base offset and leader epoch lie outside
+    the CRC; LogAppendTime, or a producer's maxTimestamp that disagrees with its records,
+    changes bytes inside it, so then the CRC is recomputed (one C pass over the batch)."""
     pos = header.position
     hdr = bytearray(blob[pos : pos + HEADER_BYTES])
     _I64.pack_into(hdr, BASE_OFFSET_AT, base_offset)
@@ -432,21 +339,13 @@ def stamp_header(
     if log_append_time_ms is not None:
         _I16.pack_into(hdr, ATTRIBUTES_AT, header.attributes | TIMESTAMP_TYPE_BIT)
         _I64.pack_into(hdr, MAX_TIMESTAMP_AT, log_append_time_ms)
-        crc = crc32c(blob[pos + HEADER_BYTES : pos + header.size], crc32c(hdr[ATTRIBUTES_AT:]))
-        _U32.pack_into(hdr, CRC_AT, crc)
+    elif header.stamp_max_timestamp:
+        _I64.pack_into(hdr, MAX_TIMESTAMP_AT, header.max_timestamp)
+    else:
+        return hdr
+    crc = crc32c(blob[pos + HEADER_BYTES : pos + header.size], crc32c(hdr[ATTRIBUTES_AT:]))
+    _U32.pack_into(hdr, CRC_AT, crc)
     return hdr
-
-
-def check_keys_present(blob: memoryview, headers: Sequence[BatchHeader]) -> None:
-    """Compacted topics: every record needs a key (the one place the append path looks inside
-    batches, decompressing when needed)."""
-    for h in headers:
-        batch = RecordBatch(blob[h.position : h.position + h.size])
-        for i, rec in enumerate(batch.records()):
-            if rec.key is None:
-                raise InvalidRecordError(
-                    f"Compacted topic cannot accept message without key (record {i} of the batch)"
-                )
 
 
 def build_batch(

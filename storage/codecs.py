@@ -2,8 +2,9 @@
 
 The records section of a batch (everything after the 61-byte header) is compressed as one
 stream; the codec id sits in attribute bits 0-2: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
-Storage only decompresses where a feature must look inside a batch (compacted topics'
-key check, timestamp lookups, tests); the produce path passes compressed bytes through.
+Produce validation decompresses every compressed batch to walk its records, as Kafka's
+LogValidator does, then stores the compressed bytes as sent; timestamp lookups and tests
+decompress too.
 
 Every decompressor stops at ``max_bytes`` and raises ``RecordTooLargeError`` instead of
 inflating a hostile batch into memory.
@@ -256,30 +257,94 @@ def _zstd_compress(data: bytes) -> bytes:
     return _ZSTD_COMPRESSOR.compress(data)
 
 
-# Compressed bytes fed to the decoder per step. zstd can expand a few bytes into a 128 KiB
-# block, so small steps keep the output between two cap checks bounded (~32 MiB worst case).
-_ZSTD_FEED_BYTES = 1024
+# Zstandard frame layout (RFC 8878), read here only to bound a frame before decoding it: a
+# magic, a header, then blocks with a 3-byte header each (bit 0: last block; bits 1-2: type
+# raw/RLE/compressed; bits 3-23: size), then an optional 4-byte checksum. A raw or RLE block
+# decodes to exactly its size, a compressed one to at most 128 KiB, so summing the block
+# headers bounds the frame's output before any byte is decoded: a frame within the cap is
+# decoded in one call (Java and librdkafka frames do not declare their content size), and a
+# bomb is refused unread. Skippable frames are skipped, as zstd does.
+_ZSTD_MAGIC = 0xFD2FB528
+_ZSTD_SKIPPABLE_MASK, _ZSTD_SKIPPABLE_MAGIC = 0xFFFFFFF0, 0x184D2A50
+_ZSTD_BLOCK_MAX_BYTES = 128 * 1024
+_RAW, _RLE, _COMPRESSED = 0, 1, 2
+
+
+def _zstd_frame_bounds(mv: memoryview) -> tuple[int, int, int]:
+    """(frame length, fewest, most bytes it decodes to) of the frame at the start of ``mv``."""
+    checksum = mv[4] & 0x04
+    pos = zstandard.frame_header_size(mv[:18])
+    exact = compressed = 0
+    while True:
+        if pos + 3 > len(mv):
+            raise CorruptRecordError("zstd: truncated frame")
+        word = mv[pos] | mv[pos + 1] << 8 | mv[pos + 2] << 16
+        kind, size = (word >> 1) & 3, word >> 3
+        if kind == _COMPRESSED:
+            compressed += 1
+        elif kind in (_RAW, _RLE):
+            exact += size
+            size = size if kind == _RAW else 1
+        else:
+            raise CorruptRecordError("zstd: reserved block type")
+        pos += 3 + size
+        if word & 1:
+            break
+    pos += 4 if checksum else 0
+    if pos > len(mv):
+        raise CorruptRecordError("zstd: truncated frame")
+    return pos, exact, exact + compressed * _ZSTD_BLOCK_MAX_BYTES
+
+
+def _zstd_read(frame: memoryview, max_bytes: int) -> bytes:
+    """Decode one whole frame, stopping after ``max_bytes`` of output."""
+    parts = []
+    size = 0
+    with _ZSTD_DECOMPRESSOR.stream_reader(frame) as reader:
+        while size < max_bytes:
+            part = reader.read(max_bytes - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _zstd_decompress(data: bytes, max_bytes: int) -> bytes:
-    out = bytearray()
-    mv = memoryview(bytes(data))
-    pos = 0
-    try:
-        while pos < len(mv):  # one iteration per frame (frames may be concatenated)
-            d = _ZSTD_DECOMPRESSOR.decompressobj()
-            while not d.eof:
-                if pos >= len(mv):
-                    raise CorruptRecordError("zstd: truncated frame")
-                chunk = mv[pos : pos + _ZSTD_FEED_BYTES]
-                out += d.decompress(chunk)
-                if len(out) > max_bytes:
-                    raise _too_large(max_bytes)
-                pos += len(chunk)
-            pos -= len(d.unused_data)
-    except zstandard.ZstdError as e:
-        raise CorruptRecordError(f"zstd: {e}") from None
-    return bytes(out)
+    mv = memoryview(data)
+    frames = []
+    size = 0
+    while len(mv):  # one iteration per frame (frames may be concatenated)
+        if len(mv) < 8:
+            raise CorruptRecordError("zstd: truncated frame")
+        (magic,) = struct.unpack_from("<I", mv, 0)
+        if magic & _ZSTD_SKIPPABLE_MASK == _ZSTD_SKIPPABLE_MAGIC:
+            mv = mv[8 + struct.unpack_from("<I", mv, 4)[0]:]
+            continue
+        if magic != _ZSTD_MAGIC:
+            raise CorruptRecordError("zstd: not a zstd frame")
+        try:
+            length, fewest, most = _zstd_frame_bounds(mv)
+            declared = zstandard.frame_content_size(mv[:18])
+        except zstandard.ZstdError as e:
+            raise CorruptRecordError(f"zstd: {e}") from None
+        allowed = max_bytes - size
+        if fewest > allowed or declared > allowed:
+            raise _too_large(max_bytes)  # refused unread
+        # Decoding stops one byte past what the cap leaves; the bound usually sits far below.
+        limit = min(most, allowed)
+        try:
+            out = _zstd_read(mv[:length], limit + 1)
+        except zstandard.ZstdError as e:
+            raise CorruptRecordError(f"zstd: {e}") from None
+        if len(out) > limit:
+            if limit == allowed:
+                raise _too_large(max_bytes)
+            raise CorruptRecordError("zstd: a block decodes past the block size limit")
+        size += len(out)
+        frames.append(out)
+        mv = mv[length:]
+    return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 # ------------------------------------------------------------------------------- dispatch

@@ -6,13 +6,15 @@ Theory of operation.
 ``flushed_offset`` is the first offset not yet fsynced; the broker uses it as the high
 watermark, so a consumer never sees data a crash could take back.
 
-*Append* (serialised by the caller): validate every batch of the blob from its header and
-CRC (no per-record work, except the key check on compacted topics), roll the active segment
-if ``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
-it, stamp base offsets, the leader epoch and (LogAppendTime topics) the max timestamp into
-copies of the 61-byte headers, and write headers and untouched bodies with one ``pwritev``.
-Index entries follow the data. A failed write is undone (``KafkaStorageError``, nothing
-changes), so the log stays readable and appendable once the disk has room again.
+*Append* (serialised by the caller): validate the blob as Kafka's LogValidator does
+(validator.py: header, CRC, every record walked in C), roll the active segment if
+``segment.bytes``, ``segment.ms``, a full index or the int32 relative-offset range ask for
+it (an append that would not fit even an empty segment is refused: a segment never spans
+more than 2^31 offsets), stamp base offsets, the leader epoch and the max timestamp (the
+records' true one, or LogAppendTime) into copies of the 61-byte headers, and write headers
+and untouched bodies with one ``pwritev``. Index entries follow the data. A failed write is
+undone (``KafkaStorageError``, nothing changes), so the log stays readable and appendable once
+the disk has room again.
 
 Deliberate differences from Kafka: ``segment.ms`` counts from the segment's creation on
 the injected clock (Kafka compares record timestamps with the first batch's), so tests drive
@@ -39,11 +41,23 @@ flushed segments go, the active one after a roll. Deleted segments are renamed `
 and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
 before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
 
-*Recovery* on open: leftovers of interrupted operations are removed, then each segment is
-checked (see segment.py): after a clean shutdown closed segments are walked from their last
-index entry and the active one is CRC-checked from there; after an unclean shutdown every
-segment is CRC-checked from byte 0 and its indexes rebuilt. The first invalid batch and
-everything after it (including later segments) is cut off and logged with byte counts.
+*Recovery* on open (Kafka's LogLoader, with isolation instead of truncation): leftovers of
+interrupted operations are removed, then each segment is checked (see segment.py). After a
+clean shutdown closed segments are walked from their last index entry and the active one is
+CRC-checked from there. After an unclean shutdown, segments wholly below the *recovery
+point* (``recovery-point``, a checksummed metadata file: the flushed offset, written by
+``checkpoint_recovery_point()`` every ``log.flush.offset.checkpoint.interval.ms`` and on
+close) are walked the same way, and every segment reaching it is CRC-checked from byte 0 with
+its indexes rebuilt. Bytes a walk did not CRC-check are checked lazily, once, by the first
+read that touches them, and a bad batch found then is stepped over and logged, never served.
+
+A damaged batch is isolated, never a reason to drop what follows it: its segment is cut where
+the damage starts, the damaged bytes are moved to a ``.quarantine`` file, valid batches after
+it in the same segment are moved to a new segment, and later segments are kept. The log then
+has an offset gap (the fetch of an offset inside it returns the next batch, as after
+compaction). Only an incomplete tail of the last segment past the recovery point (the normal
+result of a crash) is simply cut. ``RecoveryReport`` names every cut: segment, position,
+bytes, the offsets it may have held, the quarantine file.
 """
 
 from __future__ import annotations
@@ -57,37 +71,55 @@ from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
 from . import metafile
-from .batch import (
-    HEADER_BYTES,
-    LOG_APPEND_TIME,
-    LOG_OVERHEAD,
-    RecordBatch,
-    check_keys_present,
-    stamp_header,
-    validate_batches,
-)
+from .batch import HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
 from .clock import Clock, SystemClock
+from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
-from .errors import KafkaStorageError, LogClosedError, OffsetOutOfRangeError
+from .errors import (
+    CorruptMetadataError,
+    InvalidRecordError,
+    KafkaStorageError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
 from .fileio import DEFAULT_IO, FileIO
 from .handles import OpenFiles, PinnedFile, default_open_files
+from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .segment import (
     DELETED_SUFFIX,
+    REL_OFFSET_MAX,
     IndexMismatch,
     LogSegment,
     SegmentRecovery,
     segment_prefix,
     storage_error,
 )
+from .validator import validate_batches
 
 log = logging.getLogger("kafkito.storage.log")
 
 LOG_START_OFFSET_FILE = "log-start-offset"
+RECOVERY_POINT_FILE = "recovery-point"
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
 _LEFTOVER_SUFFIXES = (DELETED_SUFFIX, ".rebuild", metafile.TMP_SUFFIX, ".cleaned", ".swap")
 
 ORIGIN_CLIENT = "client"
 ORIGIN_COORDINATOR = "coordinator"
+
+
+def read_recovery_point(directory: str) -> int:
+    """The checkpointed recovery point, or 0 (scan everything) when there is none. A damaged
+    checkpoint also reads as 0: unlike other metadata it only saves work, so the safe guess
+    costs time, never data."""
+    path = os.path.join(directory, RECOVERY_POINT_FILE)
+    if not os.path.exists(path):
+        return 0
+    try:
+        return int(metafile.read(path, "recovery-point")["recovery_point"])
+    except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
+        log.warning("%s: ignoring the recovery point (%s); every segment will be scanned", path, e)
+        return 0
 
 
 class AppendInfo(NamedTuple):
@@ -171,27 +203,40 @@ class RecoveryReport:
     topic: str
     partition: int
     clean_shutdown: bool
+    recovery_point: int = 0  # from the checkpoint; 0 when there was none
     segments: list[SegmentRecovery] = field(default_factory=list)
-    deleted_segments: list[int] = field(default_factory=list)  # base offsets
+    deleted_segments: list[int] = field(default_factory=list)  # base offsets (emptied ones)
     removed_leftovers: list[str] = field(default_factory=list)
+    offset_gaps: list[tuple[int, int]] = field(default_factory=list)  # [first, last] missing
 
     @property
     def truncated_bytes(self) -> int:
         return sum(s.truncated_bytes for s in self.segments)
 
     @property
+    def damage(self) -> list[DamagedRange]:
+        """Every range recovery cut out (incomplete tails included), in log order."""
+        return [s.damage for s in self.segments if s.damage is not None]
+
+    def modes(self) -> dict[int, str]:
+        """Segment base offset -> how it was checked (walk, tail, full, quarantined)."""
+        return {s.base_offset: s.mode for s in self.segments}
+
+    @property
     def changed(self) -> bool:
         return bool(self.truncated_bytes or self.deleted_segments
-                    or any(s.index_rebuilt for s in self.segments))
+                    or any(s.index_rebuilt or s.split_base is not None for s in self.segments))
 
 
 class PartitionLog:
     """See the module docstring. Construct with ``PartitionLog.open``."""
 
     def __init__(self, directory: str, topic: str, partition: int, config: LogConfig,
-                 clock: Clock, io: FileIO, files: OpenFiles):
+                 clock: Clock, io: FileIO, files: OpenFiles,
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
         self.directory = directory
         self.files = files
+        self.decompressed_bytes_max = decompressed_bytes_max
         self.topic = topic
         self.partition = partition
         self.config = config
@@ -202,6 +247,8 @@ class PartitionLog:
         self._bases: list[int] = []
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()  # one recovery-point write at a time
+        self._recovery_point_written = 0
         self._log_start_offset = 0
         self._flushed_offset = 0
         self._dir_dirty = False
@@ -216,11 +263,13 @@ class PartitionLog:
     @classmethod
     def open(cls, directory: str, topic: str, partition: int, config: LogConfig, *,
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
-             clean_shutdown: bool = True, files: OpenFiles | None = None) -> "PartitionLog":
+             clean_shutdown: bool = True,
+             decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
+             files: OpenFiles | None = None) -> "PartitionLog":
         """``files``: the open-file cache to share (a LogManager passes its own); by default
         the process-wide one sized from ``ulimit -n``."""
         self = cls(directory, topic, partition, config, clock or SystemClock(), io,
-                   files or default_open_files())
+                   files or default_open_files(), decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
         try:
             self._load(clean_shutdown)
@@ -243,7 +292,9 @@ class PartitionLog:
             self.segments.append(self._configure(LogSegment.open_existing(
                 self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now,
                 files=self.files)))
-        self._recover_segments(clean)
+        recovery_point = read_recovery_point(self.directory)
+        self.recovery.recovery_point = recovery_point
+        self._recover_segments(clean, recovery_point)
         checkpoint = self._read_log_start_checkpoint()
         if not self.segments:
             self._add_segment(LogSegment.create(self.directory, checkpoint, self.io,
@@ -281,11 +332,21 @@ class PartitionLog:
             seg.file.release()
             seg.release_index_fds()
         self._flushed_offset = self.log_end_offset
+        self._recovery_point_written = recovery_point
+        if recovery_point > self.log_end_offset:
+            # The log is shorter than the checkpoint says (damage cut it): new appends must
+            # not be mistaken for flushed data by the next unclean start.
+            try:
+                self._write_recovery_point(self.log_end_offset)
+            except KafkaStorageError:  # no room for the file: no checkpoint is safe too
+                self.io.unlink(os.path.join(self.directory, RECOVERY_POINT_FILE))
+                self._recovery_point_written = 0
         if self.recovery.changed:
-            log.warning("%s: recovery truncated %d bytes, rebuilt indexes of %d segments, "
-                        "deleted %d segments", self.name, self.recovery.truncated_bytes,
+            log.warning("%s: recovery cut %d bytes (%d damaged ranges), rebuilt indexes of %d "
+                        "segments, removed %d empty segments, offset gaps %s", self.name,
+                        self.recovery.truncated_bytes, len(self.recovery.damage),
                         sum(1 for s in self.recovery.segments if s.index_rebuilt),
-                        len(self.recovery.deleted_segments))
+                        len(self.recovery.deleted_segments), self.recovery.offset_gaps or "none")
 
     def _clean_directory(self) -> list[int]:
         """Remove leftovers of interrupted operations; return the segment base offsets."""
@@ -311,49 +372,96 @@ class PartitionLog:
                     self.recovery.removed_leftovers.append(os.path.basename(path))
         return sorted(logs)
 
-    def _recover_segments(self, clean: bool) -> None:
+    def _recover_segments(self, clean: bool, recovery_point: int) -> None:
+        """Check every segment (module docstring, *Recovery*). A damaged segment is isolated
+        (cut, its valid tail split off into a new segment); later segments are kept."""
         interval = self.config.index_interval_bytes
+        work = list(self.segments)
+        split_off: set[int] = set()  # ids of segments made by a split: scanned in full
         kept: list[LogSegment] = []
-        for i, seg in enumerate(self.segments):
-            is_last = i == len(self.segments) - 1
-            mode = "full" if not clean else ("tail" if is_last else "walk")
-            if kept and (seg.base_offset < kept[-1].next_offset or (
-                    seg.contiguous_offsets and seg.base_offset != kept[-1].next_offset)):
-                reason = (f"segment {seg.base_offset} does not start at the previous segment's "
-                          f"end {kept[-1].next_offset}")
-                self._drop_after(kept, self.segments[i:], reason)
-                break
-            report = seg.recover(mode, interval)
+        i = 0
+        while i < len(work):
+            seg = work[i]
+            is_last = i == len(work) - 1
+            next_base = None if is_last else work[i + 1].base_offset
+            if kept and seg.base_offset < kept[-1].next_offset:
+                self._quarantine_segment(seg, f"segment {seg.base_offset} overlaps offsets up to "
+                                              f"{kept[-1].next_offset - 1} of the one before it")
+                i += 1
+                continue
+            # Kafka's rule: after an unclean shutdown only segments reaching the recovery
+            # point (data maybe never flushed) are scanned in full; older ones are trusted
+            # like after a clean shutdown, and verified lazily when read.
+            flushed = next_base is not None and next_base <= recovery_point
+            if id(seg) in split_off:
+                mode = "full"
+            elif clean or flushed:
+                mode = "tail" if is_last else "walk"
+            else:
+                mode = "full"
+            report = seg.recover(mode, interval, next_base=next_base,
+                                 keep_cut=flushed or not is_last or clean)
             self.recovery.segments.append(report)
-            if report.truncated_bytes:
-                log.warning("%s: segment %s: truncated %d bytes at position %d (%s)", self.name,
-                            segment_prefix(seg.base_offset), report.truncated_bytes, seg.size,
-                            report.reason)
-            if report.index_rebuilt:
-                log.info("%s: segment %s: indexes rebuilt", self.name,
-                         segment_prefix(seg.base_offset))
+            self._log_segment_report(seg, report)
+            if report.split_base is not None:
+                # A split interrupted before its cut needs nothing special: the tail's copy
+                # is the next segment, and batches reaching it cannot be resynced onto
+                # (next_base bounds them), so the rest of this file is simply cut.
+                new = self._configure(LogSegment.open_existing(
+                    self.directory, report.split_base, self.io,
+                    segment_index_bytes=self.config.segment_index_bytes, created_ms=seg.created_ms,
+                    files=self.files))
+                work.insert(i + 1, new)
+                split_off.add(id(new))
             kept.append(seg)
-            if report.truncated_bytes and not is_last:
-                self._drop_after(kept, self.segments[i + 1:], "an earlier segment was truncated")
-                break
-        self.segments = kept
-        self._bases = [s.base_offset for s in kept]
-        # An empty segment is only legitimate at the end of the log.
-        while len(self.segments) > 1 and self.segments[0].is_empty:
-            seg = self.segments.pop(0)
-            self._bases.pop(0)
-            self.recovery.deleted_segments.append(seg.base_offset)
-            self._unlink_segment_now(seg)
+            i += 1
+        if len(kept) > 1:
+            for a, b in zip(kept, kept[1:]):
+                if b.base_offset > a.next_offset:
+                    self.recovery.offset_gaps.append((a.next_offset, b.base_offset - 1))
+        # An empty segment is only legitimate at the end of the log (one emptied by damage
+        # at its first batch has given its bytes to quarantine and its tail to a split).
+        self.segments = [s for s in kept[:-1] if not s.is_empty] + kept[-1:]
+        for seg in kept[:-1]:
+            if seg.is_empty:
+                self.recovery.deleted_segments.append(seg.base_offset)
+                self._unlink_segment_now(seg)
+        self._bases = [s.base_offset for s in self.segments]
 
-    def _drop_after(self, kept: list[LogSegment], dropped: list[LogSegment], reason: str) -> None:
-        for seg in dropped:
-            size = seg.file.fstat_size()
-            log.warning("%s: deleting segment %s (%d bytes): %s", self.name,
-                        segment_prefix(seg.base_offset), size, reason)
-            self.recovery.deleted_segments.append(seg.base_offset)
-            self.recovery.segments.append(
-                SegmentRecovery(seg.base_offset, "deleted", truncated_bytes=size, reason=reason))
-            self._unlink_segment_now(seg)
+    def _log_segment_report(self, seg: LogSegment, report: SegmentRecovery) -> None:
+        name = segment_prefix(seg.base_offset)
+        if report.damage is not None:
+            what = report.damage.describe()
+            if report.split_base is not None:
+                log.error("%s: damaged batch isolated in %s; the %d bytes after it moved to new "
+                          "segment %s", self.name, what, report.moved_bytes,
+                          segment_prefix(report.split_base))
+            elif report.damage.quarantine is not None:
+                log.error("%s: damaged data cut off the end of segment %s: %s", self.name, name, what)
+            else:
+                log.warning("%s: incomplete tail cut off the end of segment %s: %s", self.name,
+                            name, what)
+        if report.index_rebuilt:
+            log.info("%s: segment %s: indexes rebuilt", self.name, name)
+
+    def _quarantine_segment(self, seg: LogSegment, reason: str) -> None:
+        """Move a whole segment file aside (its indexes are derived: dropped)."""
+        seg.close()
+        target = seg.log_path + QUARANTINE_SUFFIX
+        size = os.path.getsize(seg.log_path)
+        self.io.rename(seg.log_path, target)
+        for path in (seg.offset_index.path, seg.time_index.path):
+            try:
+                self.io.unlink(path)
+            except FileNotFoundError:
+                pass
+        self._dir_dirty = True
+        log.error("%s: %s; moved it to %s (%d bytes)", self.name, reason,
+                  os.path.basename(target), size)
+        self.recovery.segments.append(SegmentRecovery(
+            seg.base_offset, "quarantined", truncated_bytes=size, reason=reason,
+            damage=DamagedRange(seg.base_offset, 0, size, reason, seg.base_offset, None,
+                                os.path.basename(target))))
 
     def _unlink_segment_now(self, seg: LogSegment) -> None:
         seg.close()
@@ -369,6 +477,32 @@ class PartitionLog:
         if not os.path.exists(path):
             return 0
         return int(metafile.read(path, "log-start-offset")["log_start_offset"])
+
+    def _write_recovery_point(self, offset: int) -> None:
+        path = os.path.join(self.directory, RECOVERY_POINT_FILE)
+        try:
+            metafile.write(path, "recovery-point", {"recovery_point": offset}, self.io)
+        except OSError as e:
+            raise storage_error("cannot write", path, e) from e
+        self._recovery_point_written = offset
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Persist the flushed offset as the recovery point, if it moved: an unclean start
+        then scans only the segments reaching past it (Kafka's
+        ``log.flush.offset.checkpoint.interval.ms`` task calls this, and close). Not done on
+        every flush: that would add an fsync and a rename to every acks=all round."""
+        with self._checkpoint_lock:
+            with self._lock:
+                if self._closed or self._offline is not None:
+                    return False
+                point = self._flushed_offset
+            return self._checkpoint(point)
+
+    def _checkpoint(self, point: int) -> bool:
+        if point == self._recovery_point_written:
+            return False
+        self._write_recovery_point(point)
+        return True
 
     def _write_log_start_checkpoint(self) -> None:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
@@ -418,6 +552,13 @@ class PartitionLog:
         return self.segments[-1]
 
     @property
+    def damaged_ranges(self) -> list[DamagedRange]:
+        """What recovery cut out, then every damaged batch reads have stepped over since."""
+        with self._lock:
+            found = [d for s in self.segments for d in s.damage]
+        return self.recovery.damage + found
+
+    @property
     def is_offline(self) -> bool:
         return self._offline is not None
 
@@ -439,10 +580,8 @@ class PartitionLog:
                origin: str = ORIGIN_CLIENT) -> AppendInfo:
         mv = memoryview(records).cast("B")
         config = self.config
-        headers = validate_batches(mv, max_message_bytes=config.max_message_bytes,
-                                   from_client=(origin == ORIGIN_CLIENT))
-        if config.compact and origin == ORIGIN_CLIENT:
-            check_keys_present(mv, headers)
+        headers = validate_batches(mv, config, now_ms, from_client=(origin == ORIGIN_CLIENT),
+                                   decompressed_bytes_max=self.decompressed_bytes_max)
         lat = now_ms if config.log_append_time else None
         with self._lock:
             self._check_writable()
@@ -453,6 +592,13 @@ class PartitionLog:
             active = self.segments[-1]
             if not active.is_empty and self._should_roll(active, total, last_offset, now_ms):
                 active = self._roll_locked(now_ms)
+            if not active.can_hold(last_offset):
+                # Only an append of more offsets than a segment can address gets here (an
+                # empty active segment starts at the LEO). One append is one all-or-nothing
+                # write into one segment, so it is refused rather than split.
+                raise InvalidRecordError(
+                    f"an append of {record_count} offsets does not fit one segment "
+                    f"({REL_OFFSET_MAX + 1} offsets at most)")
             iovecs: list = []
             index_batches: list[tuple[int, int, int]] = []
             offset = base_offset
@@ -521,7 +667,12 @@ class PartitionLog:
                 for seg in dirty:
                     seg.fsync_data()
                 for seg in dirty:
-                    seg.fsync_indexes()
+                    seg.fsync_indexes()  # never fails: indexes are derived (segment.py)
+                with self._lock:  # removing or rewriting index files: no append in between
+                    for seg in dirty:
+                        seg.settle_indexes()
+                        if seg.indexes_offline is not None:
+                            dir_dirty = True  # their files were removed: make that durable
                 if dir_dirty:
                     self.io.fsync_dir(self.directory)
             except OSError as e:
@@ -554,6 +705,7 @@ class PartitionLog:
         for seg in self.segments:
             seg.fsync_data()
             seg.fsync_indexes()
+            seg.settle_indexes()
         self.io.fsync_dir(self.directory)
         self._dir_dirty = False
 
@@ -600,7 +752,7 @@ class PartitionLog:
                 size = 0
                 count = 0
                 first_offset = next_offset = offset
-                for p, fields, _ in seg.headers_from(pos, end, pin):
+                for p, fields, _ in seg.headers_from(pos, end, stop_at_gap=True, file=pin):
                     last = fields[0] + fields[6]
                     if last >= limit:
                         break
@@ -609,9 +761,13 @@ class PartitionLog:
                         break
                     if not count:
                         first_offset = fields[0]
+                        pos = p  # a damaged batch at pos was stepped over
                     size += batch_size
                     count += 1
                     next_offset = last + 1
+                if not count and pos < end and seg.needs_care(pos, end):
+                    pin.unpin()
+                    continue  # nothing valid left in this segment below the limit
             except BaseException:
                 pin.unpin()
                 raise
@@ -651,9 +807,17 @@ class PartitionLog:
             for _p, fields, view in seg.bodies_from(pos, end):
                 if fields[8] < timestamp_ms or fields[0] + fields[6] < start:
                     continue
-                for rec in RecordBatch(view).records():
-                    if rec.offset >= start and rec.timestamp >= timestamp_ms:
-                        return rec.offset, rec.timestamp
+                try:
+                    for rec in RecordBatch(view).records(self.decompressed_bytes_max):
+                        if rec.offset >= start and rec.timestamp >= timestamp_ms:
+                            return rec.offset, rec.timestamp
+                except StorageError as e:
+                    # A batch stored before produce validation existed (a decompression
+                    # bomb, records that do not parse): answer at batch precision, as the
+                    # time index would, instead of failing every lookup that reaches it.
+                    log.warning("%s: batch at offset %d cannot be read for a timestamp lookup "
+                                "(%s); answering with its base offset", self.name, fields[0], e)
+                    return max(fields[0], start), fields[8]
         return None
 
     def max_timestamp(self) -> tuple[int, int]:
@@ -798,17 +962,44 @@ class PartitionLog:
 
     # --------------------------------------------------------------------------- close
     def close(self) -> None:
-        """Flush, seal the active segment's time index, close every fd."""
-        with self._flush_lock, self._lock:
+        """Seal the active segment's time index, flush, checkpoint the recovery point, close
+        every fd.
+
+        Derived data never makes close fail: a time-index entry or an index that cannot be
+        written (a full disk) is left to the next start's recovery (see segment.py). Data
+        that cannot be made durable does: a failed fsync raises ``KafkaStorageError`` and
+        takes the log offline. A log that is offline (now or since an earlier fsync failure)
+        must not be called cleanly shut down: see ``unclean_reason``."""
+        with self._checkpoint_lock, self._flush_lock, self._lock:
             if self._closed:
                 return
             try:
                 if self._offline is None:
                     self.segments[-1].seal()
                     self._flush_unlocked()
+                    try:
+                        self._checkpoint(self._flushed_offset)
+                    except KafkaStorageError as e:  # the old checkpoint stays valid, only older
+                        log.warning("%s: %s", self.name, e)
             finally:
                 self._closed = True
                 self._close_fds()
+
+    @property
+    def offline_reason(self) -> str | None:
+        """Why the log is offline (an fsync failed: its unflushed data may be lost), or None."""
+        return self._offline
+
+    @property
+    def unclean_reason(self) -> str | None:
+        """Why the next start must verify this log as after a crash, or None: it is offline,
+        or an index file we could not make right could not be removed either."""
+        if self._offline is not None:
+            return self._offline
+        for seg in self.segments:
+            if seg.index_removal_failed:
+                return f"segment {seg.log_path}: {seg.indexes_offline}"
+        return None
 
     def _flush_unlocked(self) -> None:
         try:
@@ -816,10 +1007,12 @@ class PartitionLog:
                 if seg.dirty:
                     seg.fsync_data()
                     seg.fsync_indexes()
+                    seg.settle_indexes()
             if self._dir_dirty:
                 self.io.fsync_dir(self.directory)
                 self._dir_dirty = False
         except OSError as e:
+            self._offline = f"fsync failed: {e.strerror or e}"
             raise storage_error("cannot fsync", self.directory, e) from e
         self._flushed_offset = self.log_end_offset
 

@@ -36,8 +36,18 @@ hold acknowledged records. Partition files are opened on demand behind the open-
 
 Startup takes the lock (a second broker on the same directory fails with
 ``DataDirLockedError``), reads the clean-shutdown marker and removes it (durably, before any
-write), then opens every log: tail checks after a clean shutdown, a full scan otherwise.
-Shutdown flushes and closes every log, writes the marker and releases the lock.
+write), then opens every log: tail checks after a clean shutdown; otherwise a full scan of the
+segments reaching each log's recovery point (log.py). ``checkpoint_recovery_points`` is the
+periodic ``log.flush.offset.checkpoint.interval.ms`` task. Shutdown flushes and closes every
+log (which checkpoints its recovery point), writes the marker and releases the lock.
+
+A full disk (or a failing one) never makes start-up or shutdown crash. Start-up needs no
+free space: an index recovery cannot rewrite stays in memory (segment.py), the pid in the
+lock file is a courtesy. Shutdown skips what is derived (indexes, the time-index seal) and
+what it cannot honestly claim: the clean-shutdown marker is written only when every log
+was flushed, and if it cannot be written the next start simply recovers as after a crash.
+Only data that could not be flushed (a failed fsync, now or earlier) makes ``shutdown``
+raise, after everything else is done, with a message naming the logs.
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ import msgspec
 
 from . import metafile
 from .clock import Clock, SystemClock
+from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
 from .errors import (
     CorruptMetadataError,
@@ -115,11 +126,13 @@ def new_cluster_id() -> str:
 class LogManager:
     def __init__(self, data_dir: str, default_config: LogConfig | None = None,
                  clock: Clock | None = None, *, io: FileIO = DEFAULT_IO,
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
                  open_files_max: int | None = None,
                  partitions_max: int = BROKER_PARTITIONS_MAX):
         """``open_files_max``: ``log.open.files.max`` (None: half of ``ulimit -n``);
         ``partitions_max``: ``max.partitions``, checked by create_topic/create_partitions."""
         self.data_dir = os.path.abspath(str(data_dir))
+        self.decompressed_bytes_max = decompressed_bytes_max  # produce validation's cap
         self.default_config = default_config or LogConfig()
         self.clock = clock or SystemClock()
         self.io = io
@@ -194,29 +207,50 @@ class LogManager:
                 self.recovery_reports[(meta.name, p)] = plog.recovery
 
     def shutdown(self) -> None:
+        """Close every log and mark a clean shutdown when that is true (module docstring).
+        Raises ``KafkaStorageError`` naming the logs whose data could not be flushed."""
         with self._lock:
             if not self._started:
                 return
-            errors = []
-            for plog in self._logs.values():
-                try:
-                    plog.close()
-                except StorageError as e:
-                    errors.append(e)
-            for _due, logs, dirs in self._deleting:
-                self._finish_delete(logs, dirs)
-            self._deleting.clear()
-            self._logs.clear()
-            if not errors:
-                path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-                metafile.write_atomic(path, b"", self.io)
-            else:
-                log.error("%s: %d logs failed to close; not marking a clean shutdown",
-                          self.data_dir, len(errors))
-            self._release_lock()
-            self._started = False
-            if errors:
-                raise errors[0]
+            unflushed: list[str] = []  # data not known durable: the next start must recover
+            unclean: list[str] = []  # only derived files in doubt: recover, but no data lost
+            try:
+                for plog in self._logs.values():
+                    try:
+                        plog.close()
+                    except StorageError as e:
+                        unflushed.append(f"{plog.name} ({e})")
+                        continue
+                    if plog.offline_reason is not None:
+                        unflushed.append(f"{plog.name} (offline since {plog.offline_reason})")
+                    elif plog.unclean_reason is not None:
+                        unclean.append(f"{plog.name} ({plog.unclean_reason})")
+                for _due, logs, dirs in self._deleting:
+                    self._finish_delete(logs, dirs)
+                self._deleting.clear()
+                self._logs.clear()
+                if unflushed or unclean:
+                    log.warning("%s: not marking a clean shutdown (%s): the next start verifies "
+                                "every segment", self.data_dir, "; ".join(unflushed + unclean))
+                else:
+                    self._write_clean_shutdown_marker()
+            finally:
+                self._release_lock()
+                self._started = False
+            if unflushed:
+                raise KafkaStorageError(
+                    f"data of {len(unflushed)} log(s) could not be flushed to disk: "
+                    f"{'; '.join(unflushed)}. Writes acknowledged with acks=all were flushed "
+                    "before their answer; the next start recovers the rest that is valid.")
+
+    def _write_clean_shutdown_marker(self) -> None:
+        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+        try:
+            metafile.write_atomic(path, b"", self.io)
+        except OSError as e:
+            # Not claiming a clean shutdown is always safe: the next start verifies more.
+            log.warning("%s: cannot write the clean-shutdown marker (%s); the next start "
+                        "will recover as after a crash", self.data_dir, e.strerror or e)
 
     def __enter__(self) -> "LogManager":
         self.startup()
@@ -239,8 +273,11 @@ class LogManager:
                     f"(pid {holder}); two brokers must never share a data directory: stop "
                     f"the other broker or give this one its own directory") from None
             raise KafkaStorageError(f"cannot lock {path}: {e.strerror}", e.errno) from e
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # the pid only makes the "locked" message friendlier
+            log.warning("cannot write the pid into %s: %s", path, e.strerror or e)
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
@@ -309,6 +346,7 @@ class LogManager:
                         clean: bool = True) -> PartitionLog:
         return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
                                  config, clock=self.clock, io=self.io, clean_shutdown=clean,
+                                 decompressed_bytes_max=self.decompressed_bytes_max,
                                  files=self.files)
 
     def partition_count(self) -> int:
@@ -546,6 +584,17 @@ class LogManager:
             except StorageError as e:
                 log.error("%s: background flush failed: %s", plog.name, e)
         return flushed
+
+    def checkpoint_recovery_points(self) -> int:
+        """Persist each log's flushed offset as its recovery point (Kafka's
+        ``log.flush.offset.checkpoint.interval.ms`` task); returns how many were written."""
+        written = 0
+        for plog in self.logs():
+            try:
+                written += plog.checkpoint_recovery_point()
+            except StorageError as e:
+                log.error("%s: recovery-point checkpoint failed: %s", plog.name, e)
+        return written
 
     def flush_all(self) -> None:
         for plog in self.logs():

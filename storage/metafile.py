@@ -56,14 +56,23 @@ def decode(data: bytes, kind: str, path: str = "<bytes>") -> Any:
 
 
 def write_atomic(path: str, data: bytes, io: FileIO = DEFAULT_IO) -> None:
+    """Raises OSError when any step fails, fsyncs included: the caller must not treat the
+    file as written. A half-written temp file is removed (on a full disk it holds space)."""
     tmp = path + TMP_SUFFIX
     fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        io.pwritev(fd, [data], 0)
-        io.fsync(fd)
-    finally:
-        io.close(fd)
-    io.rename(tmp, path)
+        try:
+            io.pwritev(fd, [data], 0)
+            io.fsync(fd)
+        finally:
+            io.close(fd)
+        io.rename(tmp, path)
+    except OSError:
+        try:
+            io.unlink(tmp)
+        except OSError:
+            pass
+        raise
     io.fsync_dir(os.path.dirname(path) or ".")
 
 

@@ -11,32 +11,70 @@ Appends write the data first, then the index entries; if the index write fails, 
 write is undone, so the caller sees either a whole append or a ``KafkaStorageError`` and an
 unchanged segment.
 
+Indexes are derived data, and the rule for their files is: *right or absent*. When an index
+cannot be written (a full disk at recovery, on close, or on a rewrite after a mismatch),
+the segment keeps its entries in memory, removes the file it could not make right and
+marks itself ``indexes_offline``: appends index in memory only, and every flush tries the
+rewrite again (so the files come back once there is room). Files only change under the
+lock appends take (``settle_indexes``), so an append never writes an entry into a file that
+is being replaced or removed. A missing index is rebuilt
+from the log by the next start's recovery, so nothing on disk ever misleads a reader.
+
 Recovery scans batch headers (and CRCs when asked) from a starting point, adding the index
 entries the append rule would have added, and stops at the first batch that is truncated,
-malformed, out of offset order or (when verifying) fails its CRC. Everything after that point
-is cut off. Three depths:
+malformed, out of offset order or (when verifying) fails its CRC. Three depths:
 
 - ``walk``: headers only, from the last offset-index entry (closed segments after a clean
-  shutdown: it learns the segment's end offset and catches a torn index cheaply);
+  shutdown, and closed segments wholly below the recovery point after an unclean one: it
+  learns the segment's end offset and catches a torn index cheaply);
 - ``tail``: headers and CRCs from the last offset-index entry (the active segment after a
-  clean shutdown, or a closed one);
-- ``full``: headers and CRCs from byte 0 with both indexes rebuilt from scratch (every
-  segment after an unclean shutdown, or when an index is missing or inconsistent).
+  clean shutdown);
+- ``full``: headers and CRCs from byte 0 with both indexes rebuilt from scratch (segments at
+  or past the recovery point after an unclean shutdown, a segment whose index is missing or
+  inconsistent, and any segment a walk or tail check found an invalid batch in).
+
+When a full scan stops at an invalid batch, the rest of the file is searched for the next
+valid batch (damage.py). If there is one, the damaged bytes are isolated: the valid tail is
+copied into a new segment named after its base offset (tmp file, fsync, rename, fsync dir:
+durable before anything is cut), the damaged bytes go to a ``.quarantine`` file for
+forensics, and this segment is cut where the damage began. The log then has an offset gap,
+which Kafka clients handle as they do after compaction. If nothing valid follows, the bytes
+are cut off (a torn tail after a crash; quarantined too when the caller says the bytes were
+known flushed). Nothing is ever cut before what follows it is safe elsewhere.
+
+*Lazy verification.* A walk or tail check does not read every CRC, so ``unverified`` holds
+the byte ranges this process has not CRC-checked. Reads that touch them go through
+``VerifyingScan``, which checks each batch there once (header sanity, offsets increasing,
+CRC) and steps over a bad one (logged once, remembered in ``skips``, never served). Data
+appended or fully scanned in this process is never in ``unverified``, so the hot read path
+is the plain ``BatchScan`` it always was: one range check per read, no per-batch work.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
 from crc32c import crc32c
 
 from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
+from .damage import (
+    REL_OFFSET_MAX,
+    BatchBounds,
+    ByteRanges,
+    DamagedRange,
+    crc_ok,
+    declared_end,
+    find_next_batch,
+    header_problem,
+    quarantine_name,
+)
 from .errors import KafkaStorageError
 from .fileio import FileIO
-from .handles import FileHandle, OpenFiles, PinnedFile
+from .handles import FileHandle, OpenFiles, PinnedFile, default_open_files
 from .index import OffsetIndex, TimeIndex
 
 log = logging.getLogger("kafkito.storage.segment")
@@ -46,7 +84,7 @@ INDEX_SUFFIX = ".index"
 TIMEINDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIMEINDEX_SUFFIX)
-REL_OFFSET_MAX = 2**31 - 1
+TMP_SUFFIX = ".tmp"  # removed as a leftover on open (see log.py)
 SCAN_CHUNK_BYTES = 1 << 20
 READ_CHUNK_BYTES = 64 * 1024
 
@@ -117,6 +155,83 @@ class BatchScan:
         self.stop_position = pos
 
 
+class VerifyingScan:
+    """BatchScan for a segment part of which this process has not CRC-checked: every batch
+    is held to the header checks (magic, length within the segment, offsets increasing and
+    contiguous where the log is, a possible leader epoch) and, where its bytes are in
+    ``seg.unverified``, to its CRC, once; a bad batch is isolated (``LogSegment.isolate``)
+    and stepped over, never yielded. With ``stop_at_gap`` the scan ends at a skipped batch
+    once it has yielded one, because a FileSlice must be one contiguous byte range."""
+
+    stop_reason = None  # it never stops at a bad batch: it steps over it
+
+    def __init__(self, seg: "LogSegment", start: int, end: int, *, stop_at_gap: bool = False,
+                 chunk_bytes: int = READ_CHUNK_BYTES):
+        self.seg, self.start, self.end, self.stop_at_gap = seg, start, end, stop_at_gap
+        self.chunk_bytes = chunk_bytes
+        self.stop_position = start
+
+    def __iter__(self) -> Iterator[tuple[int, tuple, memoryview]]:
+        seg, end = self.seg, self.end
+        file = seg.file  # pinned per read (handles.py): a scan may be abandoned half-way
+        pos = self.start
+        after = seg.base_offset - 1  # offsets must rise above the last good batch's
+        expected = seg.base_offset if pos == 0 and seg.contiguous_offsets else None
+        buf, buf_at = b"", pos
+        yielded = False
+        while pos < end:
+            resume = seg.skip_target(pos)
+            if resume is None:
+                off = pos - buf_at
+                if off < 0 or off + HEADER_BYTES > len(buf):
+                    buf, buf_at, off = file.pread(min(self.chunk_bytes, end - pos), pos), pos, 0
+                fields, problem, view, checked = self._check(buf, off, pos, after, expected)
+                if problem == "reread":
+                    buf, buf_at = file.pread(fields[1] + LOG_OVERHEAD, pos), pos
+                    fields, problem, view, checked = self._check(buf, 0, pos, after, expected)
+                    if problem == "reread":
+                        problem = "file shorter than expected"
+                if problem is None:
+                    size = len(view)
+                    if checked:
+                        seg.unverified.remove(pos, pos + size)
+                    self.stop_position = pos + size
+                    yield pos, fields, view
+                    yielded = True
+                    after = fields[0] + fields[6]
+                    expected = after + 1 if seg.contiguous_offsets else None
+                    pos += size
+                    continue
+                with seg.pinned_fd() as fd:
+                    declared = declared_end(seg.io, fd, pos, end)
+                resume = seg.isolate(pos, end, problem, after, declared)
+            if yielded and self.stop_at_gap:
+                return
+            pos, expected = resume, None
+        self.stop_position = pos
+
+    def _check(self, buf: bytes, off: int, pos: int, after: int, expected: int | None):
+        """(fields, problem or None or "reread", batch view, CRC checked)."""
+        seg = self.seg
+        if len(buf) - off < HEADER_BYTES:
+            return None, f"truncated batch header ({len(buf) - off} bytes)", None, False
+        fields = HEADER.unpack_from(buf, off)
+        bounds = BatchBounds(seg.base_offset, after, None, seg.leader_epoch_max)
+        problem = header_problem(fields, pos, self.end, bounds)
+        if problem is not None:
+            return None, problem, None, False
+        if expected is not None and fields[0] != expected:
+            return None, f"batch at offset {fields[0]} leaves a gap after {expected - 1}", None, False
+        size = fields[1] + LOG_OVERHEAD
+        if off + size > len(buf):
+            return fields, "reread", None, False
+        view = memoryview(buf)[off : off + size]
+        checked = seg.unverified.overlaps(pos, pos + size)
+        if checked and not crc_ok(view, fields):
+            return fields, "CRC-32C mismatch", None, False
+        return fields, None, view, checked
+
+
 class IndexMismatch(Exception):
     """An index entry does not describe the batch it points at."""
 
@@ -124,15 +239,19 @@ class IndexMismatch(Exception):
 @dataclass
 class SegmentRecovery:
     base_offset: int
-    mode: str
-    truncated_bytes: int = 0
+    mode: str  # walk, tail, full (see the module docstring) or quarantined (the whole file)
+    truncated_bytes: int = 0  # bytes cut off this segment that are kept nowhere in the log
     reason: str | None = None
     index_rebuilt: bool = False
+    damage: DamagedRange | None = None  # what was cut, where, which offsets
+    split_base: int | None = None  # base offset of the new segment the valid tail went to
+    moved_bytes: int = 0  # bytes of that tail
 
 
 class LogSegment:
     def __init__(self, directory: str, base_offset: int, io: FileIO, *,
-                 segment_index_bytes: int, created_ms: int, files: OpenFiles):
+                 segment_index_bytes: int, created_ms: int, files: OpenFiles | None = None):
+        files = files or default_open_files()
         self.directory = directory
         self.base_offset = base_offset
         self.io = io
@@ -154,11 +273,19 @@ class LogSegment:
         self.data_dirty = False  # appended since the last fsync
         self.garbage_tail = False  # the file may hold bytes past self.size
         self.deleted = False
+        self.indexes_offline: str | None = None  # why the index files are absent (see above)
+        self.index_removal_failed = False  # a wrong index file could not be removed
+        self.index_fsync_error: str | None = None  # noted by fsync_indexes, for settle_indexes
         # Recovery checks that the CRC cannot: baseOffset and partitionLeaderEpoch sit before
         # the CRC'd range. Without compaction every batch starts where the previous one ended
         # (so a damaged baseOffset shows as a gap), and every epoch is one we stamped.
         self.contiguous_offsets = True
         self.leader_epoch_max = 0
+        # Lazy verification (module docstring): byte ranges not CRC-checked in this process,
+        # the damaged ranges found on read ((start, resume) pairs), and their descriptions.
+        self.unverified = ByteRanges()
+        self.skips: list[tuple[int, int]] = []
+        self.damage: list[DamagedRange] = []
 
     # ------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -204,6 +331,15 @@ class LogSegment:
             self.offset_index.release()
             self.time_index.release()
 
+    @contextmanager
+    def pinned_fd(self) -> Iterator[int]:
+        """The .log descriptor for helpers that take (io, fd); kept open until the end."""
+        fd = self.file.pin()
+        try:
+            yield fd
+        finally:
+            self.file.unpin()
+
     def renamed(self, suffix: str) -> None:
         """Its files were renamed to ``<path><suffix>`` (deletion): reopen them there."""
         self.file.renamed(self.log_path + suffix)
@@ -216,7 +352,8 @@ class LogSegment:
 
     @property
     def dirty(self) -> bool:
-        return self.data_dirty or self.offset_index.dirty or self.time_index.dirty
+        return (self.data_dirty or self.offset_index.dirty or self.time_index.dirty
+                or self.indexes_offline is not None)
 
     def largest_timestamp(self) -> int:
         """Newest record timestamp, or the file's mtime when no batch carries one (as Kafka)."""
@@ -248,7 +385,8 @@ class LogSegment:
         last = self.next_offset - 1
         try:
             for last, size, max_ts in batches:
-                self._index_batch(last, pos, size, max_ts, index_interval_bytes, write=True)
+                self._index_batch(last, pos, size, max_ts, index_interval_bytes,
+                                  write=self.indexes_offline is None)
                 pos += size
         except OSError as e:
             self.bytes_since_index_entry, self.max_timestamp, self.offset_of_max_timestamp = saved
@@ -295,9 +433,17 @@ class LogSegment:
             raise storage_error("cannot truncate failed write in", self.log_path, e) from e
 
     def seal(self) -> None:
-        """On roll or close: record the segment's max timestamp as the last time-index entry."""
-        if self.max_timestamp >= 0:
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        """On roll or close: record the segment's max timestamp as the last time-index entry.
+        Never fails: an entry that cannot be written takes the index files offline."""
+        if self.indexes_offline is not None:
+            self.seal_in_memory()
+            return
+        try:
+            if self.max_timestamp >= 0:
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        except OSError as e:
+            self.seal_in_memory()
+            self._take_indexes_offline(f"cannot seal the time index: {e.strerror or e}")
 
     # --------------------------------------------------------------------------- flush
     def fsync_data(self) -> None:
@@ -311,8 +457,64 @@ class LogSegment:
             raise
 
     def fsync_indexes(self) -> None:
-        self.offset_index.fsync()
-        self.time_index.fsync()
+        """fsync both indexes. Never fails: a failure is noted, and ``settle_indexes``
+        removes the files (it changes files, so it runs where appends cannot interleave)."""
+        if self.indexes_offline is not None:
+            return
+        try:
+            self.offset_index.fsync()
+            self.time_index.fsync()
+        except OSError as e:
+            self.index_fsync_error = f"cannot fsync an index: {e.strerror or e}"
+
+    def settle_indexes(self) -> None:
+        """After ``fsync_indexes``, under the lock appends take: remove indexes that could
+        not be made durable (recovery rebuilds them), or write offline ones anew."""
+        if self.index_fsync_error is not None:
+            reason, self.index_fsync_error = self.index_fsync_error, None
+            self._take_indexes_offline(reason)
+        elif self.indexes_offline is not None:
+            self.write_indexes()
+
+    def write_indexes(self) -> bool:
+        """Replace both index files with the in-memory entries. On failure (ENOSPC, EIO) the
+        files are removed and the entries kept in memory; returns whether it worked."""
+        try:
+            self.offset_index.rewrite()
+            self.time_index.rewrite()
+        except OSError as e:
+            self._take_indexes_offline(f"cannot rewrite the indexes: {e.strerror or e}")
+            return False
+        if self.indexes_offline is not None:
+            log.info("segment %s: indexes written again", self.log_path)
+            self.indexes_offline = None
+            self.index_removal_failed = False
+        return True
+
+    def _take_indexes_offline(self, reason: str) -> None:
+        """Keep the entries in memory and remove the files we cannot make right (unlink needs
+        no free space), so the next start rebuilds them from the log instead of trusting them."""
+        first = self.indexes_offline is None
+        self.indexes_offline = reason
+        for index in (self.offset_index, self.time_index):
+            try:
+                index.close()
+            except OSError:
+                pass
+            index.dirty = False
+            for path in (index.path, index.path + ".rebuild"):
+                try:
+                    self.io.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    # A wrong index left behind: recovery checks the entries it uses and
+                    # rebuilds on a mismatch, but the caller must not claim a clean close.
+                    self.indexes_offline = f"{reason}; cannot remove {path}: {e.strerror or e}"
+                    self.index_removal_failed = True
+        if first:
+            log.warning("segment %s: %s; its indexes are kept in memory and rebuilt from the "
+                        "log at the next start", self.log_path, reason)
 
     # ---------------------------------------------------------------------------- read
     def find_batch(self, offset: int, end: int, file: PinnedFile | None = None) -> int | None:
@@ -322,8 +524,7 @@ class LogSegment:
         (an index damaged while the data is fine): the caller rebuilds the index."""
         entry_offset, pos = self.offset_index.lookup(offset)
         from_entry = pos != 0 or entry_offset != self.base_offset
-        scan = BatchScan(file or self.file, pos, end, need_body=False,
-                         chunk_bytes=READ_CHUNK_BYTES)
+        scan = self.headers_from(pos, end, file=file)
         for p, fields, _ in scan:
             last = fields[0] + fields[6]
             if from_entry and p == pos and last != entry_offset:
@@ -357,20 +558,60 @@ class LogSegment:
             raise KafkaStorageError(f"{self.log_path}: data damaged at {valid_end} ({reason})")
         saved[0].close()
         saved[1].close()
-        offset_index.rewrite()
-        time_index.rewrite()
+        self.write_indexes()
+        self.unverified = ByteRanges()  # the rebuild CRC-checked every batch
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
-    def headers_from(self, position: int, end: int, file: PinnedFile | None = None) -> BatchScan:
+    def headers_from(self, position: int, end: int, *, stop_at_gap: bool = False,
+                     file: PinnedFile | None = None):
+        """Batches from ``position``: (position, header fields, view or None). Bytes this
+        process has not CRC-checked are checked on the way (VerifyingScan). ``file``: the
+        segment's file already pinned by the caller (one pin for a whole read)."""
+        if self.needs_care(position, end):
+            return VerifyingScan(self, position, end, stop_at_gap=stop_at_gap)
         return BatchScan(file or self.file, position, end, need_body=False,
                          chunk_bytes=READ_CHUNK_BYTES)
 
-    def bodies_from(self, position: int, end: int) -> BatchScan:
+    def bodies_from(self, position: int, end: int):
+        if self.needs_care(position, end):
+            return VerifyingScan(self, position, end)
         return BatchScan(self.file, position, end, need_body=True)
 
+    def needs_care(self, start: int, end: int) -> bool:
+        """Does [start, end) hold bytes not CRC-checked in this process, or a known bad batch?"""
+        if self.unverified and self.unverified.overlaps(start, end):
+            return True
+        return bool(self.skips) and any(a < end and start < b for a, b in self.skips)
+
+    def skip_target(self, position: int) -> int | None:
+        for a, b in self.skips:
+            if a <= position < b:
+                return b
+        return None
+
+    def isolate(self, position: int, end: int, reason: str, after_offset: int,
+                declared_end: int | None) -> int:
+        """A bad batch found on read: find where valid batches resume (``end`` if nowhere),
+        remember it so no read serves or re-checks these bytes, and log it once."""
+        bounds = BatchBounds(self.base_offset, after_offset, None, self.leader_epoch_max)
+        with self.pinned_fd() as fd:
+            found = find_next_batch(self.io, fd, position, end, bounds, declared_end)
+        resume, last = (found[0], found[1][0] - 1) if found else (end, None)
+        if self.skip_target(position) is None:
+            self.skips = self.skips + [(position, resume)]
+            damage = DamagedRange(self.base_offset, position, resume - position, reason,
+                                  after_offset + 1, last)
+            self.damage.append(damage)
+            log.error("%s: not serving a damaged batch: %s", self.log_path, damage.describe())
+        return resume
+
     # ------------------------------------------------------------------------ recovery
-    def recover(self, mode: str, index_interval_bytes: int) -> SegmentRecovery:
-        """Scan (see module docstring), cut off what is invalid, rebuild what the indexes miss."""
+    def recover(self, mode: str, index_interval_bytes: int, *, next_base: int | None = None,
+                keep_cut: bool = False) -> SegmentRecovery:
+        """Scan (see module docstring), isolate or cut off what is invalid, rebuild what the
+        indexes miss. ``next_base``: the next segment's base offset (offsets here must stay
+        below it). ``keep_cut``: bytes cut off the end are quarantined, not just dropped
+        (the caller knows they were flushed, or more segments follow)."""
         report = SegmentRecovery(self.base_offset, mode)
         file_size = self.file.fstat_size()
         raw_offset = self.offset_index.read_file()
@@ -388,17 +629,18 @@ class LogSegment:
                 if isinstance(result, str):
                     problem = result
                 else:
-                    report.truncated_bytes, report.reason, changed = result
+                    changed, checked_from = result
+                    self.unverified = ByteRanges([(0, checked_from if mode == "tail" else self.size)])
             if problem is not None:
-                log.info("segment %s: %s; rebuilding its indexes", self.log_path, problem)
+                log.info("segment %s: %s; scanning it whole", self.log_path, problem)
                 mode = report.mode = "full"
         if mode == "full":
-            report.truncated_bytes, report.reason = self._scan_full(file_size, index_interval_bytes)
+            self._scan_full(file_size, index_interval_bytes, report, next_base, keep_cut)
+            self.unverified = ByteRanges()
             changed = (self.offset_index.file_bytes() != raw_offset
                        or self.time_index.file_bytes() != raw_time)
         if changed:
-            self.offset_index.rewrite()
-            self.time_index.rewrite()
+            self.write_indexes()  # on a full disk: kept in memory (see the module docstring)
             report.index_rebuilt = True
         return report
 
@@ -409,7 +651,8 @@ class LogSegment:
         self.offset_of_max_timestamp = -1
         self.bytes_since_index_entry = 0
 
-    def _scan_full(self, file_size: int, interval: int) -> tuple[int, str | None]:
+    def _scan_full(self, file_size: int, interval: int, report: SegmentRecovery,
+                   next_base: int | None, keep_cut: bool) -> None:
         self.offset_index.clear()
         self.time_index.clear()
         self._reset_state()
@@ -417,11 +660,61 @@ class LogSegment:
         if valid_end == 0:
             self.next_offset = self.base_offset
         self.seal_in_memory()
-        return self._cut(valid_end, file_size), reason
+        if valid_end == file_size:
+            return
+        report.reason = reason
+        bounds = BatchBounds(self.base_offset, self.next_offset - 1, next_base, self.leader_epoch_max)
+        with self.pinned_fd() as fd:
+            found = find_next_batch(self.io, fd, valid_end, file_size, bounds,
+                                    declared_end(self.io, fd, valid_end, file_size))
+        damaged_end, last_lost = file_size, (next_base - 1 if next_base is not None else None)
+        if found is not None:
+            damaged_end, new_base = found[0], found[1][0]
+            last_lost = new_base - 1
+            # The valid tail is safe in its own segment before a byte of this one is cut.
+            self._copy_range(damaged_end, file_size, segment_prefix(new_base) + LOG_SUFFIX)
+            report.split_base, report.moved_bytes = new_base, file_size - damaged_end
+        quarantine = None
+        if found is not None or keep_cut:
+            name = quarantine_name(self.base_offset, valid_end)
+            try:
+                self._copy_range(valid_end, damaged_end, name)
+                quarantine = name
+            except KafkaStorageError as e:  # forensics only: never a reason to keep bad bytes
+                log.warning("segment %s: cannot quarantine damaged bytes: %s", self.log_path, e)
+        report.damage = DamagedRange(self.base_offset, valid_end, damaged_end - valid_end,
+                                     reason or "invalid batch", self.next_offset, last_lost,
+                                     quarantine)
+        self._cut(valid_end, file_size)
+        report.truncated_bytes = damaged_end - valid_end
+
+    def _copy_range(self, start: int, end: int, name: str) -> None:
+        """Copy bytes [start, end) of this file into ``name`` in the same directory, durably
+        (tmp file, fsync, rename, fsync dir)."""
+        path = os.path.join(self.directory, name)
+        tmp = path + TMP_SUFFIX
+        try:
+            fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                pos = start
+                while pos < end:
+                    chunk = self.file.pread(min(SCAN_CHUNK_BYTES, end - pos), pos)
+                    if not chunk:
+                        raise OSError(f"short read at {pos}")
+                    self.io.pwritev(fd, [chunk], pos - start)
+                    pos += len(chunk)
+                self.io.fsync(fd)
+            finally:
+                self.io.close(fd)
+            self.io.rename(tmp, path)
+            self.io.fsync_dir(self.directory)
+        except OSError as e:
+            raise storage_error("cannot write", path, e) from e
 
     def _scan_from_last_entry(self, mode: str, file_size: int, interval: int):
-        """Returns (truncated bytes, reason, index changed) or a problem string that asks
-        for a full rebuild."""
+        """Returns (index changed, position the scan started at) when the scan from the last
+        index entry reaches the end of the file cleanly, else a problem string that asks for
+        a full scan (which also isolates what is damaged)."""
         self._reset_state()
         n_offset, n_time = len(self.offset_index), len(self.time_index)
         last_time = self.time_index.last_entry()
@@ -436,12 +729,13 @@ class LogSegment:
         valid_end, reason = result
         if entry is not None and valid_end <= start:
             return "last index entry points at an invalid batch"
+        if valid_end != file_size:
+            return f"invalid batch at position {valid_end} ({reason})"
         if last_time is not None and last_time[1] >= self.next_offset:
             return "time index points past the end of the log"
         self.seal_in_memory()
-        truncated = self._cut(valid_end, file_size)
         changed = len(self.offset_index) != n_offset or len(self.time_index) != n_time
-        return truncated, reason, changed
+        return changed, start
 
     def _scan(self, start: int, end: int, interval: int, *, verify: bool,
               resume_entry: tuple[int, int] | None):

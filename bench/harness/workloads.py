@@ -414,6 +414,31 @@ def startup_case(runs: int) -> Case:
     return Case("startup", "startup", run, metrics, note=f"median of {runs} starts on an empty data directory")
 
 
+def idle_connections_case(count: int) -> Case:
+    """What ``count`` idle client connections cost the broker (issue 10: 77 KB each once)."""
+    def run(ctx: Context, broker: BrokerUnderTest) -> dict:
+        sys.path.insert(0, str(REPO))
+        from bench.idle_connections import open_idle_connections
+
+        with ctx.session(broker):
+            host, _, port = broker.bootstrap.rpartition(":")
+            before = wait_idle_rss(broker, 2.0)
+            socks = open_idle_connections(host, int(port), count)
+            try:
+                after = wait_idle_rss(broker, 3.0)  # past kafkito's idle sweep, which trims buffers
+            finally:
+                for s in socks:
+                    s.close()
+        if before is None or after is None:
+            return {}
+        return {"idle_connections_rss_mb": after, "rss_per_idle_connection_kb": (after - before) * 1024 / count}
+
+    metrics = [Metric("idle_connections_rss_mb", f"RSS with {count:,} idle connections", "MB", "lower"),
+               Metric("rss_per_idle_connection_kb", "RSS per idle connection", "KB", "lower")]
+    return Case(f"connections/{count}-idle", "scaling", run, metrics,
+                note="each connection did one ApiVersions, then sits idle; RSS 3 s later")
+
+
 # -- the plan --------------------------------------------------------------------------------
 
 TARGET_PRODUCE = {(1 * KB, 1), (10 * KB, 1), (1 * KB, "all"), (10 * KB, "all")}
@@ -441,6 +466,7 @@ def plan(ctx: Context) -> list[Case]:
     for connections in (1, 50, 200):
         cases.append(produce_case(1 * KB, 1, "none", connections=connections, group="scaling",
                                   case_id=f"connections/{connections}"))
+    cases.append(idle_connections_case(2000))
     if ctx.big:
         cases.append(retained_case(10 * GB))
     return cases

@@ -24,8 +24,8 @@ So no partition is ever owned by two members, which ``owned_partitions`` lets te
 Timers (on the coordinator's shared ``DeadlineTimer``): each heartbeat pushes the member's
 session deadline (``group.consumer.session.timeout.ms``); a member that does not revoke
 within its rebalance timeout is fenced. A removed member's partitions go back to the
-assignor; a group without members is dropped (``on_group_empty`` lets the classic
-coordinator keep its committed offsets as a simple group).
+assignor; a group without members is dropped. Its committed offsets are not this
+module's: they stay in the offset store, and the id reads as a simple group.
 
 Static members (``group.instance.id``): epoch -2 leaves temporarily: the member keeps its
 assignment until its session expires, and a new member id with the same instance id takes
@@ -49,8 +49,8 @@ from enum import Enum
 
 from kafkito.protocol import ErrorCode
 
+from ..coordinator_runtime import DeadlineTimer
 from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, AssignmentMember, assign
-from .timers import DeadlineTimer
 
 __all__ = [
     "ConsumerGroup",
@@ -202,12 +202,10 @@ class ConsumerGroupCoordinator:
     shared ``timer`` and fire when the owner polls it."""
 
     def __init__(self, config: ConsumerGroupConfig, timer: DeadlineTimer, *,
-                 new_member_id: Callable[[], str],
-                 on_group_empty: Callable[[str], None] = lambda group_id: None) -> None:
+                 new_member_id: Callable[[], str]) -> None:
         self.config = config
         self.timer = timer
         self.new_member_id = new_member_id
-        self.on_group_empty = on_group_empty
         self.groups: dict[str, ConsumerGroup] = {}
         self.now_ms = 0
 
@@ -426,7 +424,6 @@ class ConsumerGroupCoordinator:
             del group.static_members[member.instance_id]
         if not group.members:
             del self.groups[group.group_id]
-            self.on_group_empty(group.group_id)
             return
         self._bump(group)
 

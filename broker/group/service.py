@@ -1,44 +1,39 @@
-"""GroupService: the trio side of the group coordinator.
+"""GroupService: the trio side of the group coordinator, and the handlers' typed door.
 
 Theory of operation
 -------------------
-The pure ``GroupCoordinator`` decides; this module supplies what it leaves out:
+The pure ``GroupCoordinator`` decides; ``coordinator_runtime.CoordinatorShell`` supplies
+what it leaves out (a timer task that polls it at its next deadline, a writer task that
+appends its outbox to ``__consumer_offsets`` and reports each write back, a worker-thread
+replay of the topic at load, and waiting on waiters). This module adds only what is the
+group coordinator's own:
 
-* **Time.** Every call gets ``now_ms`` from the broker's clock. A timer task sleeps until
-  the coordinator's next deadline (session expiry, rebalance and sync timeouts, the
-  offset-retention sweep) and polls it; any request may move that deadline earlier, so
-  each call wakes the timer task to look again. It never sleeps in a polling loop.
-* **Waiting.** JoinGroup, SyncGroup, OffsetCommit and DeleteGroups return waiters; a
-  handler ``await service.wait(waiter)``, which parks it on a ``trio.Event`` the waiter
-  sets when the coordinator completes it. Trio runs one task at a time, so coordinator
-  calls never interleave: the coordinator is owned by whichever task is calling it, and
-  no lock is needed.
-* **Writes.** One writer task drains the coordinator's outbox in order: the facts queued
-  for each ``__consumer_offsets`` partition become one record batch, appended, and
-  reported back with ``write_done``: at once for a group's membership record, after the
-  fsync (acks=all, group-committed with any other appends) for offsets and tombstones,
-  whose answers promise durability. Only then do offsets become visible and assignments
-  take effect. A failed append is reported with its Kafka error and the coordinator
-  answers accordingly.
-* **Loading.** ``load()`` creates ``__consumer_offsets`` if missing (compacted), replays
-  every record of every partition into the coordinator (in a worker thread: it reads the
-  whole topic), then arms the timers. Until then handlers answer
+* **The topic.** ``load()`` creates ``__consumer_offsets`` if missing (compacted, Kafka's
+  settings), and keeps the partition count the topic already has (groups stay where they
+  were written), then replays it. Until then handlers answer
   COORDINATOR_LOAD_IN_PROGRESS (the broker only accepts connections after loading, so a
   client sees it only if loading is ever made concurrent).
+* **Typed calls.** One method per request the handlers make, with the broker's current
+  time; each wakes the shell, since a call may queue writes or move the next deadline.
+  Requests that park (JoinGroup, SyncGroup, OffsetCommit, OffsetDelete, DeleteGroups)
+  return a ``Waiter``; a handler ``await service.wait(waiter)``.
+
+Trio runs one task at a time, so coordinator calls never interleave: no lock is needed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
-
-import trio
+from collections.abc import Callable, Iterable, Mapping
 
 from kafkito.protocol import ErrorCode
-from kafkito.storage.batch import build_batch
 
-from .coordinator import GroupConfig, GroupCoordinator, Write
-from .state import Waiter
+from ..coordinator_runtime import CoordinatorShell, Waiter
+from .classic import DescribedGroup, JoinResult, LeaveResult, SyncResult
+from .consumer_group import ConsumerGroup, HeartbeatResult
+from .coordinator import GroupConfig, GroupCoordinator, ListedGroup
+from .offsets import FetchedOffset, OffsetCommitEntry, TopicResults
 
 log = logging.getLogger("kafkito.broker.group")
 
@@ -58,12 +53,13 @@ class GroupService:
         self.state = state
         self.config = GroupConfig.from_broker_config(state.config)
         self.now_ms: Callable[[], int] = now_ms or state.clock.now_ms
-        self.coordinator = GroupCoordinator(self.config)
         self.loading = True
-        self._timer_wakeup = trio.Event()  # a call may have moved the next deadline
-        self._writer_wakeup = trio.Event()  # a call may have queued writes
-        self._writer_idle = trio.Event()  # set whenever the writer finds nothing to do
-        self._writing = False
+        self._use(GroupCoordinator(self.config))
+
+    def _use(self, coordinator: GroupCoordinator) -> None:
+        self.coordinator = coordinator
+        self.shell = CoordinatorShell(coordinator, topic=OFFSETS_TOPIC, partitions=self.state.partitions,
+                                      logs=self.state.logs, now_ms=self.now_ms)
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
@@ -74,140 +70,101 @@ class GroupService:
             log.info("%s has %d partitions (offsets.topic.num.partitions=%d): using %d",
                      OFFSETS_TOPIC, meta.num_partitions, self.config.offsets_topic_num_partitions,
                      meta.num_partitions)
-            self.config = _replace(self.config, offsets_topic_num_partitions=meta.num_partitions)
-            self.coordinator = GroupCoordinator(self.config)
-        coordinator = self.coordinator
-        logs = self.state.logs
-
-        def replay_all() -> int:
-            n = 0
-            for p in range(meta.num_partitions):
-                plog = logs.log(OFFSETS_TOPIC, p)
-                if plog is None:
-                    continue
-                for batch in plog.batches():
-                    if batch.is_control:
-                        continue
-                    for record in batch.records():
-                        coordinator.replay(record.key, record.value)
-                        n += 1
-            return n
-
-        n = await trio.to_thread.run_sync(replay_all)
-        coordinator.finish_load(self.now_ms())
+            self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=meta.num_partitions)
+            self._use(GroupCoordinator(self.config))
+        n = await self.shell.load(meta.num_partitions)
         self.loading = False
+        coordinator = self.coordinator
         log.info("group coordinator loaded %d records: %d groups, %d with offsets",
                  n, len(coordinator.groups), len(coordinator.offsets))
 
     async def run(self) -> None:
         """The timer and writer tasks; runs until cancelled."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._timer_loop)
-            nursery.start_soon(self._writer_loop)
+        await self.shell.run()
 
     async def shutdown(self) -> None:
         """Write what is still queued (the last commits answered before shutdown)."""
-        with trio.move_on_after(10):
-            while self.coordinator.outbox or self._writing:
-                self._writer_idle = trio.Event()
-                self._kick()
-                await self._writer_idle.wait()
-
-    # ------------------------------------------------------------ calls from handlers
-    def call(self, operation: str, **kwargs):
-        """Run one coordinator operation at the broker's current time."""
-        result = getattr(self.coordinator, operation)(now_ms=self.now_ms(), **kwargs)
-        self._kick()
-        return result
+        await self.shell.shutdown()
 
     async def wait(self, waiter: Waiter):
         """The waiter's result, once the coordinator has completed it."""
-        if not waiter.done:
-            event = trio.Event()
-            waiter.notify = event.set
-            await event.wait()
-        return waiter.result
+        return await self.shell.wait(waiter)
 
-    def _kick(self) -> None:
-        self._timer_wakeup.set()
-        self._writer_wakeup.set()
+    def _now(self) -> int:
+        # Every call may queue writes or move the next deadline: wake the shell to look.
+        self.shell.kick()
+        return self.now_ms()
 
-    # ------------------------------------------------------------ background tasks
-    async def _timer_loop(self) -> None:
-        coordinator = self.coordinator
-        while True:
-            self._timer_wakeup = trio.Event()
-            now = self.now_ms()
-            coordinator.poll(now)
-            if coordinator.outbox:
-                self._writer_wakeup.set()
-            deadline = coordinator.next_deadline_ms()
-            with trio.move_on_after(max(0, deadline - now) / 1000 if deadline is not None else float("inf")):
-                await self._timer_wakeup.wait()
+    # ------------------------------------------------------------ classic groups
+    def join_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, protocol_type: str,
+                   protocols: list[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
+                   client_id: str, client_host: str, require_known_member_id: bool,
+                   supports_skip_assignment: bool = False) -> Waiter[JoinResult]:
+        return self.coordinator.join_group(
+            group_id=group_id, member_id=member_id, group_instance_id=group_instance_id,
+            protocol_type=protocol_type, protocols=protocols, session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms, client_id=client_id, client_host=client_host,
+            require_known_member_id=require_known_member_id, supports_skip_assignment=supports_skip_assignment,
+            now_ms=self._now())
 
-    async def _writer_loop(self) -> None:
-        coordinator = self.coordinator
-        while True:
-            self._writer_wakeup = trio.Event()
-            writes = coordinator.take_writes()
-            if not writes:
-                self._writer_idle.set()
-                await self._writer_wakeup.wait()
-                continue
-            self._writing = True
-            try:
-                await self._append(writes)
-            finally:
-                self._writing = False
+    def sync_group(self, *, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
+                   protocol_type: str | None = None, protocol_name: str | None = None,
+                   assignments: Iterable[tuple[str, bytes]] = ()) -> Waiter[SyncResult]:
+        return self.coordinator.sync_group(
+            group_id=group_id, generation_id=generation_id, member_id=member_id,
+            group_instance_id=group_instance_id, protocol_type=protocol_type, protocol_name=protocol_name,
+            assignments=assignments, now_ms=self._now())
 
-    async def _append(self, writes: list[Write]) -> None:
-        """One batch per partition, all partitions concurrently. A write counts once it is
-        in the log, or, if ``durable``, once it is fsynced (acks=all)."""
-        by_partition: dict[int, list[Write]] = {}
-        for w in writes:
-            by_partition.setdefault(w.partition, []).append(w)
-        partitions = self.state.partitions
-        coordinator = self.coordinator
+    def heartbeat(self, *, group_id: str, member_id: str, group_instance_id: str | None,
+                  generation_id: int) -> ErrorCode:
+        return self.coordinator.heartbeat(group_id=group_id, member_id=member_id,
+                                          group_instance_id=group_instance_id, generation_id=generation_id,
+                                          now_ms=self._now())
 
-        async def one(partition: int, ws: list[Write]) -> None:
-            now = self.now_ms()
-            records = [(key, value, None, now) for w in ws for key, value in w.records()]
-            try:
-                st, info = partitions.append_nowait(OFFSETS_TOPIC, partition, build_batch(records))
-            except Exception as exc:
-                error = _append_error(exc, partition, len(records))
-                for w in ws:
-                    coordinator.write_done(w, error)
-                return
-            durable = [w for w in ws if w.durable]
-            for w in ws:
-                if not w.durable:
-                    coordinator.write_done(w, ErrorCode.NONE)
-            if durable:
-                error = ErrorCode.NONE
-                try:
-                    await partitions.flush_to(st, info.last_offset + 1)
-                except Exception as exc:
-                    error = _append_error(exc, partition, len(records))
-                for w in durable:
-                    coordinator.write_done(w, error)
-            self._timer_wakeup.set()  # answers may have armed timers (a Stable group's sessions)
+    def leave_group(self, *, group_id: str, members: Iterable[tuple[str, str | None]]) -> LeaveResult:
+        return self.coordinator.leave_group(group_id=group_id, members=members, now_ms=self._now())
 
-        async with trio.open_nursery() as nursery:
-            for partition, ws in by_partition.items():
-                nursery.start_soon(one, partition, ws)
+    def describe_group(self, group_id: str) -> DescribedGroup:
+        return self.coordinator.describe_group(group_id, now_ms=self._now())
 
+    # ------------------------------------------------------------ KIP-848 consumer groups
+    def consumer_group_heartbeat(self, *, group_id: str, member_id: str, member_epoch: int,
+                                 instance_id: str | None, rack_id: str | None, rebalance_timeout_ms: int,
+                                 subscribed_topic_names: list[str] | None, subscribed_topic_regex: str | None,
+                                 server_assignor: str | None, owned: Mapping[str, set[int]] | None,
+                                 topics: Mapping[str, int], client_id: str = "",
+                                 client_host: str = "") -> HeartbeatResult:
+        return self.coordinator.consumer_group_heartbeat(
+            group_id=group_id, member_id=member_id, member_epoch=member_epoch, instance_id=instance_id,
+            rack_id=rack_id, rebalance_timeout_ms=rebalance_timeout_ms,
+            subscribed_topic_names=subscribed_topic_names, subscribed_topic_regex=subscribed_topic_regex,
+            server_assignor=server_assignor, owned=owned, topics=topics, client_id=client_id,
+            client_host=client_host, now_ms=self._now())
 
-def _append_error(exc: BaseException, partition: int, n: int) -> ErrorCode:
-    log.warning("writing %d records to %s-%d failed: %r", n, OFFSETS_TOPIC, partition, exc)
-    if isinstance(exc, KeyError):
-        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # the topic was deleted under us
-    from kafkito.broker.handlers._common import storage_error_code
+    def consumer_group_describe(self, group_id: str) -> ConsumerGroup | str:
+        return self.coordinator.consumer_group_describe(group_id, now_ms=self._now())
 
-    return storage_error_code(exc)
+    # ------------------------------------------------------------ offsets
+    def commit_offsets(self, *, group_id: str, member_id: str, group_instance_id: str | None,
+                       generation_id: int, topics: Iterable[tuple[str, Iterable[OffsetCommitEntry]]],
+                       retention_time_ms: int = -1, api_version: int) -> Waiter[TopicResults]:
+        return self.coordinator.commit_offsets(
+            group_id=group_id, member_id=member_id, group_instance_id=group_instance_id,
+            generation_id=generation_id, topics=topics, retention_time_ms=retention_time_ms,
+            api_version=api_version, now_ms=self._now())
 
+    def fetch_offsets(self, *, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None,
+                      require_stable: bool = False) -> list[tuple[str, list[FetchedOffset]]]:
+        return self.coordinator.fetch_offsets(group_id=group_id, topics=topics, require_stable=require_stable,
+                                              now_ms=self._now())
 
-def _replace(config: GroupConfig, **changes) -> GroupConfig:
-    import dataclasses
+    def delete_offsets(self, *, group_id: str, topics: Iterable[tuple[str, Iterable[int]]]
+                       ) -> Waiter[tuple[ErrorCode, TopicResults]]:
+        return self.coordinator.delete_offsets(group_id=group_id, topics=topics, now_ms=self._now())
 
-    return dataclasses.replace(config, **changes)
+    # ------------------------------------------------------------ admin
+    def list_groups(self, *, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[ListedGroup]:
+        return self.coordinator.list_groups(states=states, types=types, now_ms=self._now())
+
+    def delete_groups(self, group_ids: Iterable[str]) -> Waiter[list[tuple[str, ErrorCode]]]:
+        return self.coordinator.delete_groups(group_ids, now_ms=self._now())

@@ -20,18 +20,20 @@ ones); ``ClassicGroup.transition_to`` asserts them, so a coordinator bug fails l
 This module holds the group's invariants (who is a member, which instance id maps to
 which member id, who leads, which protocol the members can agree on, who still owes a
 JoinGroup or SyncGroup) and nothing of timing or I/O: the coordinator decides *when*
-things happen. A parked request is a ``Waiter``: a plain object the coordinator completes
-with the response exactly once; whoever waits for it (a trio task in production, the test
-itself in unit tests) sets ``notify`` to hear about it.
+things happen. A parked request is a ``Waiter`` (``broker/coordinator_runtime.py``): a plain
+object the coordinator completes with the response exactly once.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
+
+from kafkito.protocol.errors import ProtocolError
+from kafkito.protocol.records.consumer_protocol import read_subscribed_topics
+
+from ..coordinator_runtime import Waiter  # noqa: F401  (a member's parked requests)
 
 __all__ = [
     "CONSUMER_PROTOCOL_TYPE",
@@ -43,7 +45,6 @@ __all__ = [
     "subscribed_topics_of",
 ]
 
-T = TypeVar("T")
 CONSUMER_PROTOCOL_TYPE = "consumer"
 
 
@@ -66,32 +67,6 @@ TRANSITIONS: dict[GroupState, frozenset[GroupState]] = {
     S.STABLE: frozenset({S.COMPLETING_REBALANCE}),
     S.DEAD: frozenset({S.STABLE, S.PREPARING_REBALANCE, S.COMPLETING_REBALANCE, S.EMPTY, S.DEAD}),
 }
-
-
-class Waiter(Generic[T]):
-    """A parked request: completed once with its response by the coordinator."""
-
-    __slots__ = ("result", "notify")
-
-    def __init__(self) -> None:
-        self.result: T | None = None
-        self.notify: Callable[[], None] | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.result is not None
-
-    def complete(self, result: T) -> None:
-        assert self.result is None, "a request is answered exactly once"
-        self.result = result
-        if self.notify is not None:
-            self.notify()
-
-    @classmethod
-    def completed(cls, result: T) -> Waiter[T]:
-        w: Waiter[T] = cls()
-        w.result = result
-        return w
 
 
 @dataclass(eq=False)
@@ -370,20 +345,8 @@ def subscribed_topics_of(metadata: bytes) -> set[str] | None:
     """Topics of a ConsumerProtocolSubscription, or None if it does not parse.
 
     Every version starts with the version-0 layout (int16 version, then an array of
-    int16-length topic names), so that prefix is all we read."""
+    topic names), so that prefix is all we read (as Kafka's own reader does)."""
     try:
-        (count,) = struct.unpack_from(">i", metadata, 2)
-        pos = 6
-        topics = set()
-        if count < 0 or count > len(metadata):
-            return None
-        for _ in range(count):
-            (n,) = struct.unpack_from(">h", metadata, pos)
-            pos += 2
-            if n < 0 or pos + n > len(metadata):
-                return None
-            topics.add(bytes(metadata[pos : pos + n]).decode("utf-8"))
-            pos += n
-        return topics
-    except (struct.error, UnicodeDecodeError):
+        return set(read_subscribed_topics(metadata))
+    except ProtocolError:
         return None

@@ -9,7 +9,8 @@ Kafka's own topic defaults (storage's ``TOPIC_CONFIGS``). ``topic_config_entries
 describes every topic config that way, with Kafka's config source and synonym list, for
 DescribeConfigs and for CreateTopics v5+; ``broker_config_entries`` does the same for
 the broker settings. ``validated_overrides`` checks a proposed override set exactly as the
-log would (storage's ``LogConfig.from_kafka``), so CreateTopics, AlterConfigs and
+log would (storage's ``LogConfig.from_kafka``) and, for an internal topic, by the rule that
+it keeps what it holds (``internal_topics.py``), so CreateTopics, AlterConfigs and
 IncrementalAlterConfigs reject the same things with the same messages, validate_only or
 not. ``replica_assignment_error`` is the one rule for manual assignments on one node.
 
@@ -30,7 +31,8 @@ from kafkito.storage import TOPIC_CONFIGS, InvalidConfigError, InvalidTopicError
 from kafkito.storage.manager import validate_topic_name
 
 from ..config import INT32_MAX, SETTINGS, SETTINGS_BY_NAME, BrokerConfig
-from ._common import storage_error_code
+from ..internal_topics import config_error as internal_config_error
+from ._common import is_internal, storage_error_code
 
 log = logging.getLogger("kafkito.broker.handlers.admin")
 
@@ -100,6 +102,8 @@ TOPIC_CONFIG_SYNONYMS: dict[str, str] = {
     "file.delete.delay.ms": "log.segment.delete.delay.ms",
     "index.interval.bytes": "log.index.interval.bytes",
     "max.message.bytes": "message.max.bytes",
+    "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
     "message.timestamp.type": "log.message.timestamp.type",
     "retention.bytes": "log.retention.bytes",
     "retention.ms": "log.retention.ms",
@@ -260,11 +264,13 @@ class AdminError(Exception):
         self.message = message
 
 
-def validated_overrides(state, overrides: dict[str, str | None]) -> LogConfig:
-    """Check a whole proposed override set as the log will read it; raise ``AdminError``.
+def validated_overrides(state, overrides: dict[str, str | None], topic: str) -> LogConfig:
+    """Check a whole proposed override set of ``topic`` as the log will read it; raise
+    ``AdminError``.
 
     Unknown names and null values are INVALID_CONFIG, as in Kafka; values are checked by
-    storage's ``LogConfig.from_kafka`` (the one validator), whose reason is passed on.
+    storage's ``LogConfig.from_kafka`` (the one validator), whose reason is passed on. An
+    internal topic's set must also keep what it holds (``internal_topics.config_error``).
     """
     unknown = sorted(name for name in overrides if name not in TOPIC_CONFIGS)
     if unknown:
@@ -274,9 +280,14 @@ def validated_overrides(state, overrides: dict[str, str | None]) -> LogConfig:
         raise AdminError(ErrorCode.INVALID_CONFIG,
                              f"Null value not supported for topic configs: {','.join(nulls)}")
     try:
-        return LogConfig.from_kafka(overrides, topic_defaults(state))
+        config = LogConfig.from_kafka(overrides, topic_defaults(state))
     except InvalidConfigError as exc:
         raise AdminError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+    if is_internal(topic):
+        reason = internal_config_error(topic, overrides, config)
+        if reason is not None:
+            raise AdminError(ErrorCode.INVALID_CONFIG, reason)
+    return config
 
 
 def topic_config_entries(state, overrides: dict[str, str],
@@ -363,7 +374,7 @@ def _alter_topic(state, resource, validate_only: bool, new_overrides) -> tuple[E
         return ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys"
     try:
         overrides = new_overrides(state, dict(meta.configs), resource.configs)
-        validated_overrides(state, overrides)
+        validated_overrides(state, overrides, name)
     except AdminError as exc:
         return exc.code, exc.message
     if validate_only:

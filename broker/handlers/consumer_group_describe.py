@@ -50,7 +50,7 @@ async def handle(ctx, request) -> ConsumerGroupDescribeResponse:
         if not group_id:
             out.append(DescribedGroup(error_code=ErrorCode.INVALID_GROUP_ID, group_id=group_id))
             continue
-        g = ctx.broker.groups.call("consumer_group_describe", group_id=group_id)
+        g = ctx.broker.groups.consumer_group_describe(group_id=group_id)
         if isinstance(g, str):
             out.append(DescribedGroup(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=g,
                                       group_id=group_id))

@@ -47,8 +47,7 @@ async def handle(ctx, request) -> ConsumerGroupHeartbeatResponse:
             name = by_id.get(tp.topic_id)
             if name is not None:
                 owned.setdefault(name, set()).update(tp.partitions)
-    r = ctx.broker.groups.call(
-        "consumer_group_heartbeat",
+    r = ctx.broker.groups.consumer_group_heartbeat(
         group_id=request.group_id,
         member_id=request.member_id,
         member_epoch=request.member_epoch,

@@ -171,7 +171,7 @@ async def _create(state, topic, validate_only: bool, version: int) -> CreatableT
     # CreatableTopicConfig is keyed by name in Kafka's schema: a repeated name keeps
     # the last value, as Kafka's controller does.
     overrides = {entry.name: entry.value for entry in topic.configs}
-    validated_overrides(state, overrides)
+    validated_overrides(state, overrides, name)
     count = _partition_count(state, topic)
     if validate_only:
         topic_id = ZERO_UUID

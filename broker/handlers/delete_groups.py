@@ -25,7 +25,7 @@ async def handle(ctx, request) -> Deferred | DeleteGroupsResponse:
     if error is not None:
         return _response([(g, error) for g in request.groups_names])
     groups = ctx.broker.groups
-    return Deferred(partial(_answer, groups, groups.call("delete_groups", group_ids=list(request.groups_names))))
+    return Deferred(partial(_answer, groups, groups.delete_groups(group_ids=list(request.groups_names))))
 
 
 async def _answer(groups, waiter) -> DeleteGroupsResponse:

@@ -42,7 +42,7 @@ async def handle(ctx, request) -> DescribeGroupsResponse:
             out.append(DescribedGroup(error_code=ErrorCode.INVALID_GROUP_ID, group_id=group_id,
                                       group_state="", protocol_type="", protocol_data=""))
             continue
-        d = ctx.broker.groups.call("describe_group", group_id=group_id)
+        d = ctx.broker.groups.describe_group(group_id=group_id)
         out.append(DescribedGroup(
             error_code=d.error, group_id=d.group_id, group_state=d.state,
             protocol_type=d.protocol_type, protocol_data=d.protocol_data,

@@ -6,6 +6,10 @@ see producer_ids.py) with epoch 0. A request naming its current producer id and 
 bumped, or a fresh id when the epoch would overflow. Sequence checks happen on Produce
 (storage/producer_state.py).
 
+When the next block of ids cannot be recorded (a full disk), the answer is
+COORDINATOR_LOAD_IN_PROGRESS, as Kafka's while its id block is not yet available: clients
+retry, and succeed once there is room.
+
 Not implemented: transactions. A request with a transactional id is answered with
 INVALID_REQUEST (a fatal error in every client, so the application learns at once
 rather than retrying), and the connection's log says why.
@@ -40,5 +44,13 @@ async def handle(ctx, request) -> InitProducerIdResponse:
     if pid >= 0 and 0 <= epoch < EPOCH_MAX - 1:
         return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
                                       producer_id=pid, producer_epoch=epoch + 1)
+    try:
+        producer_id = state.producer_ids.next_id()
+    except OSError as exc:
+        # The next id block could not be recorded (a full disk): Kafka's answer while its
+        # id block is not yet available, which clients retry.
+        log.warning("cannot reserve producer ids: %s", exc.strerror or exc)
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                                      producer_id=-1, producer_epoch=-1)
     return InitProducerIdResponse(throttle_time_ms=0, error_code=ErrorCode.NONE,
-                                  producer_id=state.producer_ids.next_id(), producer_epoch=0)
+                                  producer_id=producer_id, producer_epoch=0)

@@ -2,7 +2,7 @@
 
 The request parks until the group's join phase completes (every member rejoined, or the
 rebalance timeout dropped the laggards); the leader then receives every member's
-metadata for the chosen protocol. All decisions are ``GroupCoordinator.join_group``'s.
+metadata for the chosen protocol. All decisions are ``ClassicGroupCoordinator.join_group``'s.
 
 Version notes: v0 has no rebalance timeout (the session timeout serves as both); v4+
 members without an id first get MEMBER_ID_REQUIRED with their new id (KIP-394); v5+ carry
@@ -33,8 +33,7 @@ async def handle(ctx, request) -> Deferred | JoinGroupResponse:
         return JoinGroupResponse(error_code=error, member_id=request.member_id,
                                  protocol_name=None if v >= 7 else "")
     groups = ctx.broker.groups
-    waiter = groups.call(
-        "join_group",
+    waiter = groups.join_group(
         group_id=request.group_id,
         member_id=request.member_id,
         group_instance_id=request.group_instance_id if v >= 5 else None,

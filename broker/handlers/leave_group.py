@@ -28,7 +28,7 @@ async def handle(ctx, request) -> LeaveGroupResponse:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
         members = [(request.member_id, None)]
-    result = ctx.broker.groups.call("leave_group", group_id=request.group_id, members=members)
+    result = ctx.broker.groups.leave_group(group_id=request.group_id, members=members)
     if v < 3:
         error = result.error
         if error == ErrorCode.NONE and result.members:

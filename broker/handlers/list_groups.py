@@ -24,8 +24,7 @@ async def handle(ctx, request) -> ListGroupsResponse:
     error = unavailable(ctx)
     if error is not None:
         return ListGroupsResponse(error_code=error)
-    listed = ctx.broker.groups.call(
-        "list_groups",
+    listed = ctx.broker.groups.list_groups(
         states=request.states_filter if v >= 4 else (),
         types=request.types_filter if v >= 5 else (),
     )

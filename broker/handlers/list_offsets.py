@@ -7,10 +7,15 @@ all data being local), -5 latest tiered (v9+; -1: nothing is tiered). Any other 
 finds the first offset whose timestamp is at or after it, or -1 when none is, searching
 only below the high watermark.
 
+A timestamp or MAX_TIMESTAMP lookup may decompress batches, so it runs in a worker thread:
+the event loop keeps serving others meanwhile (the log is safe to read from threads).
+
 Not served: v0 (the "old style offsets" list; removed by Kafka 4, KIP-896).
 """
 
 from __future__ import annotations
+
+import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.list_offsets import (
@@ -71,7 +76,11 @@ async def handle(ctx, request) -> ListOffsetsResponse:
                 response.error_code = ErrorCode.UNSUPPORTED_VERSION
             else:
                 try:
-                    response.offset, response.timestamp = lookup(st, part.timestamp)
+                    if part.timestamp >= 0 or part.timestamp == MAX_TIMESTAMP:
+                        found = await trio.to_thread.run_sync(lookup, st, part.timestamp)
+                    else:
+                        found = lookup(st, part.timestamp)
+                    response.offset, response.timestamp = found
                 except Exception as exc:
                     response.error_code = storage_error_code(exc)
             partitions.append(response)

@@ -5,7 +5,9 @@ sync phase, or a group-less "simple" consumer committing with generation -1 to a
 or absent group), written to ``__consumer_offsets`` and acknowledged only once fsynced.
 Partitions of unknown topics, or beyond a topic's partition count, get
 UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator, as in Kafka. Metadata longer
-than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE.
+than ``offset.metadata.max.bytes`` gets OFFSET_METADATA_TOO_LARGE. A commit the log cannot
+write (a full disk: KAFKA_STORAGE_ERROR) is answered NOT_COORDINATOR, Kafka's mapping for a
+group write that hit a storage error: clients look the coordinator up again and retry.
 
 Version notes: v1 has a per-partition commit timestamp; v2-v4 a retention time (an
 explicit expiry for these offsets); v6+ the leader epoch; v7+ ``group.instance.id``; v9
@@ -60,8 +62,7 @@ async def handle(ctx, request) -> Deferred | OffsetCommitResponse:
             to_commit.append((topic.name, entries))
     if to_commit:
         groups = ctx.broker.groups
-        waiter = groups.call(
-            "commit_offsets",
+        waiter = groups.commit_offsets(
             group_id=request.group_id,
             member_id=request.member_id,
             group_instance_id=request.group_instance_id if v >= 7 else None,

@@ -31,8 +31,8 @@ async def handle(ctx, request) -> Deferred | OffsetDeleteResponse:
     if error is not None:
         return OffsetDeleteResponse(error_code=error)
     groups = ctx.broker.groups
-    waiter = groups.call(
-        "delete_offsets", group_id=request.group_id,
+    waiter = groups.delete_offsets(
+        group_id=request.group_id,
         topics=[(t.name, [p.partition_index for p in t.partitions]) for t in request.topics])
     return Deferred(partial(_answer, groups, waiter))
 

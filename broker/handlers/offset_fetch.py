@@ -39,8 +39,8 @@ def _fetch(ctx, group_id: str, topics, require_stable: bool):
         from kafkito.broker.group.coordinator import FetchedOffset
 
         return error, [(t, [FetchedOffset(p, error=error) for p in parts]) for t, parts in topics]
-    rows = ctx.broker.groups.call("fetch_offsets", group_id=group_id, topics=topics,
-                                  require_stable=require_stable)
+    rows = ctx.broker.groups.fetch_offsets(group_id=group_id, topics=topics,
+                                           require_stable=require_stable)
     return ErrorCode.NONE, rows
 
 

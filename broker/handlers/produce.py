@@ -1,18 +1,28 @@
 """Produce (key 0): versions 3-11 served; advertised from 0 (see api_versions).
 
-Behaviour: each partition's records (one or more v2 batches) are validated by storage on
-the 61-byte headers and the CRC, stamped with offsets and appended without looking at
-individual records (unless the topic is compacted, which needs keys). Per-partition
-errors: UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE (bad CRC or sizes),
-MESSAGE_TOO_LARGE (above max.message.bytes), INVALID_RECORD (null records; keyless on a
-compacted topic), UNSUPPORTED_FOR_MESSAGE_FORMAT (magic 0/1 message sets),
-INVALID_TOPIC_EXCEPTION (internal topics), KAFKA_STORAGE_ERROR (disk errors).
+Behaviour: each partition's records (exactly one v2 batch, as Kafka requires from v3) are
+validated by storage/validator.py as Kafka's LogValidator does (header, CRC, codec, every
+record walked, timestamps, keys on compacted topics), then stamped with offsets and
+appended byte for byte. Per-partition errors: UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE
+(bad CRC or sizes, undecodable compression), MESSAGE_TOO_LARGE (above max.message.bytes,
+or decompressing past message.decompressed.max.bytes), INVALID_RECORD (null records, more
+than one batch, counts or offsets that disagree with the records, malformed records,
+control or producer fields a client may not send; keyless on a compacted topic),
+INVALID_TIMESTAMP (outside message.timestamp.before/after.max.ms),
+UNSUPPORTED_COMPRESSION_TYPE (codec ids 5-7), UNSUPPORTED_FOR_MESSAGE_FORMAT (magic 0/1
+message sets), INVALID_TOPIC_EXCEPTION (internal topics), KAFKA_STORAGE_ERROR (disk
+errors). Keyless and timestamp refusals carry KIP-467 record_errors (the index of each
+refused record in its batch) and an error_message (v8+).
 
 acks: 0 sends no response and closes the connection on any error, as Kafka does (the
 client has no other way to learn of it); 1 answers once the data is written to the OS;
 -1 (all) answers only after the data is fsynced, every partition of the request sharing
 one group-committed flush round, bounded by the request's timeout_ms
-(REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka).
+(REQUEST_TIMED_OUT past it; the data stays appended, as in Kafka). A failed fsync is
+never an acknowledgement: KAFKA_STORAGE_ERROR with no offsets, and the partition's log
+stays offline (every later write KAFKA_STORAGE_ERROR) until the broker restarts and
+recovers it. A full disk at write time is KAFKA_STORAGE_ERROR too, but the write is undone
+and the next one succeeds once there is room.
 
 Idempotent producers: a retried batch is answered with its original offsets, and a
 sequence gap or a fenced epoch gets its error (see partitions.py, producer_state.py).
@@ -27,6 +37,7 @@ import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.produce import (
+    BatchIndexAndErrorMessage,
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
@@ -43,10 +54,14 @@ ADVERTISED_MIN_VERSION = 0
 _VALID_ACKS = (-1, 0, 1)
 
 
-def _error(index: int, code: ErrorCode, message: str | None = None) -> PartitionProduceResponse:
+def _error(index: int, code: ErrorCode, message: str | None = None,
+           record_errors=()) -> PartitionProduceResponse:
     return PartitionProduceResponse(
         index=index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
         error_message=message,
+        record_errors=[BatchIndexAndErrorMessage(batch_index=e.batch_index,
+                                                 batch_index_error_message=e.message)
+                       for e in record_errors],
     )
 
 
@@ -71,7 +86,9 @@ def _append_topic(state, topic, acks, flush_targets, pending):
             responses.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             continue
         except Exception as exc:
-            responses.append(_error(index, storage_error_code(exc), str(exc) or None))
+            # KIP-467: records refused one by one are named (their index in the batch).
+            responses.append(_error(index, storage_error_code(exc), str(exc) or None,
+                                    getattr(exc, "record_errors", ())))
             continue
         response = PartitionProduceResponse(
             index=index,
@@ -126,9 +143,10 @@ async def handle(ctx, request) -> ProduceResponse | Deferred | None:
                 error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             except Exception as exc:  # fsync failed: the write is not durable
                 error = storage_error_code(exc)
-        if error != ErrorCode.NONE:
+        if error != ErrorCode.NONE:  # never acknowledged: no offsets, as Kafka answers errors
             for response in pending:
                 response.error_code = error
+                response.base_offset = response.log_append_time_ms = response.log_start_offset = -1
         return ProduceResponse(responses=topics, throttle_time_ms=0)
 
     return Deferred(durable)

@@ -2,7 +2,7 @@
 
 Followers park until the leader's SyncGroup brings the assignment; the assignment is
 written to ``__consumer_offsets`` before anyone is answered, so a restarted broker resumes
-the same generation. All decisions are ``GroupCoordinator.sync_group``'s.
+the same generation. All decisions are ``ClassicGroupCoordinator.sync_group``'s.
 
 Version notes: v3+ carry ``group.instance.id``; v5+ send the protocol type and name, which
 must match the group's (INCONSISTENT_GROUP_PROTOCOL otherwise, and when either is missing,
@@ -32,8 +32,7 @@ async def handle(ctx, request) -> Deferred | SyncGroupResponse:
     if error is not None:
         return SyncGroupResponse(error_code=error, assignment=b"")
     groups = ctx.broker.groups
-    waiter = groups.call(
-        "sync_group",
+    waiter = groups.sync_group(
         group_id=request.group_id,
         generation_id=request.generation_id,
         member_id=request.member_id,

@@ -49,3 +49,47 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# -- group offsets, as a group-less ("simple") consumer commits them ----------------------
+def commit_offset(raw: RawClient, group: str, topic: str, partition: int, offset: int) -> int:
+    """OffsetCommit v8 with generation -1; returns the partition's error code."""
+    from kafkito.protocol import ApiKey
+    from kafkito.protocol.messages.offset_commit import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+
+    request = OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=-1, member_id="",
+                                  group_instance_id=None, topics=[OffsetCommitRequestTopic(
+                                      name=topic, partitions=[OffsetCommitRequestPartition(
+                                          partition_index=partition, committed_offset=offset,
+                                          committed_metadata="")])])
+    return raw.call(ApiKey.OFFSET_COMMIT, 8, request).topics[0].partitions[0].error_code
+
+
+def committed_offset(raw: RawClient, group: str, topic: str, partition: int) -> tuple[int, int]:
+    """OffsetFetch v7: (error code, committed offset or -1)."""
+    from kafkito.protocol import ApiKey
+    from kafkito.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
+
+    request = OffsetFetchRequest(group_id=group, require_stable=False, topics=[
+        OffsetFetchRequestTopic(name=topic, partition_indexes=[partition])])
+    part = raw.call(ApiKey.OFFSET_FETCH, 7, request).topics[0].partitions[0]
+    return part.error_code, part.committed_offset
+
+
+def list_offset(raw: RawClient, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
+    """ListOffsets v5 (-1 latest = the high watermark, -2 earliest): (error code, offset)."""
+    from kafkito.protocol import ApiKey
+    from kafkito.protocol.messages.list_offsets import (
+        ListOffsetsPartition,
+        ListOffsetsRequest,
+        ListOffsetsTopic,
+    )
+
+    request = ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=[ListOffsetsTopic(
+        name=topic, partitions=[ListOffsetsPartition(partition_index=partition, timestamp=timestamp)])])
+    part = raw.call(ApiKey.LIST_OFFSETS, 5, request).topics[0].partitions[0]
+    return part.error_code, part.offset

@@ -1,4 +1,4 @@
-"""`kafkito serve` in a child process, as a user would run it (shared by e2e tests)."""
+"""`kafkito serve` in a child process, as a user runs it (imported as ``e2e.serve``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 
 def free_port() -> int:
@@ -18,23 +19,23 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """``settings``: ``--set name=value`` pairs; ``nofile``: the child's RLIMIT_NOFILE (soft
-    and hard), as ``ulimit -n`` would set it."""
+    """Starts `kafkito serve` and waits for its "listening on" line; stderr goes to ``log``
+    (outside the data directory, which may be a full disk). ``nofile``: the child's
+    RLIMIT_NOFILE (soft and hard), as ``ulimit -n`` would set it."""
 
-    def __init__(self, data_dir: Path, *, settings: dict[str, str] | None = None,
-                 nofile: int | None = None, start_timeout_s: float = 20) -> None:
+    def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None,
+                 log_dir: Path | None = None, *, nofile: int | None = None,
+                 start_timeout_s: float = 20) -> None:
         self.port = free_port()
-        self.log = data_dir.parent / f"serve-{self.port}.log"
-        args = [sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir", str(data_dir),
-                "--listen", f"127.0.0.1:{self.port}"]
-        for name, value in (settings or {}).items():
-            args += ["--set", f"{name}={value}"]
-
-        def limit_files() -> None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
-                                     preexec_fn=limit_files if nofile else None)
+        self.log = (log_dir or data_dir.parent) / f"serve-{self.port}.log"
+        sets = [arg for name, value in (settings or {}).items() for arg in ("--set", f"{name}={value}")]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir", str(data_dir),
+             "--listen", f"127.0.0.1:{self.port}", *sets],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+            if nofile else None,
+        )
         deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -49,6 +50,21 @@ class ServeProcess:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def rss_bytes(self) -> int:
+        """The broker process's resident set size, from /proc."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
     def stop(self, sig=signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(30)
+
+    def __enter__(self) -> "ServeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)

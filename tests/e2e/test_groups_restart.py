@@ -9,7 +9,7 @@ import signal
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from e2e.test_groups_rebalance import PARTITIONS, Member, produce, wait_until
-from e2e.test_restart import ServeProcess
+from e2e.serve import ServeProcess
 
 from kafkito.testing import broker as embedded_broker
 

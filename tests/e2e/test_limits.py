@@ -24,7 +24,8 @@ def small_broker(tmp_path_factory):
         "socket.request.max.bytes": 4096,
         "connections.max.idle.ms": 400,
         "queued.max.requests": 2,
-        "queued.max.request.bytes": 8192,
+        "queued.max.request.bytes.per.connection": 8192,
+        "queued.max.request.bytes": 65536,
     }
     with embedded_broker(tmp_path_factory.mktemp("limits"), settings=settings) as b:
         b.create_topic("limits")

@@ -9,46 +9,12 @@ import subprocess
 import uuid
 
 import pytest
+from faultio import FaultyIO
 from storage_testlib import crash, open_log, payload, read_all
 
 from kafkito.storage import FileIO, KafkaStorageError, LogConfig
 
 CONFIG = LogConfig(segment_bytes=16 * 1024, index_interval_bytes=512)
-
-
-class FaultyIO(FileIO):
-    """Real file calls, with injectable failures. A write that does not fit writes the part
-    that fits and then fails, as the kernel does on a full disk."""
-
-    def __init__(self):
-        self.space_bytes: int | None = None
-        self.fail_paths: tuple[str, ...] = ()
-        self.fail_fsync = False
-        self._paths: dict[int, str] = {}
-
-    def open(self, path, flags, mode=0o644):
-        fd = super().open(path, flags, mode)
-        self._paths[fd] = path
-        return fd
-
-    def pwritev(self, fd, buffers, offset):
-        if self._paths.get(fd, "").endswith(self.fail_paths or ("\0",)):
-            raise OSError(errno.EIO, "injected I/O error")
-        if self.space_bytes is not None:
-            total = sum(len(b) for b in buffers)
-            if total > self.space_bytes:
-                fits = b"".join(bytes(b) for b in buffers)[: self.space_bytes]
-                if fits:
-                    super().pwritev(fd, [fits], offset)
-                self.space_bytes = 0
-                raise OSError(errno.ENOSPC, "No space left on device")
-            self.space_bytes -= total
-        return super().pwritev(fd, buffers, offset)
-
-    def fdatasync(self, fd):
-        if self.fail_fsync:
-            raise OSError(errno.EIO, "injected fsync failure")
-        super().fdatasync(fd)
 
 
 def _try_mount_tmpfs(path, size_bytes):

@@ -320,3 +320,51 @@ def test_batches_iterator_and_control_batches_from_the_coordinator(tmp_path, clo
     assert [b.base_offset for b in got] == [0, 3] and got[1].is_control
     assert [b.base_offset for b in plog.batches(3)] == [3]
     plog.close()
+
+
+def test_finding_1_a_segment_never_spans_more_than_its_relative_offset_range(tmp_path, clock, monkeypatch):
+    """Issue 10 finding 1 at a small scale: with the relative-offset range shrunk to 10
+    offsets, appends roll before they would overflow the active segment, and an append that
+    cannot fit even the empty active segment is refused with nothing written."""
+    from kafkito.storage import log as log_module
+    from kafkito.storage import segment as segment_module
+    from kafkito.storage.log import ORIGIN_COORDINATOR
+
+    monkeypatch.setattr(segment_module, "REL_OFFSET_MAX", 9)
+    monkeypatch.setattr(log_module, "REL_OFFSET_MAX", 9)
+    plog = open_log(tmp_path / "t-0", clock)
+    for i in range(5):
+        plog.append(payload(i, n=4), clock.now_ms())
+    spans = [(s.base_offset, s.next_offset) for s in plog.segments]
+    assert spans == [(0, 8), (8, 16), (16, 20)]
+    assert all(end - base <= 10 for base, end in spans)
+    blob = payload(7, n=6) + payload(8, n=6)  # 12 offsets: more than any one segment holds
+    with pytest.raises(InvalidRecordError):
+        plog.append(blob, clock.now_ms(), origin=ORIGIN_COORDINATOR)
+    assert plog.log_end_offset == 20
+    plog.roll()
+    with pytest.raises(InvalidRecordError):  # also when the active segment is empty
+        plog.append(blob, clock.now_ms(), origin=ORIGIN_COORDINATOR)
+    assert plog.log_end_offset == 20 and plog.segments[-1].is_empty
+    plog.append(payload(9, n=10), clock.now_ms())  # exactly the range: fits the empty segment
+    assert [(s.base_offset, s.next_offset) for s in plog.segments][-1] == (20, 30)
+    plog.close()
+    reopened = open_log(tmp_path / "t-0", clock, clean_shutdown=False)
+    assert reopened.log_end_offset == 30 and not reopened.recovery.deleted_segments
+    reopened.close()
+
+
+def test_finding_6_timestamp_lookup_over_a_stored_bomb_answers_at_batch_precision(tmp_path, clock):
+    """A batch stored before produce validation existed (here: under a larger cap) that now
+    decompresses past the cap: a timestamp lookup answers with the batch, never raises."""
+    now = clock.now_ms()
+    plog = open_log(tmp_path / "t-0", clock, decompressed_bytes_max=8 << 20)
+    plog.append(payload(1, n=2), now)
+    plog.append(build_batch([(b"k", b"\0" * (4 << 20), [], now + 10)], compression="zstd"), now)
+    plog.close()
+    plog = open_log(tmp_path / "t-0", clock, decompressed_bytes_max=1 << 20)
+    assert plog.offset_for_timestamp(now + 1) == (1, now + 1)  # an ordinary batch: exact
+    assert plog.offset_for_timestamp(now + 5) == (2, now + 10)  # the bomb: its base offset
+    with pytest.raises(RecordTooLargeError):  # and a new one is refused
+        plog.append(build_batch([(b"k", b"\0" * (4 << 20), [], now)], compression="zstd"), now)
+    plog.close()

@@ -59,7 +59,7 @@ def test_create_topic_validation(manager):
         with pytest.raises(InvalidTopicError):
             manager.create_topic(bad, 1, {})
     manager.create_topic("x" * 249, 1, {})
-    manager.log("x" * 249, 0).append(payload(0), 0)
+    manager.log("x" * 249, 0).append(payload(0), 1_700_000_000_000)
     manager.delete_topic("x" * 249)  # its -delete directory name must fit in 255 bytes too
     manager.create_topic("a.b", 1, {})
     with pytest.raises(InvalidTopicError):

@@ -1,9 +1,11 @@
 """Crash tests: a log is written, then its files are cut or damaged at many byte positions
 (inside headers, inside records, inside the index files), and reopened.
 
-The oracle for every case: the reopened log serves a prefix of exactly the batches written
-(byte-identical), every batch flushed before a cut that only loses unflushed bytes is there,
-nothing damaged is served, and the log is appendable at its new end."""
+The oracle for every case: the reopened log serves exactly the batches written (byte-identical)
+except those the damage hit, every batch flushed before a cut that only loses unflushed bytes
+is there, nothing damaged is served, and the log is appendable at its new end. Damage inside
+the log loses only the damaged batch: later batches and later segments are kept (the log
+then has an offset gap)."""
 
 import os
 import shutil
@@ -75,15 +77,28 @@ def _check_prefix(plog, stored, must_have_offset=0):
     got = [b.tobytes() for b in read_all(plog)]
     assert got == stored[: len(got)], "served batches differ from what was written"
     end = RecordBatch(got[-1]).next_offset if got else 0
-    assert plog.log_end_offset == end
     assert end >= must_have_offset, f"flushed data lost: end {end} < {must_have_offset}"
-    for b in got:  # every offset resolves to its batch
+    _check_served(plog, got)
+    return len(got)
+
+
+def _check_served(plog, expected):
+    """The log serves exactly ``expected`` (offset gaps allowed), every offset resolves to
+    its batch (one inside a gap to the next batch), and it appends at its end."""
+    got = [b.tobytes() for b in read_all(plog)]
+    assert got == expected, "served batches differ from what was expected"
+    end = RecordBatch(got[-1]).next_offset if got else plog.log_end_offset
+    assert plog.log_end_offset == end
+    prev_next = plog.log_start_offset
+    for b in got:
         rb = RecordBatch(b)
         assert plog.read(rb.last_offset, 1).first_offset == rb.base_offset
-    info = plog.append(payload(999), 0)
+        if rb.base_offset > prev_next:  # a gap: its offsets lead to the next batch
+            assert plog.read(prev_next, 1).first_offset == rb.base_offset
+        prev_next = rb.next_offset
+    info = plog.append(payload(999), plog.clock.now_ms())
     assert info.base_offset == end
     assert [b.tobytes() for b in read_all(plog)][: len(got)] == got
-    return len(got)
 
 
 def _reopen(path, clock, clean=False):
@@ -139,8 +154,9 @@ def test_zero_filled_or_garbage_tail_is_cut(written, tmp_path, clean):
 
 
 def test_damaged_byte_anywhere_in_any_segment_is_never_served(written, tmp_path):
-    """Flip one byte (header fields, CRC, records) in every segment: the log reopens to the
-    batches before the damage and serves nothing after it."""
+    """Flip one byte (header fields, CRC, records) in every segment: the reopened log serves
+    every batch but the damaged one (later batches and later segments are kept), never the
+    damaged one, and the report names the segment and position of the cut."""
     src, stored, flushed, clock = written
     logs = _segment_files(src, ".log")
     tried = 0
@@ -148,6 +164,7 @@ def test_damaged_byte_anywhere_in_any_segment_is_never_served(written, tmp_path)
         name = os.path.basename(log_path)
         first_offset = int(name[:20])
         before = sum(1 for b in stored if RecordBatch(b).base_offset < first_offset)
+        positions = _batch_positions(log_path)
         for pos in _interesting_positions(log_path)[::3]:
             path = _copy(src, tmp_path)
             with open(os.path.join(path, name), "r+b") as f:
@@ -156,16 +173,23 @@ def test_damaged_byte_anywhere_in_any_segment_is_never_served(written, tmp_path)
                 f.seek(pos)
                 f.write(bytes([byte[0] ^ 0x5A]))
             plog = _reopen(path, clock)
-            n = _check_prefix(plog, stored)
-            # Damage in batch k of this segment: exactly the batches before it survive.
-            k = sum(1 for p, _ in _batch_positions(log_path) if p + 0 <= pos) - 1
-            assert n == before + k, (name, pos)
+            k = sum(1 for p, _ in positions if p <= pos) - 1  # the damaged batch
+            _check_served(plog, stored[: before + k] + stored[before + k + 1 :])
+            [damage] = plog.recovery.damage
+            assert (damage.segment, damage.position, damage.size) == (first_offset, *positions[k]), (name, pos)
+            assert damage.first_offset == RecordBatch(stored[before + k]).base_offset
+            if k + 1 < len(positions):  # the batches after it went to a new segment
+                assert damage.last_offset == RecordBatch(stored[before + k]).last_offset
             plog.close()
             tried += 1
     assert tried > 100
 
 
-def test_cut_inside_an_earlier_segment_drops_everything_after_it(written, tmp_path):
+@pytest.mark.parametrize("clean", [False, True])
+def test_cut_inside_an_earlier_segment_keeps_later_segments(written, tmp_path, clean):
+    """Was: ..._drops_everything_after_it. A segment cut short (half a batch left) loses only
+    what was cut, after a clean or an unclean shutdown; the later segments are kept and the
+    log has an offset gap."""
     src, stored, flushed, clock = written
     logs = _segment_files(src, ".log")
     victim = logs[1]
@@ -174,11 +198,23 @@ def test_cut_inside_an_earlier_segment_drops_everything_after_it(written, tmp_pa
     path = _copy(src, tmp_path)
     with open(os.path.join(path, os.path.basename(victim)), "r+b") as f:
         f.truncate(cut)
-    plog = _reopen(path, clock)
-    before = sum(1 for b in stored if RecordBatch(b).base_offset < int(os.path.basename(victim)[:20]))
-    assert _check_prefix(plog, stored) == before + 2
-    assert len(plog.recovery.deleted_segments) == len(logs) - 2
-    assert len(_segment_files(path, ".log")) == 2
+    plog = _reopen(path, clock, clean)
+    base = int(os.path.basename(victim)[:20])
+    before = sum(1 for b in stored if RecordBatch(b).base_offset < base)
+    lost = len(positions) - 2
+    _check_served(plog, stored[: before + 2] + stored[before + 2 + lost :])
+    assert not plog.recovery.deleted_segments
+    assert all(os.path.exists(os.path.join(path, os.path.basename(n))) for n in logs)
+    [damage] = plog.recovery.damage
+    assert (damage.segment, damage.position, damage.size) == (base, positions[2][0], 30)
+    assert os.path.getsize(os.path.join(path, damage.quarantine)) == 30
+    next_base = int(os.path.basename(logs[2])[:20])
+    first_lost = RecordBatch(stored[before + 2]).base_offset
+    assert (damage.first_offset, damage.last_offset) == (first_lost, next_base - 1)
+    assert plog.recovery.offset_gaps == [(first_lost, next_base - 1)]
+    plog.close()
+    plog = _reopen(path, clock, clean)  # nothing left to cut the second time
+    assert not plog.recovery.damage and not plog.recovery.truncated_bytes
     plog.close()
 
 

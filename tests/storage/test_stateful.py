@@ -2,7 +2,8 @@
 
 Hypothesis drives appends (any codec, several batches per blob), reads at random offsets
 with random max_bytes and max_offset, flushes, rolls, clock moves with retention.ms /
-retention.bytes, DeleteRecords, clean close/reopen and crash/reopen (unclean recovery).
+retention.bytes, DeleteRecords, recovery-point checkpoints, clean close/reopen and
+crash/reopen (unclean recovery).
 After every step the log must serve exactly the model's batches from the log start offset,
 byte for byte, and its offsets must agree with the model."""
 
@@ -13,6 +14,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from storage_testlib import CODECS, crash, payload, read_all
+
+from kafkito.storage.log import ORIGIN_COORDINATOR
 
 from kafkito.storage import (
     LogConfig,
@@ -63,7 +66,8 @@ class LogMachine(RuleBasedStateMachine):
             raw = payload(self.tag, n=n, size=size, compression=codec, ts=self.clock.now_ms())
             blob += raw
             parts.append(RecordBatch(raw))
-        info = self.log.append(blob, self.clock.now_ms())
+        # Several batches in one append: the coordinator's origin (a client sends one).
+        info = self.log.append(blob, self.clock.now_ms(), origin=ORIGIN_COORDINATOR)
         assert info.base_offset == self.end
         offset = self.end
         for b in parts:
@@ -140,6 +144,11 @@ class LogMachine(RuleBasedStateMachine):
         self.start = max(target, self.start)
         self.model = [m for m in self.model if m[1] >= self.start]
         self._apply_new_start(self.log.flushed_offset)
+
+    @rule()
+    def checkpoint_recovery_point(self):
+        # The next unclean reopen then walks the segments below it instead of scanning them.
+        self.log.checkpoint_recovery_point()
 
     @rule()
     def reopen_clean(self):

@@ -61,18 +61,18 @@ def run(test):
 
 
 async def join_and_sync(service, group="g", session_ms=10_000):
-    first = service.call("join_group", group_id=group, member_id="", group_instance_id=None,
-                         protocol_type="consumer", protocols=[("range", subscription(["t"]))],
-                         session_timeout_ms=session_ms, rebalance_timeout_ms=20_000, client_id="c",
-                         client_host="/h", require_known_member_id=True)
+    first = service.join_group(group_id=group, member_id="", group_instance_id=None,
+                               protocol_type="consumer", protocols=[("range", subscription(["t"]))],
+                               session_timeout_ms=session_ms, rebalance_timeout_ms=20_000, client_id="c",
+                               client_host="/h", require_known_member_id=True)
     member_id = first.result.member_id
-    joined = await service.wait(service.call(
-        "join_group", group_id=group, member_id=member_id, group_instance_id=None,
+    joined = await service.wait(service.join_group(
+        group_id=group, member_id=member_id, group_instance_id=None,
         protocol_type="consumer", protocols=[("range", subscription(["t"]))],
         session_timeout_ms=session_ms, rebalance_timeout_ms=20_000, client_id="c",
         client_host="/h", require_known_member_id=True))
-    synced = await service.wait(service.call(
-        "sync_group", group_id=group, generation_id=joined.generation_id, member_id=member_id,
+    synced = await service.wait(service.sync_group(
+        group_id=group, generation_id=joined.generation_id, member_id=member_id,
         group_instance_id=None, assignments=[(member_id, assignment({"t": [0]}))]))
     assert synced.error == E.NONE
     return joined
@@ -111,10 +111,10 @@ def test_parked_join_wakes_when_the_rebalance_completes(logs):
             nursery.start_soon(second)
             await trio.sleep(1)
             assert "b" not in results  # parked: waiting for the first member to rejoin
-            assert service.call("heartbeat", group_id="g", member_id=a.member_id, group_instance_id=None,
-                                generation_id=1) == E.REBALANCE_IN_PROGRESS
-            a2 = await service.wait(service.call(
-                "join_group", group_id="g", member_id=a.member_id, group_instance_id=None,
+            assert service.heartbeat(group_id="g", member_id=a.member_id, group_instance_id=None,
+                                     generation_id=1) == E.REBALANCE_IN_PROGRESS
+            a2 = await service.wait(service.join_group(
+                group_id="g", member_id=a.member_id, group_instance_id=None,
                 protocol_type="consumer", protocols=[("range", subscription(["t"]))],
                 session_timeout_ms=10_000, rebalance_timeout_ms=20_000, client_id="c",
                 client_host="/h", require_known_member_id=True))
@@ -122,8 +122,8 @@ def test_parked_join_wakes_when_the_rebalance_completes(logs):
             await trio.sleep(1)
             assert "b" not in results
             members = [m.member_id for m in a2.members]
-            await service.wait(service.call(
-                "sync_group", group_id="g", generation_id=2, member_id=a.member_id, group_instance_id=None,
+            await service.wait(service.sync_group(
+                group_id="g", generation_id=2, member_id=a.member_id, group_instance_id=None,
                 assignments=[(mid, assignment({"t": [i]})) for i, mid in enumerate(members)]))
             await trio.sleep(0.1)
             assert a2.generation_id == results["b"].generation_id == 2
@@ -139,16 +139,16 @@ def test_commit_is_answered_after_the_fsync_and_survives_a_reload(logs):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(service.run)
             start = trio.current_time()
-            waiter = service.call("commit_offsets", group_id="s", member_id="", group_instance_id=None,
-                                  generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 42, metadata="m")])],
-                                  api_version=8)
+            waiter = service.commit_offsets(group_id="s", member_id="", group_instance_id=None,
+                                            generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 42, metadata="m")])],
+                                            api_version=8)
             assert await service.wait(waiter) == [("t", [(0, E.NONE)])]
             assert trio.current_time() - start >= 0.005  # waited for the (virtual) fsync
             nursery.cancel_scope.cancel()
         assert partitions.appends == 1
         again, _ = make_service(logs)
         await again.load()
-        (row,) = again.call("fetch_offsets", group_id="s", topics=None)
+        (row,) = again.fetch_offsets(group_id="s", topics=None)
         assert [(f.partition, f.offset, f.metadata) for f in row[1]] == [(0, 42, "m")]
 
     run(body)
@@ -161,10 +161,10 @@ def test_failed_fsync_answers_not_coordinator(logs):
         partitions.fail_flush = True
         async with trio.open_nursery() as nursery:
             nursery.start_soon(service.run)
-            waiter = service.call("commit_offsets", group_id="s", member_id="", group_instance_id=None,
-                                  generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 1)])], api_version=8)
+            waiter = service.commit_offsets(group_id="s", member_id="", group_instance_id=None,
+                                            generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 1)])], api_version=8)
             assert await service.wait(waiter) == [("t", [(0, E.NOT_COORDINATOR)])]
-            assert service.call("fetch_offsets", group_id="s", topics=None) == []
+            assert service.fetch_offsets(group_id="s", topics=None) == []
             nursery.cancel_scope.cancel()
 
     run(body)
@@ -176,8 +176,8 @@ def test_shutdown_writes_what_is_queued(logs):
         await service.load()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(service.run)
-            service.call("commit_offsets", group_id="s", member_id="", group_instance_id=None,
-                         generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 7)])], api_version=8)
+            service.commit_offsets(group_id="s", member_id="", group_instance_id=None,
+                                   generation_id=-1, topics=[("t", [OffsetCommitEntry(0, 7)])], api_version=8)
             await service.shutdown()
             assert not service.coordinator.outbox
             nursery.cancel_scope.cancel()
