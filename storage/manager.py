@@ -414,6 +414,7 @@ class LogManager:
                 f"number of partitions must be between 1 and {PARTITIONS_MAX}, got {num_partitions}")
         configs = {str(k): str(v) for k, v in (configs or {}).items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
         with self._lock:
             self._check_started()
             if name in self._topics:
@@ -424,21 +425,30 @@ class LogManager:
                     f"topic {name!r} collides with existing topic {collision!r}: '.' and '_' "
                     "map to the same metric names")
             self._reserve(name, num_partitions, check_limit=not internal)
-        # See the module docstring: directories first, then the commit point, then publish.
-        partitions = range(num_partitions)
+
+        def commit() -> TopicMetadata:
+            self._check_started()
+            self._write_topic(meta)  # the commit point
+            self._configs[name] = config
+            return meta
+
+        return self._add_partitions(name, range(num_partitions), config, commit)
+
+    def _add_partitions(self, name: str, partitions: range, config: LogConfig,
+                        commit) -> TopicMetadata:
+        """See the module docstring: the partitions' directories first, then ``commit()``
+        (under the lock: last checks, the metadata write, the new TopicMetadata), then
+        publish. Any failure removes the directories. The caller reserved ``name``."""
         try:
             made = self._create_partition_dirs(name, partitions, config)
-            meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
             with self._lock:
                 try:
-                    self._check_started()
-                    self._write_topic(meta)  # the commit point
+                    meta = commit()
                 except BaseException:
                     self._discard_partitions(name, made, partitions)
                     raise
                 for p, plog in made.items():
                     self._logs[(name, p)] = plog
-                self._configs[name] = config
                 self._topics[name] = meta  # last: whoever sees the topic finds its logs
                 return meta
         finally:
@@ -524,28 +534,17 @@ class LogManager:
                 raise InvalidPartitionsError(f"at most {PARTITIONS_MAX} partitions")
             self._reserve(name, new_total - meta.num_partitions)
             config = self._configs[name]
-        # As create_topic: new directories, then the commit point, then publish.
-        partitions = range(meta.num_partitions, new_total)
-        try:
-            made = self._create_partition_dirs(name, partitions, config)
-            with self._lock:
-                current = self._topics.get(name)
-                try:
-                    if (current is None or current.topic_id != meta.topic_id
-                            or current.num_partitions != meta.num_partitions):
-                        raise UnknownTopicError(f"topic {name!r} was deleted meanwhile")
-                    new = msgspec.structs.replace(current, num_partitions=new_total)
-                    self._write_topic(new)  # the commit point
-                except BaseException:
-                    self._discard_partitions(name, made, partitions)
-                    raise
-                for p, plog in made.items():
-                    self._logs[(name, p)] = plog
-                self._topics[name] = new
-                return new
-        finally:
-            with self._lock:
-                self._reserved.pop(name, None)
+
+        def commit() -> TopicMetadata:
+            current = self._topics.get(name)
+            if (current is None or current.topic_id != meta.topic_id
+                    or current.num_partitions != meta.num_partitions):
+                raise UnknownTopicError(f"topic {name!r} was deleted meanwhile")
+            new = msgspec.structs.replace(current, num_partitions=new_total)
+            self._write_topic(new)  # the commit point
+            return new
+
+        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit)
 
     def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
         """Replace the topic's override set; the open logs use the new config at once."""
