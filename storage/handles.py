@@ -279,11 +279,12 @@ class FileHandle:
             self.unpin()
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def release(self) -> None:
-        """Close the descriptor if it is not in use (it reopens on the next operation)."""
+    def release(self, *, sync: bool = True) -> None:
+        """Close the descriptor if it is not in use (it reopens on the next operation).
+        ``sync=False``: the owner knows the unsynced writes do not matter (see rule 2)."""
         with self.cache._lock:
             if not self._pins:
-                self._close_locked(sync=True)
+                self._close_locked(sync=sync)
 
     def renamed(self, path: str) -> None:
         """The file was renamed: reopen under the new name from now on."""

@@ -68,7 +68,9 @@ class _Index:
                 raise
 
     def close(self) -> None:
-        self.file.close()
+        """Close the descriptor; a later write reopens the file (an index taken offline and
+        written again, a rewrite). Only the .log handle has readers that outlive a close."""
+        self.file.release(sync=False)
 
     def release(self) -> None:
         """Close the descriptor until the next write needs it (entries are read from memory)."""
