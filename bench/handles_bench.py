@@ -28,6 +28,9 @@ import time
 from kafkito.storage import LogConfig, LogManager, ManualClock, PartitionLog, build_batch
 
 
+TS = 1_700_000_000_000  # record timestamps, and the append clock (validation checks both)
+
+
 def best_of(n: int, fn) -> float:
     return min(fn() for _ in range(n))
 
@@ -35,9 +38,9 @@ def best_of(n: int, fn) -> float:
 def consume(base: str, max_bytes: int, batches: int = 20_000) -> float:
     path = os.path.join(base, f"consume-{max_bytes}")
     plog = PartitionLog.open(path, "bench", 0, LogConfig(), clock=ManualClock())
-    batch = build_batch([(b"k", os.urandom(1000), [], 1_700_000_000_000)])
+    batch = build_batch([(b"k", os.urandom(1000), [], TS)])
     for _ in range(batches):
-        plog.append(batch, 0)
+        plog.append(batch, TS)
     plog.flush()
     sink = os.open(os.devnull, os.O_WRONLY)
 
@@ -67,10 +70,10 @@ def startup(base: str, partitions: int) -> tuple[float, float, int]:
     clock = ManualClock()
     with LogManager(data, LogConfig(), clock) as m:
         m.create_topic("wide", partitions)
-        batch = build_batch([(b"k", b"v" * 100, [], 1_700_000_000_000)])
+        batch = build_batch([(b"k", b"v" * 100, [], TS)])
         for p in range(partitions):
             for _ in range(3):
-                m.log("wide", p).append(batch, 0)
+                m.log("wide", p).append(batch, TS)
         m.flush_all()
     fds = 0
     cpu: list[float] = []
