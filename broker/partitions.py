@@ -282,7 +282,7 @@ def _snapshot_path(plog: PartitionLog) -> str:
 def save_producer_state(plog: PartitionLog, producers: ProducerStateManager) -> None:
     try:
         metafile.write(_snapshot_path(plog), "producer-state",
-                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()})
+                       {"end_offset": plog.log_end_offset, "producers": producers.snapshot()}, plog.io)
     except OSError as exc:  # derived: without it the next start rebuilds the state from the log
         log.warning("could not write the producer-state snapshot of %s-%d (%s); it is rebuilt "
                     "from the log at the next start", plog.topic, plog.partition, exc.strerror or exc)
@@ -292,22 +292,27 @@ def load_producer_state(plog: PartitionLog) -> ProducerStateManager:
     path = _snapshot_path(plog)
     try:
         data = metafile.read(path, "producer-state")
-        os.unlink(path)  # only valid for the log end it was written at
-        if data["end_offset"] == plog.log_end_offset:
-            return ProducerStateManager.restore(data["producers"])
+        plog.io.unlink(path)  # from here on the state in memory is the truth
+        end = data["end_offset"]
+        if end <= plog.log_end_offset:
+            # State is loaded at the first idempotent append, so plain producers may have
+            # appended since the snapshot: replay those batches on top of it.
+            manager = ProducerStateManager.restore(data["producers"])
+            manager.rebuild(_producer_batches(plog, end))
+            return manager
     except FileNotFoundError:
         pass
     except (CorruptMetadataError, KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring producer-state snapshot of %s-%d: %s", plog.topic, plog.partition, exc)
     manager = ProducerStateManager()
-    start = plog.active_segment.base_offset
-    manager.rebuild(
-        (b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset, b.base_offset + b.last_offset_delta,
-         b.max_timestamp)
-        for b in plog.batches(start)
-        if b.producer_id >= 0
-    )
+    manager.rebuild(_producer_batches(plog, plog.active_segment.base_offset))
     return manager
+
+
+def _producer_batches(plog: PartitionLog, start: int):
+    return ((b.producer_id, b.producer_epoch, b.base_sequence, b.base_offset,
+             b.base_offset + b.last_offset_delta, b.max_timestamp)
+            for b in plog.batches(start) if b.producer_id >= 0)
 
 
 def _idempotent_batches(records) -> list:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from kafkito.storage import metafile
+from kafkito.storage.fileio import DEFAULT_IO, FileIO
 
 __all__ = ["ProducerIdManager"]
 
@@ -20,8 +21,9 @@ _FILE = "producer_ids"
 
 
 class ProducerIdManager:
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, io: FileIO = DEFAULT_IO) -> None:
         self.path = os.path.join(data_dir, _FILE)
+        self.io = io
         try:
             self._next = int(metafile.read(self.path, "producer-ids")["block_end"])
         except FileNotFoundError:
@@ -33,7 +35,7 @@ class ProducerIdManager:
             block_end = self._next + BLOCK_SIZE
             # Recorded (fsync checked) before the block is used: if the write fails, no id of
             # it is handed out, so a restart can never hand one out again.
-            metafile.write(self.path, "producer-ids", {"block_end": block_end})
+            metafile.write(self.path, "producer-ids", {"block_end": block_end}, self.io)
             self._block_end = block_end
         pid = self._next
         self._next += 1

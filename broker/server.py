@@ -118,13 +118,7 @@ class Broker:
             raise BrokerStartError(f"cannot open data directory {config.log_dirs}: {exc}") from exc
         try:
             host, port = listen_address(config)
-            try:
-                listeners = await trio.open_tcp_listeners(port, host=host)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise BrokerStartError(f"cannot listen on {host}:{port}: address already in use") from None
-                raise BrokerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-            bound_port = listeners[0].socket.getsockname()[1]
+            listeners, bound_port = await self._listen(host, port)
             adv_host, adv_port = advertised_address(config, bound_port)
             partitions = PartitionManager(logs, self.clock, flush_interval_ms=config.log_flush_interval_ms)
             state = self.state = BrokerState(
@@ -137,7 +131,7 @@ class Broker:
                 advertised_host=adv_host,
                 advertised_port=adv_port,
                 handlers=load_handlers(),
-                producer_ids=ProducerIdManager(config.log_dirs),
+                producer_ids=ProducerIdManager(config.log_dirs, self.io),
                 request_pool=self.request_pool,
                 request_pool_lot=trio.lowlevel.ParkingLot(),
             )
@@ -194,6 +188,17 @@ class Broker:
                 raise BrokerShutdownError(f"shutdown incomplete: {exc}") from None
             return
         log.info("stopped")
+
+    async def _listen(self, host: str, port: int) -> tuple[list, int]:
+        """The listeners and the bound port. A seam: the simulation (tests/sim) serves no
+        sockets and drives the handlers itself."""
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BrokerStartError(f"cannot listen on {host}:{port}: address already in use") from None
+            raise BrokerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        return listeners, listeners[0].socket.getsockname()[1]
 
     async def _accept(self, listeners, state: BrokerState, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:

@@ -1,9 +1,12 @@
 """The storage layer's only door to the operating system's file calls.
 
 Everything that writes, syncs, truncates, renames or deletes goes through a ``FileIO`` object,
-so a test can subclass it to inject a fault (ENOSPC after N bytes, EIO on fsync) while the
-real call still runs for everything else: the fault hook wraps the real path, it never
-replaces the state under test. Production code uses the module-level ``DEFAULT_IO``.
+and so do the directory listings and existence checks recovery decides on, so a test can
+subclass it to inject a fault (ENOSPC after N bytes, EIO on fsync) while the real call still
+runs for everything else: the fault hook wraps the real path, it never replaces the state
+under test. The seeded simulation (``tests/sim``) keeps a durable image of every file and
+directory behind this seam and rewinds to it on a simulated power loss. Production code
+uses the module-level ``DEFAULT_IO``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,15 @@ class FileIO:
 
     def mkdir(self, path: str) -> None:
         os.mkdir(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
 
 
 DEFAULT_IO = FileIO()

@@ -282,7 +282,7 @@ class PartitionLog:
         return self
 
     def _load(self, clean: bool) -> None:
-        if not os.path.isdir(self.directory):
+        if not self.io.isdir(self.directory):
             self.io.mkdir(self.directory)
             self.io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
         bases = self._clean_directory()
@@ -351,7 +351,7 @@ class PartitionLog:
     def _clean_directory(self) -> list[int]:
         """Remove leftovers of interrupted operations; return the segment base offsets."""
         logs, others = set(), {}
-        for name in sorted(os.listdir(self.directory)):
+        for name in sorted(self.io.listdir(self.directory)):
             path = os.path.join(self.directory, name)
             if name.endswith(_LEFTOVER_SUFFIXES):
                 self.io.unlink(path)
@@ -474,7 +474,7 @@ class PartitionLog:
 
     def _read_log_start_checkpoint(self) -> int:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
-        if not os.path.exists(path):
+        if not self.io.exists(path):
             return 0
         return int(metafile.read(path, "log-start-offset")["log_start_offset"])
 
@@ -504,11 +504,11 @@ class PartitionLog:
         self._write_recovery_point(point)
         return True
 
-    def _write_log_start_checkpoint(self) -> None:
+    def _write_log_start_checkpoint(self, log_start_offset: int) -> None:
         path = os.path.join(self.directory, LOG_START_OFFSET_FILE)
         try:
             metafile.write(path, "log-start-offset",
-                           {"log_start_offset": self._log_start_offset}, self.io)
+                           {"log_start_offset": log_start_offset}, self.io)
         except OSError as e:
             raise storage_error("cannot write", path, e) from e
 
@@ -861,8 +861,9 @@ class PartitionLog:
             self.flush()  # the checkpoint must never point past durable data
         with self._lock:
             if offset > self._log_start_offset:
+                # Durable first: a failed write must not move the start a later answer reports.
+                self._write_log_start_checkpoint(offset)
                 self._log_start_offset = offset
-                self._write_log_start_checkpoint()
         self._retain(self.clock.now_ms(), below_log_start_only=True)
         return self._log_start_offset
 
@@ -920,7 +921,7 @@ class PartitionLog:
             renamed = []
             try:
                 for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
-                    if os.path.exists(path):
+                    if self.io.exists(path):
                         self.io.rename(path, path + DELETED_SUFFIX)
                         renamed.append(path)
             except OSError as e:
@@ -1026,7 +1027,7 @@ class PartitionLog:
             try:
                 seg.close()
                 for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
-                    if os.path.exists(path + DELETED_SUFFIX):
+                    if self.io.exists(path + DELETED_SUFFIX):
                         self.io.unlink(path + DELETED_SUFFIX)
             except OSError:
                 pass

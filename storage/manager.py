@@ -171,18 +171,22 @@ class LogManager:
     def _startup_locked(self) -> None:
         self.cluster_id = self._load_cluster_id()
         marker = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-        clean = os.path.exists(marker)
+        clean = self.io.exists(marker)
         self.clean_shutdown_detected = clean
         if clean:
             # From here on a crash must be seen as unclean: the marker goes before any write.
             self.io.unlink(marker)
             self.io.fsync_dir(self.data_dir)
-        elif os.path.isdir(os.path.join(self.data_dir, TOPICS_DIR)):
+        elif self.io.isdir(os.path.join(self.data_dir, TOPICS_DIR)):
             # A directory that has held topics before; a brand-new one has nothing to verify.
             log.warning("%s: no clean-shutdown marker (unclean shutdown); every segment will be verified",
                         self.data_dir)
-        os.makedirs(os.path.join(self.data_dir, TOPICS_DIR), exist_ok=True)
-        for name in sorted(os.listdir(os.path.join(self.data_dir, TOPICS_DIR))):
+        topics_dir = os.path.join(self.data_dir, TOPICS_DIR)
+        if not self.io.isdir(topics_dir):
+            # Its entry must be durable before any topic file in it counts as written.
+            self.io.mkdir(topics_dir)
+            self.io.fsync_dir(self.data_dir)
+        for name in sorted(self.io.listdir(os.path.join(self.data_dir, TOPICS_DIR))):
             path = os.path.join(self.data_dir, TOPICS_DIR, name)
             if name.endswith(metafile.TMP_SUFFIX):
                 self.io.unlink(path)
@@ -287,7 +291,7 @@ class LogManager:
 
     def _load_cluster_id(self) -> str:
         path = os.path.join(self.data_dir, CLUSTER_FILE)
-        if os.path.exists(path):
+        if self.io.exists(path):
             return metafile.read(path, "cluster")["cluster_id"]
         cluster_id = new_cluster_id()
         metafile.write(path, "cluster", {"cluster_id": cluster_id}, self.io)
@@ -295,9 +299,9 @@ class LogManager:
         return cluster_id
 
     def _remove_orphans(self) -> None:
-        for name in os.listdir(self.data_dir):
+        for name in sorted(self.io.listdir(self.data_dir)):
             path = os.path.join(self.data_dir, name)
-            if not os.path.isdir(path) or name == TOPICS_DIR:
+            if not self.io.isdir(path) or name == TOPICS_DIR:
                 continue
             if name.endswith(DELETE_SUFFIX):
                 shutil.rmtree(path, ignore_errors=True)

@@ -54,29 +54,56 @@ def test_retried_batch_is_not_appended_twice(kbroker, topic_name):
     assert txn.error_code == 42  # INVALID_REQUEST
 
 
+def _produce_idem(raw, pid, seq, value):
+    """(error code, base offset) of one idempotent acks=all batch to topic ``idem``."""
+    batch = build_batch([(b"k", value, [], 1_700_000_000_000)], producer_id=pid, producer_epoch=0,
+                        base_sequence=seq)
+    request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[
+        TopicProduceData(name="idem", partition_data=[PartitionProduceData(index=0, records=batch)])])
+    part = raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
+    return part.error_code, part.base_offset
+
+
 def test_producer_state_survives_a_clean_restart(tmp_path):
     """A retry that arrives after the broker restarted is still recognised as a duplicate."""
     from kafkito.testing import broker as embedded_broker
-
-    def produce(raw, pid, seq, value):
-        batch = build_batch([(b"k", value, [], 1_700_000_000_000)], producer_id=pid, producer_epoch=0,
-                            base_sequence=seq)
-        request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[
-            TopicProduceData(name="idem", partition_data=[PartitionProduceData(index=0, records=batch)])])
-        part = raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
-        return part.error_code, part.base_offset
 
     with embedded_broker(tmp_path) as b:
         b.create_topic("idem")
         raw = RawClient(b.host, b.port)
         pid = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transaction_timeout_ms=60000)).producer_id
-        assert produce(raw, pid, 0, b"a") == (0, 0)
-        assert produce(raw, pid, 1, b"b") == (0, 1)
+        assert _produce_idem(raw, pid, 0, b"a") == (0, 0)
+        assert _produce_idem(raw, pid, 1, b"b") == (0, 1)
     with embedded_broker(tmp_path) as b:
         raw = RawClient(b.host, b.port)
-        assert produce(raw, pid, 1, b"b") == (0, 1)   # the retry: original offset, not appended
-        assert produce(raw, pid, 2, b"c") == (0, 2)
+        assert _produce_idem(raw, pid, 1, b"b") == (0, 1)   # the retry: original offset, not appended
+        assert _produce_idem(raw, pid, 2, b"c") == (0, 2)
         # A new producer never gets an id that was handed out before the restart.
         assert raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transaction_timeout_ms=60000)).producer_id > pid
         seen = CONSUMERS["confluent"](b.bootstrap_servers, "idem", 0, 0, 3)
         assert [s.value for s in seen] == [b"a", b"b", b"c"]
+
+
+def test_a_retry_after_a_restart_and_plain_appends_is_still_a_duplicate(tmp_path):
+    """Regression (found by the simulation, seed 28 with flip_old_segment_bytes): producer
+    state is loaded at the first idempotent append; when a plain producer appended first,
+    the snapshot no longer matched the log end and was dropped, so the retry of a batch
+    written before the restart was appended a second time."""
+    from kafkito.testing import broker as embedded_broker
+
+    def produce_plain(raw, value):
+        request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[TopicProduceData(
+            name="idem", partition_data=[PartitionProduceData(
+                index=0, records=build_batch([(None, value, [], 1_700_000_000_000)]))])])
+        return raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0].base_offset
+
+    with embedded_broker(tmp_path) as b:
+        b.create_topic("idem", configs={"segment.bytes": "100"})  # a segment per batch
+        raw = RawClient(b.host, b.port)
+        pid = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transaction_timeout_ms=60000)).producer_id
+        assert _produce_idem(raw, pid, 0, b"a") == (0, 0)
+    with embedded_broker(tmp_path) as b:
+        raw = RawClient(b.host, b.port)
+        assert produce_plain(raw, b"plain") == 1  # in a new segment: the retried batch is not in it
+        assert _produce_idem(raw, pid, 0, b"a") == (0, 0)   # the retry: original offset, not appended
+        assert _produce_idem(raw, pid, 1, b"b") == (0, 2)

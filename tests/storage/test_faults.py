@@ -199,3 +199,24 @@ def test_short_writes_are_continued(tmp_path, clock, monkeypatch):
     assert not plog.recovery.changed or plog.recovery.truncated_bytes == 0
     assert [b.base_offset for b in read_all(plog)] == [0, 3, 6]
     plog.close()
+
+
+def test_delete_records_whose_checkpoint_write_fails_does_not_move_the_log_start(tmp_path, clock):
+    """Regression (found by the simulation, disk_full seed 24): the start moved in memory
+    before its checkpoint was written, so after a failed DeleteRecords the next one answered
+    the unwritten start, and a crash then took it back."""
+    io = FaultyIO()
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, io=io)
+    for i in range(10):
+        plog.append(payload(i), clock.now_ms())
+    plog.flush()
+    io.space_bytes = 0
+    with pytest.raises(KafkaStorageError):
+        plog.delete_records_before(12)
+    assert plog.log_start_offset == 0
+    io.space_bytes = None
+    assert plog.delete_records_before(3) == 3  # not the 12 that was never written
+    crash(plog)
+    plog = open_log(tmp_path / "t-0", clock, CONFIG, io=io, clean_shutdown=False)
+    assert plog.log_start_offset == 3
+    plog.close()

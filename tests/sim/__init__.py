@@ -1,0 +1,1 @@
+"""The seeded whole-broker simulation: see sim.py."""
