@@ -115,6 +115,20 @@ SETTINGS: tuple[Setting, ...] = (
     S("strict.replication.factor", bool, False,
       "Reject CreateTopics with replication factor > 1, as a one-broker Kafka would."),
     S("delete.topic.enable", bool, True, "Allow DeleteTopics."),
+    # kafkito-only limits (Kafka has no such setting; see the README).
+    S("max.partitions", int, 100_000,
+      "Partitions of all topics together; CreateTopics/CreatePartitions past it get "
+      "POLICY_VIOLATION (KIP-578's name; not in Kafka).", 1, INT32_MAX),
+    S("max.partitions.per.request", int, 10_000,
+      "Partitions one CreateTopics or CreatePartitions request may add (Kafka's controller "
+      "hard-codes 10,000); past it every topic gets POLICY_VIOLATION.", 1, INT32_MAX),
+    S("auto.create.topics.max.per.request", int, 100,
+      "Unknown topics one Metadata request may auto-create; the rest are answered "
+      "LEADER_NOT_AVAILABLE (retriable) and created by the client's retries.", 0, INT32_MAX),
+    S("log.open.files.max", int, 0,
+      "Segment and index files kept open at once (an LRU; others reopen on demand). "
+      "0: half of the process's RLIMIT_NOFILE (ulimit -n), the rest left to connections.",
+      0, INT32_MAX),
     # Log defaults for topics (topic configs override them).
     S("log.segment.bytes", int, 1024**3, "Roll a segment at this size.", 14, INT32_MAX),
     S("log.roll.ms", int, 7 * 24 * 3600 * 1000, "Roll a segment at this age.", 1, INT64_MAX),

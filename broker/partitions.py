@@ -115,7 +115,7 @@ class PartitionManager:
         configs it must keep if an older kafkito let them be changed (internal_topics.py)."""
         meta = self.logs.topic(name)
         if meta is None:
-            return self.logs.create_topic(name, num_partitions, configs)
+            return self.logs.create_topic(name, num_partitions, configs, internal=True)
         reason = internal_config_error(name, meta.configs, self.logs.topic_config(name))
         if reason is not None:
             repaired = repaired_overrides(meta.configs, configs)

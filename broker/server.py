@@ -111,7 +111,9 @@ class Broker:
         logs = LogManager(config.log_dirs, log_config_from(config), self.clock, io=self.io,
                           decompressed_bytes_max=config.message_decompressed_max_bytes,
                           flush_interval_ms=config.log_flush_interval_ms,
-                          flush_interval_messages=config.log_flush_interval_messages)
+                          flush_interval_messages=config.log_flush_interval_messages,
+                          open_files_max=config.log_open_files_max or None,
+                          partitions_max=config.max_partitions)
         try:
             # Recovery and producer-state rebuilds read segments: off the event loop (it
             # serves nothing yet, but trio's clock and signal handling keep running).

@@ -7,8 +7,8 @@ Modules: ``batch`` (record batch v2 view, stamping, builder, records), ``validat
 ``log`` (PartitionLog: append, read, flush policy and flush, retention, recovery),
 ``producer_state`` (idempotent producers' state and its snapshots, owned by the log),
 ``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the topic
-config table), ``clock``,
-``fileio`` (the I/O seam tests hook faults into), ``metafile`` (atomic checksummed metadata
+config table), ``clock``, ``fileio`` (the I/O seam tests hook faults into), ``handles``
+(segment files opened on demand behind an LRU), ``metafile`` (atomic checksummed metadata
 files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
 (``kafkito verify``), ``errors``.
 """
@@ -27,6 +27,7 @@ from .errors import (
     KafkaStorageError,
     LogClosedError,
     OffsetOutOfRangeError,
+    PolicyViolationError,
     RecordTooLargeError,
     StorageError,
     TopicExistsError,
@@ -35,6 +36,7 @@ from .errors import (
     UnsupportedMessageFormatError,
 )
 from .fileio import DEFAULT_IO, FileIO
+from .handles import OpenFiles
 from .log import AppendInfo, FileSlice, PartitionLog, RecoveryReport
 from .manager import LogManager, TopicMetadata
 
@@ -43,6 +45,7 @@ __all__ = [
     "DataDirLockedError", "DEFAULT_IO", "FileIO", "FileSlice", "InvalidConfigError",
     "InvalidPartitionsError", "InvalidRecordError", "InvalidTopicError", "KafkaStorageError",
     "LogClosedError", "LogConfig", "LogManager", "ManualClock", "OffsetOutOfRangeError",
+    "OpenFiles", "PolicyViolationError",
     "PartitionLog", "Record", "RecordBatch", "RecordTooLargeError", "RecoveryReport",
     "StorageError", "SystemClock", "TOPIC_CONFIGS", "TopicExistsError", "TopicMetadata",
     "UnknownTopicError", "UnsupportedCompressionTypeError", "UnsupportedMessageFormatError",

@@ -94,6 +94,13 @@ class InvalidPartitionsError(StorageError):
     error_name = "INVALID_PARTITIONS"
 
 
+class PolicyViolationError(StorageError):
+    """A request within the protocol's rules that a broker limit refuses (too many
+    partitions in one request or on the broker)."""
+
+    error_name = "POLICY_VIOLATION"
+
+
 class DataDirLockedError(StorageError):
     """Another process (a second broker) holds the data directory's lock file."""
 

@@ -30,6 +30,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 
 from .fileio import FileIO
+from .handles import OpenFiles
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -38,45 +39,51 @@ _TIME_ENTRY = struct.Struct(">qi")
 class _Index:
     ENTRY_BYTES = 0
 
-    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO):
+    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO,
+                 files: OpenFiles):
         self.path = path
         self.base_offset = base_offset
         self.entries_max = max(1, entries_max)
         self.io = io
-        self.fd: int | None = None
+        # Opened on demand through the open-file cache; O_CREAT as before: the file is
+        # created with its segment and may be re-created empty only if someone removed it.
+        self.file = files.handle(io, path, os.O_RDWR | os.O_CREAT)
         self.dirty = False  # written since the last fsync
 
     # -- file handling ------------------------------------------------------------------
-    def _ensure_fd(self) -> int:
-        if self.fd is None:
-            self.fd = self.io.open(self.path, os.O_RDWR | os.O_CREAT)
-        return self.fd
+    def create_file(self) -> None:
+        self.file.open_now()
 
     def _write_entry(self, raw: bytes) -> None:
-        fd = self._ensure_fd()
-        self.io.pwritev(fd, [raw], len(self) * self.ENTRY_BYTES)
+        self.file.pwritev([raw], len(self) * self.ENTRY_BYTES)
         self.dirty = True
 
     def fsync(self) -> None:
-        if self.fd is not None and self.dirty:
+        if self.dirty:
             self.dirty = False
             try:
-                self.io.fdatasync(self.fd)  # the size is data here; mtime is not worth a sync
+                self.file.fdatasync()  # the size is data here; mtime is not worth a sync
             except OSError:
                 self.dirty = True
                 raise
 
     def close(self) -> None:
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            self.io.close(fd)
+        """Close the descriptor; a later write reopens the file (an index taken offline and
+        written again, a rewrite). Only the .log handle has readers that outlive a close."""
+        self.file.release(sync=False)
+
+    def release(self) -> None:
+        """Close the descriptor until the next write needs it (entries are read from memory)."""
+        self.file.release()
+
+    def renamed(self, path: str) -> None:
+        self.file.renamed(path)
 
     def truncate_entries(self, n: int) -> None:
         if n >= len(self):
             return
         self._drop_from(n)
-        fd = self._ensure_fd()
-        self.io.ftruncate(fd, n * self.ENTRY_BYTES)
+        self.file.ftruncate(n * self.ENTRY_BYTES)
         self.dirty = True
 
     def file_bytes(self) -> bytes:
@@ -84,7 +91,7 @@ class _Index:
 
     def rewrite(self) -> None:
         """Replace the file with the in-memory entries (temp file + rename)."""
-        self.close()
+        self.file.release()
         tmp = self.path + ".rebuild"
         fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
@@ -129,8 +136,9 @@ def _strictly_increasing(column: array) -> bool:
 class OffsetIndex(_Index):
     ENTRY_BYTES = 8
 
-    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO):
-        super().__init__(path, base_offset, entries_max, io)
+    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO,
+                 files: OpenFiles):
+        super().__init__(path, base_offset, entries_max, io, files)
         self.rel_offsets = array("i")
         self.positions = array("i")
 
@@ -190,8 +198,9 @@ class OffsetIndex(_Index):
 class TimeIndex(_Index):
     ENTRY_BYTES = 12
 
-    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO):
-        super().__init__(path, base_offset, entries_max, io)
+    def __init__(self, path: str, base_offset: int, entries_max: int, io: FileIO,
+                 files: OpenFiles):
+        super().__init__(path, base_offset, entries_max, io, files)
         self.timestamps = array("q")
         self.rel_offsets = array("i")
 

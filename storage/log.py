@@ -48,14 +48,16 @@ producers whose batches all went with them. Transactions will keep ongoing trans
 and the last stable offset in the same state (see producer_state.py).
 
 *Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
-the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. The fd
-is the segment's own, so the broker can ``sendfile`` it.
+the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. Segment
+and index files are opened on demand behind the open-file cache (handles.py); the slice pins
+its segment's descriptor until it is closed or dropped, so the broker can ``sendfile`` it
+and it always reads the file it was cut from.
 
 *Retention* deletes whole segments from the front: past ``retention.ms`` (newest record
 timestamp), beyond ``retention.bytes``, or below the log start offset (DeleteRecords). Only
 flushed segments go, the active one after a roll. Deleted segments are renamed ``.deleted``
-and their fds closed only after ``file.delete.delay.ms`` (by the clock), so a FileSlice handed
-out before stays valid for sendfile.
+and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
+before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
 
 *Recovery* on open (Kafka's LogLoader, with isolation instead of truncation): leftovers of
 interrupted operations are removed, then each segment is checked (see segment.py). After a
@@ -100,6 +102,7 @@ from .errors import (
     StorageError,
 )
 from .fileio import DEFAULT_IO, FileIO
+from .handles import OpenFiles, PinnedFile, default_open_files
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .producer_state import (
     OutOfOrderSequenceError,
@@ -170,25 +173,34 @@ class FileSlice:
     """A byte range of one segment file holding whole batches, ready for ``os.sendfile``.
 
     ``first_offset`` is the base offset of the first batch (or the requested offset when the
-    slice is empty); ``next_offset`` the offset after the last batch. The fd is owned by the
-    log: do not close it. It stays valid for at least ``file.delete.delay.ms`` after
-    retention deletes the segment.
+    slice is empty); ``next_offset`` the offset after the last batch. A non-empty slice pins
+    its segment's file handle (handles.py) until ``close()`` or until it is garbage: the
+    descriptor ``fileno()`` returns stays open and names this file for the slice's whole
+    life, even if the open-file cache needs the slot, the segment is deleted or the log is
+    closed meanwhile. Do not close the descriptor yourself.
     """
 
-    __slots__ = ("_fd", "_io", "position", "size", "first_offset", "next_offset", "batch_count")
+    __slots__ = ("_pin", "position", "size", "first_offset", "next_offset", "batch_count")
 
-    def __init__(self, fd: int, io: FileIO, position: int, size: int, first_offset: int,
+    def __init__(self, pin: PinnedFile | None, position: int, size: int, first_offset: int,
                  next_offset: int, batch_count: int):
-        self._fd = fd
-        self._io = io
+        """``pin``: the segment's file, pinned; the slice owns the pin from here on."""
+        self._pin = None
         self.position = position
         self.size = size
         self.first_offset = first_offset
         self.next_offset = next_offset
         self.batch_count = batch_count
+        if pin is not None:
+            if size:
+                self._pin = pin
+            else:
+                pin.unpin()
 
     def fileno(self) -> int:
-        return self._fd
+        if self._pin is None:
+            raise ValueError("empty or closed FileSlice has no file")
+        return self._pin.fd
 
     @property
     def nbytes(self) -> int:
@@ -201,13 +213,27 @@ class FileSlice:
     def tobytes(self) -> bytes:
         if self.size == 0:
             return b""
-        data = self._io.pread(self._fd, self.size, self.position)
+        if self._pin is None:
+            raise ValueError("closed FileSlice")
+        data = self._pin.pread(self.size, self.position)
         if len(data) != self.size:
             raise KafkaStorageError(f"short read: {len(data)} of {self.size} bytes")
         return data
 
+    def close(self) -> None:
+        """Unpin the file (idempotent); the slice cannot be read afterwards."""
+        pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unpin()
+
+    def __del__(self) -> None:
+        pin, self._pin = self._pin, None
+        if pin is not None:
+            pin.unpin(from_finalizer=True)
+
     def __repr__(self) -> str:
-        return (f"FileSlice(fd={self._fd}, position={self.position}, size={self.size}, "
+        fd = self._pin.fd if self._pin is not None else -1
+        return (f"FileSlice(fd={fd}, position={self.position}, size={self.size}, "
                 f"offsets=[{self.first_offset}, {self.next_offset}))")
 
 
@@ -247,8 +273,10 @@ class PartitionLog:
     """See the module docstring. Construct with ``PartitionLog.open``."""
 
     def __init__(self, directory: str, topic: str, partition: int, config: LogConfig,
-                 clock: Clock, io: FileIO, decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
+                 clock: Clock, io: FileIO, files: OpenFiles,
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
         self.directory = directory
+        self.files = files
         self.decompressed_bytes_max = decompressed_bytes_max
         self.topic = topic
         self.partition = partition
@@ -284,9 +312,12 @@ class PartitionLog:
     def open(cls, directory: str, topic: str, partition: int, config: LogConfig, *,
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
              clean_shutdown: bool = True,
-             decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX) -> "PartitionLog":
+             decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
+             files: OpenFiles | None = None) -> "PartitionLog":
+        """``files``: the open-file cache to share (a LogManager passes its own); by default
+        the process-wide one sized from ``ulimit -n``."""
         self = cls(directory, topic, partition, config, clock or SystemClock(), io,
-                   decompressed_bytes_max)
+                   files or default_open_files(), decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
         try:
             self._load(clean_shutdown)
@@ -307,14 +338,16 @@ class PartitionLog:
         index_bytes = self.config.segment_index_bytes
         for base in bases:
             self.segments.append(self._configure(LogSegment.open_existing(
-                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now)))
+                self.directory, base, self.io, segment_index_bytes=index_bytes, created_ms=now,
+                files=self.files)))
         recovery_point = read_recovery_point(self.directory)
         self.recovery.recovery_point = recovery_point
         self._recover_segments(clean, recovery_point)
         checkpoint = self._read_log_start_checkpoint()
         if not self.segments:
             self._add_segment(LogSegment.create(self.directory, checkpoint, self.io,
-                                                segment_index_bytes=index_bytes, created_ms=now))
+                                                segment_index_bytes=index_bytes, created_ms=now,
+                                                files=self.files))
         self._log_start_offset = max(checkpoint, self.segments[0].base_offset)
         if self._log_start_offset > self.log_end_offset:
             # DeleteRecords moved the start past data a crash then took: start afresh there.
@@ -326,13 +359,26 @@ class PartitionLog:
                 self._unlink_segment_now(seg)
             self.segments, self._bases = [], []
             self._add_segment(LogSegment.create(self.directory, self._log_start_offset, self.io,
-                                                segment_index_bytes=index_bytes, created_ms=now))
+                                                segment_index_bytes=index_bytes, created_ms=now,
+                                                files=self.files))
         # Whatever is on disk now is what we serve: make it durable so flushed_offset = LEO
         # is true even if the previous process died with dirty pages in the page cache.
-        for seg in self.segments:
-            seg.data_dirty = True
-        self._dir_dirty = True
-        self._fsync_all()
+        # After a clean shutdown everything was fsynced before the marker was written, so
+        # only what recovery changed (or created) needs a sync: a clean start then neither
+        # reopens nor syncs every closed segment of every partition.
+        if not clean:
+            for seg in self.segments:
+                seg.data_dirty = True
+            self._dir_dirty = True
+            self._fsync_all()
+        else:
+            self._dir_dirty = True
+            self._flush_unlocked()
+        # Closed segments are only read from here on: give their descriptors back to the
+        # open-file cache (handles.py); a read reopens them.
+        for seg in self.segments[:-1]:
+            seg.file.release()
+            seg.release_index_fds()
         self._flushed_offset = self.log_end_offset
         self._recovery_point_written = recovery_point
         if recovery_point > self.log_end_offset:
@@ -412,7 +458,8 @@ class PartitionLog:
                 # (next_base bounds them), so the rest of this file is simply cut.
                 new = self._configure(LogSegment.open_existing(
                     self.directory, report.split_base, self.io,
-                    segment_index_bytes=self.config.segment_index_bytes, created_ms=seg.created_ms))
+                    segment_index_bytes=self.config.segment_index_bytes, created_ms=seg.created_ms,
+                    files=self.files))
                 work.insert(i + 1, new)
                 split_off.add(id(new))
             kept.append(seg)
@@ -745,7 +792,7 @@ class PartitionLog:
             return old
         new = LogSegment.create(self.directory, old.next_offset, self.io,
                                 segment_index_bytes=self.config.segment_index_bytes,
-                                created_ms=now_ms)
+                                created_ms=now_ms, files=self.files)
         try:
             old.seal()
         except OSError as e:  # derived data: recovery re-adds the entry
@@ -839,15 +886,16 @@ class PartitionLog:
         self._dir_dirty = False
 
     # ---------------------------------------------------------------------------- read
-    def _find_batch(self, seg: LogSegment, offset: int, end: int) -> int | None:
+    def _find_batch(self, seg: LogSegment, offset: int, end: int,
+                    file: PinnedFile | None = None) -> int | None:
         try:
-            return seg.find_batch(offset, end)
+            return seg.find_batch(offset, end, file)
         except IndexMismatch as e:
             log.warning("%s: %s; rebuilding the index", self.name, e)
             with self._lock:
                 if not seg.deleted and not self._closed:
                     seg.rebuild_indexes(self.config.index_interval_bytes)
-            return seg.find_batch(offset, end)
+            return seg.find_batch(offset, end, file)
 
     def _segment_index_for(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
@@ -863,34 +911,45 @@ class PartitionLog:
             first = self._segment_index_for(offset)
             candidates = [(s, s.size) for s in self.segments[first:]]
         if offset >= limit:
-            return FileSlice(candidates[-1][0].fd, self.io, candidates[-1][1], 0, offset, offset, 0)
+            return FileSlice(None, candidates[-1][1], 0, offset, offset, 0)
         for seg, end in candidates:
             if seg.base_offset >= limit:
                 break
-            pos = self._find_batch(seg, offset, end)
-            if pos is None:
-                continue  # the offset lies past this segment's last batch
-            size = 0
-            count = 0
-            first_offset = next_offset = offset
-            for p, fields, _ in seg.headers_from(pos, end, stop_at_gap=True):
-                last = fields[0] + fields[6]
-                if last >= limit:
-                    break
-                batch_size = fields[1] + LOG_OVERHEAD
-                if count and size + batch_size > max_bytes:
-                    break
-                if not count:
-                    first_offset = fields[0]
-                    pos = p  # a damaged batch at pos was stepped over
-                size += batch_size
-                count += 1
-                next_offset = last + 1
-            if not count and pos < end and seg.needs_care(pos, end):
-                continue  # nothing valid left in this segment below the limit
-            return FileSlice(seg.fd, self.io, pos, size, first_offset, next_offset, count)
+            # One pin for the scans and the slice (handles.py): the slice then owns it.
+            try:
+                pin = PinnedFile(seg.file)
+            except LogClosedError:
+                raise LogClosedError(f"log {self.name} is closed") from None
+            try:
+                pos = self._find_batch(seg, offset, end, pin)
+                if pos is None:
+                    pin.unpin()
+                    continue  # the offset lies past this segment's last batch
+                size = 0
+                count = 0
+                first_offset = next_offset = offset
+                for p, fields, _ in seg.headers_from(pos, end, stop_at_gap=True, file=pin):
+                    last = fields[0] + fields[6]
+                    if last >= limit:
+                        break
+                    batch_size = fields[1] + LOG_OVERHEAD
+                    if count and size + batch_size > max_bytes:
+                        break
+                    if not count:
+                        first_offset = fields[0]
+                        pos = p  # a damaged batch at pos was stepped over
+                    size += batch_size
+                    count += 1
+                    next_offset = last + 1
+                if not count and pos < end and seg.needs_care(pos, end):
+                    pin.unpin()
+                    continue  # nothing valid left in this segment below the limit
+            except BaseException:
+                pin.unpin()
+                raise
+            return FileSlice(pin, pos, size, first_offset, next_offset, count)
         seg, end = candidates[-1]
-        return FileSlice(seg.fd, self.io, end, 0, offset, offset, 0)
+        return FileSlice(None, end, 0, offset, offset, 0)
 
     def batches(self, start_offset: int = 0) -> Iterator[RecordBatch]:
         """Every batch holding an offset >= ``start_offset`` up to the LEO at the call."""
@@ -1059,6 +1118,7 @@ class PartitionLog:
                     except OSError:
                         pass
                 raise storage_error("cannot delete segment", seg.log_path, e) from e
+            seg.renamed(DELETED_SUFFIX)
             seg.deleted = True
             self.segments.remove(seg)
             self._bases.remove(seg.base_offset)

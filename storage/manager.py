@@ -15,8 +15,24 @@ metadata by topic id, and deleted partitions with the topic part shortened as ne
 Metadata files are versioned, checksummed and written atomically (metafile.py). The topic
 metadata file is the commit point of topic creation and deletion: a partition directory is
 only opened if its topic's metadata names it; on start, directories of topics that have no
-metadata (a deletion interrupted after its commit point) are removed, and partitions the
-metadata names but that have no directory (a creation interrupted after it) are created.
+metadata (a deletion interrupted after its commit point, a creation before it) are removed.
+
+Creation is all or nothing. CreateTopics and CreatePartitions first reserve the name and the
+partition count (``max.partitions`` counts reservations, so two requests cannot both pass
+it), then create every new partition directory and its empty segment, outside the manager
+lock (thousands of partitions take seconds; readers never wait for them), then write the
+metadata (the commit point), and only then publish the topic: Metadata never lists a
+partition that does not exist. Any failure before the commit point (EMFILE, ENOSPC, EIO,
+anything) removes the directories made so far and leaves no trace; a crash before it
+leaves directories without metadata, which the next start removes.
+
+A data directory written by an older kafkito may hold the reverse: metadata naming
+partitions that have no directory (its metadata was written first, and a failure half-way
+left the topic listed). Start-up creates those partitions empty rather than dropping the
+topic, because the partitions that did get created were listed and writable, so they may
+hold acknowledged records. Partition files are opened on demand behind the open-file cache
+(handles.py, ``log.open.files.max``), so neither a large topic nor this repair is bounded by
+``ulimit -n``.
 
 Startup takes the lock (a second broker on the same directory fails with
 ``DataDirLockedError``), reads the clean-shutdown marker and removes it (durably, before any
@@ -58,11 +74,13 @@ from .errors import (
     InvalidPartitionsError,
     InvalidTopicError,
     KafkaStorageError,
+    PolicyViolationError,
     StorageError,
     TopicExistsError,
     UnknownTopicError,
 )
 from .fileio import DEFAULT_IO, FileIO
+from .handles import OpenFiles
 from .log import FlushPolicy, PartitionLog, RecoveryReport
 
 log = logging.getLogger("kafkito.storage.manager")
@@ -75,7 +93,8 @@ TOPIC_SUFFIX = ".meta"
 DELETE_SUFFIX = "-delete"
 TOPIC_NAME_BYTES_MAX = 249
 FILE_NAME_BYTES_MAX = 255
-PARTITIONS_MAX = 100_000
+PARTITIONS_MAX = 100_000  # per topic
+BROKER_PARTITIONS_MAX = 100_000  # max.partitions: every topic's partitions together
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
 
@@ -108,16 +127,25 @@ class LogManager:
     def __init__(self, data_dir: str, default_config: LogConfig | None = None,
                  clock: Clock | None = None, *, io: FileIO = DEFAULT_IO,
                  decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
-                 flush_interval_ms: int | None = None, flush_interval_messages: int | None = None):
+                 flush_interval_ms: int | None = None, flush_interval_messages: int | None = None,
+                 open_files_max: int | None = None,
+                 partitions_max: int = BROKER_PARTITIONS_MAX):
+        """``open_files_max``: ``log.open.files.max`` (None: half of ``ulimit -n``);
+        ``partitions_max``: ``max.partitions``, checked by create_topic/create_partitions;
+        ``flush_interval_ms``/``_messages``: the broker's ``log.flush.interval.*``, the flush
+        policy of every topic that does not set ``flush.ms``/``flush.messages`` itself
+        (None: ``default_config``'s)."""
         self.data_dir = os.path.abspath(str(data_dir))
-        # The broker's log.flush.interval.ms / .messages: the flush policy of every topic
-        # that does not set flush.ms / flush.messages itself (None: default_config's).
         self.flush_interval_ms = flush_interval_ms
         self.flush_interval_messages = flush_interval_messages
         self.decompressed_bytes_max = decompressed_bytes_max  # produce validation's cap
         self.default_config = default_config or LogConfig()
         self.clock = clock or SystemClock()
         self.io = io
+        self.files = OpenFiles(open_files_max)
+        self.partitions_max = partitions_max
+        # Creations in progress, by topic name: the partitions they add (see the docstring).
+        self._reserved: dict[str, int] = {}
         self.cluster_id: str | None = None
         self.recovery_reports: dict[tuple[str, int], RecoveryReport] = {}
         self.clean_shutdown_detected = False
@@ -178,6 +206,12 @@ class LogManager:
             self._configs[meta.name] = LogConfig.from_kafka(meta.configs, self.default_config)
         self._remove_orphans()
         for meta in self._topics.values():
+            missing = [p for p in range(meta.num_partitions)
+                       if not os.path.isdir(self._partition_dir(meta.name, p))]
+            if missing:
+                log.warning("%s: topic %s lists %d partitions without a directory (a creation "
+                            "interrupted by an older version); creating them empty",
+                            self.data_dir, meta.name, len(missing))
             for p in range(meta.num_partitions):
                 plog = self._open_log(meta.name, p, clean)
                 self.recovery_reports[(meta.name, p)] = plog.recovery
@@ -314,17 +348,14 @@ class LogManager:
         return os.path.join(self.data_dir, f"{topic}-{partition}")
 
     def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
-        plog = PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
-                                 self._configs[topic], clock=self.clock, io=self.io,
-                                 clean_shutdown=clean,
-                                 decompressed_bytes_max=self.decompressed_bytes_max)
-        plog.flush_policy = self.flush_policy(topic)
+        config = self._configs[topic]
+        plog = self._open_partition(topic, partition, config, clean)
+        plog.flush_policy = self.flush_policy(config, self._topics[topic].configs)
         self._logs[(topic, partition)] = plog
         return plog
 
-    def flush_policy(self, topic: str) -> FlushPolicy:
+    def flush_policy(self, config: LogConfig, overrides: dict[str, str]) -> FlushPolicy:
         """A topic's flush.ms / flush.messages when it sets them, else the broker's."""
-        config, overrides = self._configs[topic], self._topics[topic].configs
         interval, messages = config.flush_ms, config.flush_messages
         if "flush.ms" not in overrides and self.flush_interval_ms is not None:
             interval = self.flush_interval_ms
@@ -332,14 +363,79 @@ class LogManager:
             messages = self.flush_interval_messages
         return FlushPolicy(interval, messages)
 
+    def _open_partition(self, topic: str, partition: int, config: LogConfig,
+                        clean: bool = True) -> PartitionLog:
+        return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
+                                 config, clock=self.clock, io=self.io, clean_shutdown=clean,
+                                 decompressed_bytes_max=self.decompressed_bytes_max,
+                                 files=self.files)
+
+    def partition_count(self) -> int:
+        """Partitions of every topic, creations in progress included."""
+        with self._lock:
+            return (sum(m.num_partitions for m in self._topics.values())
+                    + sum(self._reserved.values()))
+
+    def _reserve(self, name: str, added: int, check_limit: bool = True) -> None:
+        """Under the lock: claim ``added`` partitions of ``max.partitions`` for ``name``."""
+        if name in self._reserved:
+            raise PolicyViolationError(f"Topic '{name}' is being created or grown by another "
+                                       "request; retry when it is done.")
+        total = self.partition_count()
+        if check_limit and total + added > self.partitions_max:
+            raise PolicyViolationError(
+                f"Adding {added} partitions would make {total + added} on this broker, above "
+                f"max.partitions={self.partitions_max}.")
+        self._reserved[name] = added
+
+    def _create_partition_dirs(self, name: str, partitions: range,
+                               config: LogConfig) -> dict[int, PartitionLog]:
+        """Create the partitions' directories and empty logs, all or none: on any failure
+        what was made is removed and the error raised (OSError as KafkaStorageError)."""
+        made: dict[int, PartitionLog] = {}
+        try:
+            for p in partitions:
+                path = self._partition_dir(name, p)
+                if os.path.lexists(path):
+                    # No topic names it (checked under the lock): a leftover of a creation
+                    # whose cleanup failed. A new topic must never inherit its data.
+                    log.warning("%s: removing stale partition directory %s", self.data_dir, path)
+                    shutil.rmtree(path)
+                made[p] = self._open_partition(name, p, config)
+        except BaseException as exc:
+            self._discard_partitions(name, made, partitions)
+            if isinstance(exc, OSError):
+                raise KafkaStorageError(f"cannot create partitions of topic {name}: "
+                                        f"{exc.strerror or exc}", exc.errno) from exc
+            raise
+        return made
+
+    def _discard_partitions(self, name: str, made: dict[int, PartitionLog],
+                            partitions: range) -> None:
+        for plog in made.values():
+            plog.release()
+        for p in partitions:
+            path = self._partition_dir(name, p)
+            if os.path.lexists(path):
+                shutil.rmtree(path, ignore_errors=True)
+        try:
+            self.io.fsync_dir(self.data_dir)
+        except OSError as e:  # the next start removes directories no metadata names
+            log.warning("%s: cannot sync after removing partitions of %s: %s",
+                        self.data_dir, name, e)
+
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
-                     topic_id: uuid.UUID | None = None) -> TopicMetadata:
+                     topic_id: uuid.UUID | None = None, *,
+                     internal: bool = False) -> TopicMetadata:
+        """All or nothing (see the module docstring). ``internal``: the broker's own topic
+        (``__consumer_offsets``), which ``max.partitions`` never refuses."""
         validate_topic_name(name)
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise InvalidPartitionsError(
                 f"number of partitions must be between 1 and {PARTITIONS_MAX}, got {num_partitions}")
         configs = {str(k): str(v) for k, v in (configs or {}).items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
         with self._lock:
             self._check_started()
             if name in self._topics:
@@ -349,17 +445,42 @@ class LogManager:
                 raise InvalidTopicError(
                     f"topic {name!r} collides with existing topic {collision!r}: '.' and '_' "
                     "map to the same metric names")
-            meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
+            self._reserve(name, num_partitions, check_limit=not internal)
+
+        def commit() -> TopicMetadata:
+            self._check_started()
             self._write_topic(meta)  # the commit point
-            self._topics[name] = meta
             self._configs[name] = config
-            for p in range(num_partitions):
-                self._open_log(name, p)
             return meta
+
+        return self._add_partitions(name, range(num_partitions), config, commit)
+
+    def _add_partitions(self, name: str, partitions: range, config: LogConfig,
+                        commit) -> TopicMetadata:
+        """See the module docstring: the partitions' directories first, then ``commit()``
+        (under the lock: last checks, the metadata write, the new TopicMetadata), then
+        publish. Any failure removes the directories. The caller reserved ``name``."""
+        try:
+            made = self._create_partition_dirs(name, partitions, config)
+            with self._lock:
+                try:
+                    meta = commit()
+                except BaseException:
+                    self._discard_partitions(name, made, partitions)
+                    raise
+                policy = self.flush_policy(config, meta.configs)
+                for p, plog in made.items():
+                    plog.flush_policy = policy
+                    self._logs[(name, p)] = plog
+                self._topics[name] = meta  # last: whoever sees the topic finds its logs
+                return meta
+        finally:
+            with self._lock:
+                self._reserved.pop(name, None)
 
     def _collides(self, name: str) -> str | None:
         norm = name.replace(".", "_")
-        for other in self._topics:
+        for other in list(self._topics) + list(self._reserved):
             if other != name and other.replace(".", "_") == norm:
                 return other
         return None
@@ -411,7 +532,7 @@ class LogManager:
         return self._topics.get(name)
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicMetadata | None:
-        for meta in self._topics.values():
+        for meta in list(self._topics.values()):  # a snapshot: creations publish from threads
             if meta.topic_id == topic_id:
                 return meta
         return None
@@ -434,12 +555,19 @@ class LogManager:
                     "not be an increase.")
             if new_total > PARTITIONS_MAX:
                 raise InvalidPartitionsError(f"at most {PARTITIONS_MAX} partitions")
-            new = msgspec.structs.replace(meta, num_partitions=new_total)
-            self._write_topic(new)
-            self._topics[name] = new
-            for p in range(meta.num_partitions, new_total):
-                self._open_log(name, p)
+            self._reserve(name, new_total - meta.num_partitions)
+            config = self._configs[name]
+
+        def commit() -> TopicMetadata:
+            current = self._topics.get(name)
+            if (current is None or current.topic_id != meta.topic_id
+                    or current.num_partitions != meta.num_partitions):
+                raise UnknownTopicError(f"topic {name!r} was deleted meanwhile")
+            new = msgspec.structs.replace(current, num_partitions=new_total)
+            self._write_topic(new)  # the commit point
             return new
+
+        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit)
 
     def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
         """Replace the topic's override set; the open logs use the new config at once."""
@@ -454,7 +582,7 @@ class LogManager:
             self._write_topic(new)
             self._topics[name] = new
             self._configs[name] = config
-            policy = self.flush_policy(name)
+            policy = self.flush_policy(config, configs)
             for p in range(new.num_partitions):
                 plog = self._logs.get((name, p))
                 if plog is not None:

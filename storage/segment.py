@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -73,6 +74,7 @@ from .damage import (
 )
 from .errors import KafkaStorageError
 from .fileio import FileIO
+from .handles import FileHandle, OpenFiles, PinnedFile, default_open_files
 from .index import OffsetIndex, TimeIndex
 
 log = logging.getLogger("kafkito.storage.segment")
@@ -102,9 +104,9 @@ class BatchScan:
     why (None = clean end). With ``need_body`` the whole batch is read (for CRCs or copies).
     """
 
-    def __init__(self, io: FileIO, fd: int, start: int, end: int, *, need_body: bool,
+    def __init__(self, file: FileHandle | PinnedFile, start: int, end: int, *, need_body: bool,
                  verify_crc: bool = False, chunk_bytes: int = SCAN_CHUNK_BYTES):
-        self.io, self.fd, self.start, self.end = io, fd, start, end
+        self.file, self.start, self.end = file, start, end
         self.need_body = need_body or verify_crc
         self.verify_crc = verify_crc
         self.chunk_bytes = chunk_bytes
@@ -122,7 +124,7 @@ class BatchScan:
                 return
             off = pos - buf_at
             if off < 0 or off + HEADER_BYTES > len(buf):
-                buf = self.io.pread(self.fd, min(self.chunk_bytes, end - pos), pos)
+                buf = self.file.pread(min(self.chunk_bytes, end - pos), pos)
                 buf_at, off = pos, 0
                 if len(buf) < HEADER_BYTES:
                     self.stop_reason = "file shorter than expected"
@@ -139,7 +141,7 @@ class BatchScan:
             view = None
             if self.need_body:
                 if off + size > len(buf):
-                    buf = self.io.pread(self.fd, min(max(self.chunk_bytes, size), end - pos), pos)
+                    buf = self.file.pread(min(max(self.chunk_bytes, size), end - pos), pos)
                     buf_at, off = pos, 0
                     if len(buf) < size:
                         self.stop_reason = "file shorter than expected"
@@ -171,7 +173,7 @@ class VerifyingScan:
 
     def __iter__(self) -> Iterator[tuple[int, tuple, memoryview]]:
         seg, end = self.seg, self.end
-        io, fd = seg.io, seg.fd
+        file = seg.file  # pinned per read (handles.py): a scan may be abandoned half-way
         pos = self.start
         after = seg.base_offset - 1  # offsets must rise above the last good batch's
         expected = seg.base_offset if pos == 0 and seg.contiguous_offsets else None
@@ -182,10 +184,10 @@ class VerifyingScan:
             if resume is None:
                 off = pos - buf_at
                 if off < 0 or off + HEADER_BYTES > len(buf):
-                    buf, buf_at, off = io.pread(fd, min(self.chunk_bytes, end - pos), pos), pos, 0
+                    buf, buf_at, off = file.pread(min(self.chunk_bytes, end - pos), pos), pos, 0
                 fields, problem, view, checked = self._check(buf, off, pos, after, expected)
                 if problem == "reread":
-                    buf, buf_at = io.pread(fd, fields[1] + LOG_OVERHEAD, pos), pos
+                    buf, buf_at = file.pread(fields[1] + LOG_OVERHEAD, pos), pos
                     fields, problem, view, checked = self._check(buf, 0, pos, after, expected)
                     if problem == "reread":
                         problem = "file shorter than expected"
@@ -200,7 +202,9 @@ class VerifyingScan:
                     expected = after + 1 if seg.contiguous_offsets else None
                     pos += size
                     continue
-                resume = seg.isolate(pos, end, problem, after, declared_end(io, fd, pos, end))
+                with seg.pinned_fd() as fd:
+                    declared = declared_end(seg.io, fd, pos, end)
+                resume = seg.isolate(pos, end, problem, after, declared)
             if yielded and self.stop_at_gap:
                 return
             pos, expected = resume, None
@@ -246,17 +250,20 @@ class SegmentRecovery:
 
 class LogSegment:
     def __init__(self, directory: str, base_offset: int, io: FileIO, *,
-                 segment_index_bytes: int, created_ms: int):
+                 segment_index_bytes: int, created_ms: int, files: OpenFiles | None = None):
+        files = files or default_open_files()
         self.directory = directory
         self.base_offset = base_offset
         self.io = io
+        self.files = files
         prefix = os.path.join(directory, segment_prefix(base_offset))
         self.log_path = prefix + LOG_SUFFIX
         self.offset_index = OffsetIndex(prefix + INDEX_SUFFIX, base_offset,
-                                        segment_index_bytes // OffsetIndex.ENTRY_BYTES, io)
+                                        segment_index_bytes // OffsetIndex.ENTRY_BYTES, io, files)
         self.time_index = TimeIndex(prefix + TIMEINDEX_SUFFIX, base_offset,
-                                    segment_index_bytes // TimeIndex.ENTRY_BYTES, io)
-        self.fd: int = -1
+                                    segment_index_bytes // TimeIndex.ENTRY_BYTES, io, files)
+        # The .log file, opened on demand through the open-file cache (handles.py).
+        self.file: FileHandle = files.handle(io, self.log_path)
         self.size = 0  # logical size: complete batches only
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -283,17 +290,17 @@ class LogSegment:
     # ------------------------------------------------------------------------ lifecycle
     @classmethod
     def create(cls, directory: str, base_offset: int, io: FileIO, *, segment_index_bytes: int,
-               created_ms: int) -> "LogSegment":
+               created_ms: int, files: OpenFiles) -> "LogSegment":
         seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
-                  created_ms=created_ms)
+                  created_ms=created_ms, files=files)
         try:
-            seg.fd = io.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            seg.file.open_now(os.O_CREAT | os.O_EXCL)
         except OSError as e:
             raise storage_error("cannot create segment", seg.log_path, e) from e
         try:
             # Create the index files now so a directory listing always shows whole segments.
-            seg.offset_index._ensure_fd()
-            seg.time_index._ensure_fd()
+            seg.offset_index.create_file()
+            seg.time_index.create_file()
         except OSError as e:
             seg.close()
             for path in (seg.log_path, seg.offset_index.path, seg.time_index.path):
@@ -307,27 +314,37 @@ class LogSegment:
 
     @classmethod
     def open_existing(cls, directory: str, base_offset: int, io: FileIO, *,
-                      segment_index_bytes: int, created_ms: int) -> "LogSegment":
-        seg = cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
-                  created_ms=created_ms)
-        try:
-            seg.fd = io.open(seg.log_path, os.O_RDWR)
-        except OSError as e:
-            raise storage_error("cannot open segment", seg.log_path, e) from e
-        return seg
+                      segment_index_bytes: int, created_ms: int,
+                      files: OpenFiles) -> "LogSegment":
+        """The segment's files are opened when first used (recovery opens the .log)."""
+        return cls(directory, base_offset, io, segment_index_bytes=segment_index_bytes,
+                   created_ms=created_ms, files=files)
 
     def close(self) -> None:
         self.offset_index.close()
         self.time_index.close()
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            self.io.close(fd)
+        self.file.close()
 
     def release_index_fds(self) -> None:
         """Indexes of a closed, flushed segment are only read (from memory)."""
         if not self.offset_index.dirty and not self.time_index.dirty:
-            self.offset_index.close()
-            self.time_index.close()
+            self.offset_index.release()
+            self.time_index.release()
+
+    @contextmanager
+    def pinned_fd(self) -> Iterator[int]:
+        """The .log descriptor for helpers that take (io, fd); kept open until the end."""
+        fd = self.file.pin()
+        try:
+            yield fd
+        finally:
+            self.file.unpin()
+
+    def renamed(self, suffix: str) -> None:
+        """Its files were renamed to ``<path><suffix>`` (deletion): reopen them there."""
+        self.file.renamed(self.log_path + suffix)
+        self.offset_index.renamed(self.offset_index.path + suffix)
+        self.time_index.renamed(self.time_index.path + suffix)
 
     @property
     def is_empty(self) -> bool:
@@ -358,7 +375,7 @@ class LogSegment:
         if self.garbage_tail:
             self._truncate_garbage()
         try:
-            written = self.io.pwritev(self.fd, iovecs, start)
+            written = self.file.pwritev(iovecs, start)
         except OSError as e:
             self._undo_data(start)
             raise storage_error("cannot append to", self.log_path, e) from e
@@ -403,14 +420,14 @@ class LogSegment:
 
     def _undo_data(self, size: int) -> None:
         try:
-            self.io.ftruncate(self.fd, size)
+            self.file.ftruncate(size)
             self.garbage_tail = False
         except OSError:
             self.garbage_tail = True
 
     def _truncate_garbage(self) -> None:
         try:
-            self.io.ftruncate(self.fd, self.size)
+            self.file.ftruncate(self.size)
             self.garbage_tail = False
         except OSError as e:
             raise storage_error("cannot truncate failed write in", self.log_path, e) from e
@@ -434,7 +451,7 @@ class LogSegment:
             self._truncate_garbage()
         self.data_dirty = False
         try:
-            self.io.fdatasync(self.fd)
+            self.file.fdatasync()
         except OSError:
             self.data_dirty = True
             raise
@@ -500,14 +517,14 @@ class LogSegment:
                         "log at the next start", self.log_path, reason)
 
     # ---------------------------------------------------------------------------- read
-    def find_batch(self, offset: int, end: int) -> int | None:
+    def find_batch(self, offset: int, end: int, file: PinnedFile | None = None) -> int | None:
         """Position of the first batch whose last offset >= ``offset`` (None: past the end).
 
         Raises IndexMismatch when the index entry used does not name the batch it points at
         (an index damaged while the data is fine): the caller rebuilds the index."""
         entry_offset, pos = self.offset_index.lookup(offset)
         from_entry = pos != 0 or entry_offset != self.base_offset
-        scan = self.headers_from(pos, end)
+        scan = self.headers_from(pos, end, file=file)
         for p, fields, _ in scan:
             last = fields[0] + fields[6]
             if from_entry and p == pos and last != entry_offset:
@@ -526,9 +543,9 @@ class LogSegment:
     def rebuild_indexes(self, index_interval_bytes: int) -> None:
         """Rebuild both indexes from the (valid) data below the logical size, in place."""
         offset_index = OffsetIndex(self.offset_index.path, self.base_offset,
-                                   self.offset_index.entries_max, self.io)
+                                   self.offset_index.entries_max, self.io, self.files)
         time_index = TimeIndex(self.time_index.path, self.base_offset,
-                               self.time_index.entries_max, self.io)
+                               self.time_index.entries_max, self.io, self.files)
         saved = (self.offset_index, self.time_index, self.size, self.next_offset,
                  self.max_timestamp, self.offset_of_max_timestamp, self.bytes_since_index_entry)
         self.offset_index, self.time_index = offset_index, time_index
@@ -545,18 +562,20 @@ class LogSegment:
         self.unverified = ByteRanges()  # the rebuild CRC-checked every batch
         log.warning("segment %s: index did not match the data; rebuilt it", self.log_path)
 
-    def headers_from(self, position: int, end: int, *, stop_at_gap: bool = False):
+    def headers_from(self, position: int, end: int, *, stop_at_gap: bool = False,
+                     file: PinnedFile | None = None):
         """Batches from ``position``: (position, header fields, view or None). Bytes this
-        process has not CRC-checked are checked on the way (VerifyingScan)."""
+        process has not CRC-checked are checked on the way (VerifyingScan). ``file``: the
+        segment's file already pinned by the caller (one pin for a whole read)."""
         if self.needs_care(position, end):
             return VerifyingScan(self, position, end, stop_at_gap=stop_at_gap)
-        return BatchScan(self.io, self.fd, position, end, need_body=False,
+        return BatchScan(file or self.file, position, end, need_body=False,
                          chunk_bytes=READ_CHUNK_BYTES)
 
     def bodies_from(self, position: int, end: int):
         if self.needs_care(position, end):
             return VerifyingScan(self, position, end)
-        return BatchScan(self.io, self.fd, position, end, need_body=True)
+        return BatchScan(self.file, position, end, need_body=True)
 
     def needs_care(self, start: int, end: int) -> bool:
         """Does [start, end) hold bytes not CRC-checked in this process, or a known bad batch?"""
@@ -575,7 +594,8 @@ class LogSegment:
         """A bad batch found on read: find where valid batches resume (``end`` if nowhere),
         remember it so no read serves or re-checks these bytes, and log it once."""
         bounds = BatchBounds(self.base_offset, after_offset, None, self.leader_epoch_max)
-        found = find_next_batch(self.io, self.fd, position, end, bounds, declared_end)
+        with self.pinned_fd() as fd:
+            found = find_next_batch(self.io, fd, position, end, bounds, declared_end)
         resume, last = (found[0], found[1][0] - 1) if found else (end, None)
         if self.skip_target(position) is None:
             self.skips = self.skips + [(position, resume)]
@@ -593,7 +613,7 @@ class LogSegment:
         below it). ``keep_cut``: bytes cut off the end are quarantined, not just dropped
         (the caller knows they were flushed, or more segments follow)."""
         report = SegmentRecovery(self.base_offset, mode)
-        file_size = self.io.fstat_size(self.fd)
+        file_size = self.file.fstat_size()
         raw_offset = self.offset_index.read_file()
         raw_time = self.time_index.read_file()
         if mode != "full":
@@ -644,8 +664,9 @@ class LogSegment:
             return
         report.reason = reason
         bounds = BatchBounds(self.base_offset, self.next_offset - 1, next_base, self.leader_epoch_max)
-        found = find_next_batch(self.io, self.fd, valid_end, file_size, bounds,
-                                declared_end(self.io, self.fd, valid_end, file_size))
+        with self.pinned_fd() as fd:
+            found = find_next_batch(self.io, fd, valid_end, file_size, bounds,
+                                    declared_end(self.io, fd, valid_end, file_size))
         damaged_end, last_lost = file_size, (next_base - 1 if next_base is not None else None)
         if found is not None:
             damaged_end, new_base = found[0], found[1][0]
@@ -677,7 +698,7 @@ class LogSegment:
             try:
                 pos = start
                 while pos < end:
-                    chunk = self.io.pread(self.fd, min(SCAN_CHUNK_BYTES, end - pos), pos)
+                    chunk = self.file.pread(min(SCAN_CHUNK_BYTES, end - pos), pos)
                     if not chunk:
                         raise OSError(f"short read at {pos}")
                     self.io.pwritev(fd, [chunk], pos - start)
@@ -720,7 +741,7 @@ class LogSegment:
               resume_entry: tuple[int, int] | None):
         """Scan from ``start``; returns (valid end position, stop reason or None), or a problem
         string when the resume point does not match the index."""
-        scan = BatchScan(self.io, self.fd, start, end, need_body=verify, verify_crc=verify,
+        scan = BatchScan(self.file, start, end, need_body=verify, verify_crc=verify,
                          chunk_bytes=SCAN_CHUNK_BYTES if verify else READ_CHUNK_BYTES)
         expected = self.base_offset
         valid_end = start
@@ -776,7 +797,7 @@ class LogSegment:
         truncated = file_size - valid_end
         if truncated > 0:
             try:
-                self.io.ftruncate(self.fd, valid_end)
+                self.file.ftruncate(valid_end)
             except OSError as e:
                 raise storage_error("cannot truncate", self.log_path, e) from e
             self.data_dirty = True

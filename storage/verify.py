@@ -73,13 +73,14 @@ def verify_partition(directory: str, *, compact: bool = False, clean: bool = Fal
     prev_end = None  # next offset after the previous segment's last batch
     for base in bases:
         seg = LogSegment(directory, base, io, segment_index_bytes=8, created_ms=0)
+        seg.file = seg.files.handle(io, seg.log_path, os.O_RDONLY)  # verify never writes
         try:
-            seg.fd = io.open(seg.log_path, os.O_RDONLY)
+            seg.file.open_now()
         except OSError as e:
             result.problems.append(f"{os.path.basename(seg.log_path)}: cannot open: {e.strerror or e}")
             continue
         try:
-            size = io.fstat_size(seg.fd)
+            size = seg.file.fstat_size()
             result.segments += 1
             result.bytes += size
             if prev_end is not None and base < prev_end:

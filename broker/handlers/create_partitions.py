@@ -13,6 +13,11 @@ visible to Metadata as soon as the answer is sent. Per-topic errors, as Kafka gi
   would orphan committed offsets. (Kafka leaves this to operators; kafkito refuses.)
 ``validate_only`` runs every check and changes nothing.
 
+Limits: the partitions the whole request adds above ``max.partitions.per.request``
+fail every topic with POLICY_VIOLATION (CreateTopics' rule, applied to growth); growth
+past ``max.partitions`` is POLICY_VIOLATION from storage. New partitions are created all or
+nothing (directories, then the metadata), in a worker thread.
+
 Version notes: v1-v3 are v0 with throttling and flexible encoding; kafkito has no
 quotas (throttle_time_ms 0). Growth is synchronous, so ``timeout_ms`` is never needed.
 """
@@ -20,6 +25,8 @@ quotas (throttle_time_ms 0). Growth is synchronous, so ``timeout_ms`` is never n
 from __future__ import annotations
 
 import logging
+
+import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.create_partitions import (
@@ -31,6 +38,7 @@ from kafkito.storage import StorageError
 from kafkito.storage.manager import PARTITIONS_MAX
 
 from ._admin import AdminError, once_each, replica_assignment_error
+from .create_topics import per_request_limit_error
 from ._common import is_internal, storage_error_code
 
 API_KEY = ApiKey.CREATE_PARTITIONS
@@ -40,7 +48,7 @@ MAX_VERSION = 3
 log = logging.getLogger("kafkito.broker.handlers.create_partitions")
 
 
-def _grow(state, topic, validate_only: bool) -> None:
+async def _grow(state, topic, validate_only: bool) -> None:
     name = topic.name
     meta = state.logs.topic(name)
     if meta is None:
@@ -71,14 +79,28 @@ def _grow(state, topic, validate_only: bool) -> None:
     if validate_only:
         return
     try:
-        state.logs.create_partitions(name, topic.count)
+        await trio.to_thread.run_sync(state.logs.create_partitions, name, topic.count)
     except StorageError as exc:
         raise AdminError(storage_error_code(exc), str(exc)) from None
     log.info("topic %s grown from %d to %d partitions", name, current, topic.count)
 
 
+def _added(state, topics) -> int:
+    added = 0
+    for topic in topics:
+        meta = state.logs.topic(topic.name)
+        if meta is not None and topic.count > meta.num_partitions:
+            added += topic.count - meta.num_partitions
+    return added
+
+
 async def handle(ctx, request) -> CreatePartitionsResponse:
     state = ctx.broker
+    too_many = per_request_limit_error(state, _added(state, request.topics))
+    if too_many is not None:
+        return CreatePartitionsResponse(throttle_time_ms=0, results=[
+            CreatePartitionsTopicResult(name=topic.name, error_code=ErrorCode.POLICY_VIOLATION,
+                                        error_message=too_many) for topic in request.topics])
     results = []
     for topic, repeated in once_each(request.topics, lambda t: t.name):
         if repeated:
@@ -86,7 +108,7 @@ async def handle(ctx, request) -> CreatePartitionsResponse:
                 name=topic.name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))
             continue
         try:
-            _grow(state, topic, request.validate_only)
+            await _grow(state, topic, request.validate_only)
         except AdminError as exc:
             results.append(CreatePartitionsTopicResult(name=topic.name, error_code=exc.code,
                                                        error_message=exc.message))

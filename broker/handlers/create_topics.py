@@ -23,18 +23,30 @@ Behaviour, per topic, checks in Kafka's order, the first failure answering:
 ``validate_only`` runs every check and creates nothing (the response then carries a zero
 topic id: no id was allocated).
 
+Limits, before any topic is looked at (as Kafka's controller checks its batch limit):
+the partitions the whole request asks for (``num_partitions``, -1 counted as
+``num.partitions``, or the assignments) above ``max.partitions.per.request`` (10,000,
+Kafka's hard-coded MAX_PARTITIONS_PER_BATCH) fail every topic with POLICY_VIOLATION and
+Kafka's message plus the figures. A topic that would take the broker past
+``max.partitions`` gets POLICY_VIOLATION too (storage checks it, counting creations in
+progress); one above 100,000 partitions INVALID_PARTITIONS.
+
 Version notes: v2-v4 answer name, error code and message; v5+ also the partition count,
 the replication factor actually stored (always 1) and the topic's effective configs with
 their sources (as DescribeConfigs describes them); v7 adds the topic id. v6 may return
 THROTTLING_QUOTA_EXCEEDED in Kafka; kafkito has no quotas, so throttle_time_ms is 0.
 
-Creation is synchronous (directories and checksummed metadata written before the answer),
-so ``timeout_ms`` is never needed. Not served: v0-1 (removed by Kafka 4, KIP-896).
+Creation is all or nothing and synchronous (every partition directory, then the
+checksummed metadata, before the answer), so ``timeout_ms`` is never needed; it runs in a
+worker thread, so the broker keeps answering other connections while thousands of
+partitions are made. Not served: v0-1 (removed by Kafka 4, KIP-896).
 """
 
 from __future__ import annotations
 
 import logging
+
+import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.create_topics import (
@@ -132,7 +144,28 @@ def _partition_count(state, topic) -> int:
     return count
 
 
-def _create(state, topic, validate_only: bool, version: int) -> CreatableTopicResult:
+def requested_partitions(state, topics) -> int:
+    """Kafka's upper bound of what a request creates (validateTotalNumberOfPartitions)."""
+    total = 0
+    for topic in topics:
+        if topic.assignments:
+            total += len(topic.assignments)
+        elif topic.num_partitions == -1:
+            total += state.config.num_partitions
+        elif topic.num_partitions > 0:
+            total += topic.num_partitions
+    return total
+
+
+def per_request_limit_error(state, requested: int) -> str | None:
+    limit = state.config.max_partitions_per_request
+    if requested <= limit:
+        return None
+    return (f"Excessively large number of partitions per request: {requested} requested, "
+            f"max.partitions.per.request is {limit}.")
+
+
+async def _create(state, topic, validate_only: bool, version: int) -> CreatableTopicResult:
     name = topic.name
     _check_name(state, name)
     # CreatableTopicConfig is keyed by name in Kafka's schema: a repeated name keeps
@@ -144,7 +177,7 @@ def _create(state, topic, validate_only: bool, version: int) -> CreatableTopicRe
         topic_id = ZERO_UUID
     else:
         try:
-            meta = state.logs.create_topic(name, count, overrides)
+            meta = await trio.to_thread.run_sync(state.logs.create_topic, name, count, overrides)
         except StorageError as exc:
             raise AdminError(storage_error_code(exc), str(exc)) from None
         topic_id, count = meta.topic_id, meta.num_partitions
@@ -163,13 +196,17 @@ def _create(state, topic, validate_only: bool, version: int) -> CreatableTopicRe
 
 async def handle(ctx, request) -> CreateTopicsResponse:
     state = ctx.broker
+    too_many = per_request_limit_error(state, requested_partitions(state, request.topics))
+    if too_many is not None:
+        return CreateTopicsResponse(throttle_time_ms=0, topics=[
+            _failed(topic.name, ErrorCode.POLICY_VIOLATION, too_many) for topic in request.topics])
     results = []
     for topic, repeated in once_each(request.topics, lambda t: t.name):
         if repeated:
             results.append(_failed(topic.name, ErrorCode.INVALID_REQUEST, "Duplicate topic name."))
             continue
         try:
-            results.append(_create(state, topic, request.validate_only, ctx.api_version))
+            results.append(await _create(state, topic, request.validate_only, ctx.api_version))
         except AdminError as exc:
             results.append(_failed(topic.name, exc.code, exc.message))
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)

@@ -5,11 +5,20 @@ as the only replica and in-sync replica. A null topic list (v1+; an empty list i
 means every topic, internal ones flagged ``is_internal``. Unknown topics are created
 with ``num.partitions`` when ``auto.create.topics.enable`` is on and the request allows
 it (v4+ ``allow_auto_topic_creation``); internal topic names are never auto-created.
+At most ``auto.create.topics.max.per.request`` topics are created per request, in a
+worker thread (the broker keeps answering other connections meanwhile); the unknown topics
+past that bound are answered LEADER_NOT_AVAILABLE, which is what Kafka answers for a topic
+whose auto-creation is under way: every client treats it as retriable and keeps the topic
+(librdkafka does not give up on it as it may on UNKNOWN_TOPIC_OR_PARTITION), and its next
+Metadata request creates the next batch. A request for 10,000 unknown topics thus creates
+them at a bounded pace instead of stalling the broker and exhausting its descriptors.
 v10+ may name topics by id. Authorized operations are answered with Kafka's "not
 computed" value: kafkito has no ACLs.
 """
 
 from __future__ import annotations
+
+import trio
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.metadata import (
@@ -60,6 +69,26 @@ def _auto_create(state, name: str):
         return None, storage_error_code(exc)
 
 
+def _auto_create_all(state, names: list[str]) -> dict:
+    """Runs in a worker thread: name -> (TopicMetadata or None, error code)."""
+    return {name: _auto_create(state, name) for name in names}
+
+
+def _to_create(state, wanted, allow_create: bool) -> list[str]:
+    """The unknown topics this request may create, in request order, at most the bound."""
+    if not allow_create:
+        return []
+    budget = state.config.auto_create_topics_max_per_request
+    names: dict[str, None] = {}
+    for item in wanted:
+        name = item.name
+        if len(names) >= budget:
+            break
+        if name and not is_internal(name) and state.logs.topic(name) is None:
+            names[name] = None
+    return list(names)
+
+
 async def handle(ctx, request) -> MetadataResponse:
     state = ctx.broker
     version = ctx.api_version
@@ -72,12 +101,16 @@ async def handle(ctx, request) -> MetadataResponse:
         allow_create = state.config.auto_create_topics_enable and (
             version < 4 or request.allow_auto_topic_creation
         )
+        names = _to_create(state, wanted, allow_create)
+        created = await trio.to_thread.run_sync(_auto_create_all, state, names) if names else {}
         topics = []
         for item in wanted:
             meta = resolve_topic(state, item.name, getattr(item, "topic_id", None))
             error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            if meta is None and item.name and allow_create and not is_internal(item.name):
-                meta, error = _auto_create(state, item.name)
+            if meta is None and item.name in created:
+                meta, error = created[item.name]
+            elif meta is None and item.name and allow_create and not is_internal(item.name):
+                error = ErrorCode.LEADER_NOT_AVAILABLE  # past the bound: created on a retry
             if meta is None:
                 if not item.name:
                     error = ErrorCode.UNKNOWN_TOPIC_ID

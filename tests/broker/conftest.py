@@ -20,7 +20,8 @@ def make_state(tmp_path):
         overrides += [(name.replace("_", "."), str(value)) for name, value in settings.items()]
         config = load_config(environ={}, overrides=overrides)
         clock = ManualClock(1_700_000_000_000)
-        logs = LogManager(config.log_dirs, log_config_from(config), clock)
+        logs = LogManager(config.log_dirs, log_config_from(config), clock,
+                          partitions_max=config.max_partitions)
         logs.startup()
         opened.append(logs)
         return BrokerState(config=config, logs=logs, clock=clock, partitions=PartitionManager(logs, clock),

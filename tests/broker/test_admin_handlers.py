@@ -129,11 +129,19 @@ def test_strict_replication_factor_rejects_as_one_broker_kafka(make_state, rf, d
     (-2, 1, ErrorCode.INVALID_PARTITIONS),
     (1, 0, ErrorCode.INVALID_REPLICATION_FACTOR),
     (1, -2, ErrorCode.INVALID_REPLICATION_FACTOR),
-    (200_000, 1, ErrorCode.INVALID_PARTITIONS),
+    (200_000, 1, ErrorCode.POLICY_VIOLATION),  # max.partitions.per.request, Kafka's 10,000
 ])
 def test_create_topics_rejects_bad_counts(state, partitions, rf, code):
     assert create(state, "bad-counts", partitions, rf).error_code == code
     assert state.logs.topic("bad-counts") is None
+
+
+def test_create_topics_above_the_per_topic_cap_is_invalid_partitions(make_state):
+    state = make_state(max_partitions_per_request=1_000_000)
+    result = create(state, "too-big", 200_000)
+    assert result.error_code == ErrorCode.INVALID_PARTITIONS
+    assert "100000" in result.error_message
+    assert state.logs.topic("too-big") is None
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "has space", "slash/name", "x" * 250, "ünïcode"])
@@ -347,6 +355,56 @@ def test_create_partitions_internal_and_duplicates(state):
         CP.CreatePartitionsTopic(name="twice-grown", count=2), CP.CreatePartitionsTopic(name="twice-grown", count=3)]))
     assert [(r.name, r.error_code) for r in body.results] == [("twice-grown", ErrorCode.INVALID_REQUEST)]
     assert state.logs.topic("twice-grown").num_partitions == 1
+
+
+# ------------------------------------------------------------------ partition limits
+def test_create_topics_over_max_partitions_per_request_fails_every_topic(make_state):
+    state = make_state(max_partitions_per_request=10)
+    topics = [CT.CreatableTopic(name=n, num_partitions=6, replication_factor=1) for n in ("p", "q")]
+    body = call(state, ApiKey.CREATE_TOPICS, 7, CT.CreateTopicsRequest(topics=topics, timeout_ms=1000))
+    assert [(t.name, t.error_code) for t in body.topics] == [
+        ("p", ErrorCode.POLICY_VIOLATION), ("q", ErrorCode.POLICY_VIOLATION)]
+    assert "12 requested" in body.topics[0].error_message
+    assert state.logs.topics() == []
+    assert create(state, "p", 10).error_code == ErrorCode.NONE  # at the limit is fine
+
+
+def test_create_topics_past_max_partitions_is_policy_violation(make_state):
+    state = make_state(max_partitions=5)
+    assert create(state, "first", 4).error_code == ErrorCode.NONE
+    result = create(state, "second", 2)
+    assert result.error_code == ErrorCode.POLICY_VIOLATION
+    assert "max.partitions=5" in result.error_message
+    assert state.logs.topic("second") is None
+    assert grow(state, "first", 6).error_code == ErrorCode.POLICY_VIOLATION
+    assert grow(state, "first", 5).error_code == ErrorCode.NONE
+
+
+def test_create_partitions_over_max_partitions_per_request(make_state):
+    state = make_state(max_partitions_per_request=10)
+    create(state, "g", 1)
+    result = grow(state, "g", 12)
+    assert result.error_code == ErrorCode.POLICY_VIOLATION
+    assert "max.partitions.per.request" in result.error_message
+    assert state.logs.topic("g").num_partitions == 1
+    assert grow(state, "g", 11).error_code == ErrorCode.NONE
+
+
+def test_metadata_auto_creates_at_most_the_bound_and_answers_the_rest_retriably(make_state):
+    from kafkito.protocol.messages import metadata as MD
+
+    state = make_state(auto_create_topics_max_per_request=3)
+    names = ["m1", "m2", "m2", "m3", "m4", "m5"]
+    request = MD.MetadataRequest(topics=[MD.MetadataRequestTopic(name=n) for n in names],
+                                 allow_auto_topic_creation=True)
+    body = call(state, ApiKey.METADATA, 12, request)
+    assert [(t.name, t.error_code) for t in body.topics] == [
+        ("m1", ErrorCode.NONE), ("m2", ErrorCode.NONE), ("m2", ErrorCode.NONE),
+        ("m3", ErrorCode.NONE), ("m4", ErrorCode.LEADER_NOT_AVAILABLE),
+        ("m5", ErrorCode.LEADER_NOT_AVAILABLE)]
+    assert sorted(t.name for t in state.logs.topics()) == ["m1", "m2", "m3"]
+    body = call(state, ApiKey.METADATA, 12, request)  # the client's retry
+    assert all(t.error_code == ErrorCode.NONE for t in body.topics)
 
 
 # ----------------------------------------------------------------------- DeleteRecords

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
@@ -19,10 +20,12 @@ def free_port() -> int:
 
 class ServeProcess:
     """Starts `kafkito serve` and waits for its "listening on" line; stderr goes to ``log``
-    (outside the data directory, which may be a full disk)."""
+    (outside the data directory, which may be a full disk). ``nofile``: the child's
+    RLIMIT_NOFILE (soft and hard), as ``ulimit -n`` would set it."""
 
     def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, *, nofile: int | None = None,
+                 start_timeout_s: float = 20) -> None:
         self.port = free_port()
         self.log = (log_dir or data_dir.parent) / f"serve-{self.port}.log"
         sets = [arg for name, value in (settings or {}).items() for arg in ("--set", f"{name}={value}")]
@@ -30,8 +33,10 @@ class ServeProcess:
             [sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir", str(data_dir),
              "--listen", f"127.0.0.1:{self.port}", *sets],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+            if nofile else None,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"kafkito serve exited: {self.log.read_text()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 from kafkito.storage import LogConfig, PartitionLog, build_batch, iter_batches
 
@@ -53,3 +54,14 @@ def crash(plog: PartitionLog) -> None:
     for seg in list(plog.segments) + [s for _due, s in plog._pending_deletes]:
         seg.close()
     plog._closed = True
+
+
+def sendfile_bytes(s) -> bytes:
+    """What ``os.sendfile`` of a FileSlice puts on the wire (through a pipe)."""
+    r, w = os.pipe()
+    try:
+        assert os.sendfile(w, s.fileno(), s.position, s.size) == s.size
+        return os.read(r, 1 << 20)
+    finally:
+        os.close(r)
+        os.close(w)
