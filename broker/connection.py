@@ -6,8 +6,8 @@ A connection is a ``FrameReader`` (``protocol/framing.py``: bytes in, whole fram
 no I/O), a ``Transport`` (``transport.py``: the file-descriptor fast path for TCP, or any
 trio stream, hence TLS and in-memory tests) and two tasks with a queue between them:
 
-* the **reader** takes whole frames from the frame reader, decodes each one, appends a ``Slot`` to the
-  response queue in arrival order and runs its handler right there, inline. Requests on a
+* the **reader** takes whole frames from the frame reader, decodes each one, appends a
+  ``Slot`` to the response queue in arrival order and runs its handler right there, inline. Requests on a
   connection are therefore handled one at a time, in the order they were sent, exactly as
   on Kafka; whatever a handler awaits holds up the requests behind it. A handler that has
   to park (Produce waiting for its fsync, Fetch's long poll, group requests waiting on
@@ -29,8 +29,9 @@ Limits (see ``request_pool.py`` for the pool). When the frame reader announces a
 (``FRAME_ANNOUNCED``: its size is read and within ``socket.request.max.bytes``, nothing of
 it is allocated yet), its size is reserved in the broker-wide request memory pool
 (``queued.max.request.bytes``) within this connection's share
-(``queued.max.request.bytes.per.connection``), and given back once its handler is done
-with it, and only then is the frame accepted. The reader also waits while ``queued.max.requests`` requests are in flight or
+(``queued.max.request.bytes.per.connection``) before the frame is accepted, and given
+back once its handler is done with it. The reader also waits while
+``queued.max.requests`` requests are in flight or
 ``queued.max.response.bytes.per.connection`` bytes of answers wait to be sent (a client
 that does not read its answers stops being read: TCP pushes back). Waiting is never a
 failure: the reader simply stops reading until there is room. A frame larger than
@@ -49,7 +50,7 @@ connection or per read (arming a deadline around every read cost about 5 µs per
 * ``connections.max.idle.ms``: nothing in flight and waiting for a frame's first byte
   that long. A frame arriving in pieces or a long poll in flight is not idle;
 * ``socket.request.incomplete.timeout.ms`` (kafkito only): a frame started (the reader
-  waited on the socket in the middle of it) and did not finish within that time. Time
+  waited on the transport in the middle of it) and did not finish within that time. Time
   the reader spent paused by the limits above is not counted: it is ours, not the
   client's. Kafka counts a silent half-received frame as idle; kafkito gives it its
   own, shorter limit because the frame holds pool bytes;
@@ -146,7 +147,8 @@ class Connection:
     # Slots: a connection's attributes in a dict cost every idle connection about 1.2 KB.
     __slots__ = (
         "transport", "state", "peer", "max_frame_bytes", "idle_s", "incomplete_s", "stall_s",
-        "inflight_max", "response_bytes_max", "_pool", "_pool_lot", "_rbuf", "_frames", "_slots", "_held_bytes", "_response_bytes", "_writer_lot", "_room_lot", "_frames_unparked", "_closing",
+        "inflight_max", "response_bytes_max", "_pool", "_pool_lot", "_rbuf", "_frames", "_slots",
+        "_held_bytes", "_response_bytes", "_writer_lot", "_room_lot", "_frames_unparked", "_closing",
         "_discard_responses", "_idle_closed", "_reader_scope", "_nursery_scope", "_between_frames",
         "_last_frame_s", "_trimmed_at_s", "_frame_wait_since",
     )

@@ -107,7 +107,10 @@ class FrameReader:
         self._frame = None  # the current frame's own buffer, while it is received into it
         self._fview: memoryview | None = None
         self._have = 0  # bytes of the current frame in its own buffer
-        self._pending: deque = deque()  # receive_data() bytes not yet moved into a buffer
+        # receive_data() bytes not yet moved into a buffer; made on first use, since a
+        # reader fed through data_buffer() never needs it (an idle broker connection
+        # would pay about 600 bytes for an empty deque).
+        self._pending: deque | None = None
         self._eof = False
 
     # -- state ----------------------------------------------------------------------------
@@ -153,6 +156,8 @@ class FrameReader:
     def receive_data(self, data) -> None:
         """Bytes from a transport that hands out byte strings; ``b""`` means the stream ended."""
         if data:
+            if self._pending is None:
+                self._pending = deque()
             self._pending.append(data)
         else:
             self._eof = True
