@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .errors import ProtocolError
 
@@ -311,6 +311,7 @@ def write_compact_nullable_bytes(b: bytearray, v) -> None:
         b += v
 
 
+@runtime_checkable  # for tests; the encoder and the transports never check it at run time
 class FileRegion(Protocol):
     """A byte range of an open file: all a transport needs to send it without copying it
     (``os.sendfile``), or to read it (``os.pread``) where it cannot. storage's ``FileSlice``

@@ -20,7 +20,7 @@ import trio.testing
 from kafkito.broker.connection import Connection
 from kafkito.broker.request_pool import RequestMemoryPool
 from kafkito.broker.transport import StreamTransport
-from kafkito.protocol import CLOSED, NEED_DATA, ApiKey, ClientFraming, Response
+from kafkito.protocol import CLOSED, NEED_DATA, ApiKey, ClientFraming, FileRegion, RecordsRef, Response
 from kafkito.protocol.messages.api_versions import ApiVersionsRequest
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.metadata import MetadataRequest
@@ -191,3 +191,18 @@ def test_deadlines_apply_over_a_stream_transport(make_state):
 
     for case in (half_a_frame, idle):
         _serve(state, case)
+
+
+def test_a_storage_file_slice_is_the_file_region_a_records_ref_carries(make_state):
+    """The typed contract between storage and the transports: protocol's FileRegion
+    (fileno, position, size), which storage's FileSlice meets without importing protocol."""
+    state = make_state()
+    state.logs.create_topic("slice", 1)
+    plog = state.logs.log("slice", 0)
+    batch = build_batch([(b"k", b"v" * 100, [], 1_700_000_000_000)])
+    plog.append(batch, 1_700_000_000_000)
+    plog.flush()
+    file_slice = plog.read(0, 1 << 20)
+    assert isinstance(file_slice, FileRegion)
+    ref = RecordsRef(file_slice)
+    assert ref.region is file_slice and ref.nbytes == file_slice.size == len(batch)
