@@ -262,7 +262,10 @@ class Connection:
                 size = frames.frame_size
                 if not self._admit(size):
                     await self._wait_for_room(size)
-                frames.accept_frame()
+                frame = frames.accept_frame()
+                if frame is not None:  # it was whole in the receive buffer
+                    self._frame_wait_since = None
+                    return frame
             elif event is CLOSED:
                 return None
             else:

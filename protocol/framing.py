@@ -20,9 +20,10 @@ test's byte string). h11's ``Connection`` is the model: one object, bytes in, ev
   from the caller's ``frame_buffer(size)`` factory (the broker's lazily backed mapping),
   and the rest of it is received straight into that buffer.
 
-``next_event()`` is the only door: it returns ``NEED_DATA``, ``FRAME_ANNOUNCED``,
-``CLOSED`` (end of stream, nothing complete left) or a whole frame (bytes-like, without
-its size). Bytes come in two ways. The zero-copy way, for a transport that reads into
+``next_event()`` is the door: it returns ``NEED_DATA``, ``FRAME_ANNOUNCED``, ``CLOSED``
+(end of stream, nothing complete left) or a whole frame (bytes-like, without its size).
+``accept_frame()`` returns the frame at once when it is already whole (most frames on a
+busy connection), else None. Bytes come in two ways. The zero-copy way, for a transport that reads into
 memory it is given: ``data_buffer()`` is where the next bytes go, ``data_received(n)``
 says how many landed (0 is end of stream). The copying way, for transports that hand out
 byte strings: ``receive_data(data)`` (``b""`` is end of stream), consumed as
@@ -178,35 +179,35 @@ class FrameReader:
                     # The prefix stays unread: every later call raises again.
                     raise FrameSizeError(f"frame size {size} outside 0..{self.max_frame_bytes}")
                 self._size = size
-                self._accepted = False
                 return FRAME_ANNOUNCED
             if not self._accepted:
                 return FRAME_ANNOUNCED
             frame = self._frame
-            if frame is None:  # accepted whole in the receive buffer
-                begin = self._start + 4
-                self._start = end = begin + size
-                self._size = -1
-                return bytes(self._rview[begin:end])
             if self._have < size:
                 if self._pending and self._move_pending():
                     continue
                 return CLOSED if self._eof else NEED_DATA
             self._frame = self._fview = None
             self._size = -1
+            self._accepted = False
             if size < _COPY_BELOW_BYTES:
                 return bytes(frame)
             return frame if frame.__class__ is bytearray else memoryview(frame)
 
-    def accept_frame(self) -> None:
-        """Take the announced frame: it is handed out by the next ``next_event`` calls."""
+    def accept_frame(self):
+        """Take the announced frame: the frame itself when it is already whole in the
+        receive buffer (copied out of it; the common case, saving a call), else None and
+        it comes out of ``next_event`` once the rest is received into its own buffer."""
         size = self._size
         if size < 0 or self._accepted:
             raise RuntimeError("no announced frame to accept")
-        self._accepted = True
         begin = self._start + 4
-        if begin + size <= self._end:
-            return  # whole in the receive buffer: copied out by next_event
+        end = begin + size
+        if end <= self._end:
+            self._start = end
+            self._size = -1
+            return bytes(self._rview[begin:end])
+        self._accepted = True
         frame = self._frame_buffer(size)
         view = memoryview(frame)
         have = self._end - begin
@@ -277,9 +278,10 @@ class ClientFraming:
         while True:
             event = reader.next_event()
             if event is FRAME_ANNOUNCED:
-                reader.accept_frame()  # responses are the client's own asking: no admission
-                continue
-            if event is NEED_DATA or event is CLOSED:
+                event = reader.accept_frame()  # responses are the client's own asking: no admission
+                if event is None:
+                    continue
+            elif event is NEED_DATA or event is CLOSED:
                 return event
             return self._decode(event)
 
