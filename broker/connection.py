@@ -227,35 +227,21 @@ class Connection:
         self._reader_scope.cancel()
 
     # -- reading -------------------------------------------------------------------------
-    async def _receive(self) -> bool:
-        """Receive more for the frame reader; False at end of stream."""
-        frames = self._frames
-        transport = self.transport
-        between_frames = frames.at_frame_boundary
-        if between_frames:
-            self._between_frames = True  # only this wait may be cut as idle (expire)
-        try:
-            while True:
-                n = transport.receive_into_nowait(frames.data_buffer())
-                if n is not None:
-                    break
-                self._frames_unparked = 0
-                if not between_frames and self._frame_wait_since is None:
-                    # The client left a frame unfinished: its time starts now (expire()).
-                    self._frame_wait_since = trio.current_time()
-                await transport.wait_receivable()
-        finally:
-            self._between_frames = False
-        frames.data_received(n)
-        return n > 0
-
     async def _next_frame(self):
         """The next whole frame (without its size), or None at end of stream."""
         frames = self._frames
+        transport = self.transport
         while True:
             event = frames.next_event()
             if event is NEED_DATA:
-                if not await self._receive():
+                # One non-blocking try first: parking costs a scheduler round trip even
+                # when the data is already there.
+                view = frames.data_buffer()
+                n = transport.receive_into_nowait(view)
+                if n is None:
+                    n = await self._wait_and_receive(view)
+                frames.data_received(n)
+                if n == 0:
                     return None
             elif event is FRAME_ANNOUNCED:
                 self._last_frame_s = trio.current_time()
@@ -271,6 +257,25 @@ class Connection:
             else:
                 self._frame_wait_since = None
                 return event
+
+    async def _wait_and_receive(self, view: memoryview) -> int:
+        """Park until the transport has bytes for ``view``; how many it received (0: EOF)."""
+        transport = self.transport
+        between_frames = self._frames.at_frame_boundary
+        self._frames_unparked = 0
+        if between_frames:
+            self._between_frames = True  # only this wait may be cut as idle (expire)
+        elif self._frame_wait_since is None:
+            # The client left a frame unfinished: its time starts now (expire()).
+            self._frame_wait_since = trio.current_time()
+        try:
+            while True:
+                await transport.wait_receivable()
+                n = transport.receive_into_nowait(view)
+                if n is not None:
+                    return n
+        finally:
+            self._between_frames = False
 
     def _admit(self, size: int) -> bool:
         """Reserve room for a ``size``-byte frame, or False when the reader must wait."""
