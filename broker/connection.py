@@ -1,11 +1,13 @@
-"""One client connection: framing, in-order handling, in-order responses.
+"""One client connection: in-order handling, in-order responses, limits and deadlines.
 
 Theory of operation
 -------------------
-A connection is two tasks and a queue:
+A connection is a ``FrameReader`` (``protocol/framing.py``: bytes in, whole frames out,
+no I/O), a ``Transport`` (``transport.py``: the file-descriptor fast path for TCP, or any
+trio stream, hence TLS and in-memory tests) and two tasks with a queue between them:
 
-* the **reader** reads size-prefixed frames, decodes each one, appends a ``Slot`` to the
-  response queue in arrival order and runs its handler right there, inline. Requests on a
+* the **reader** takes whole frames from the frame reader, decodes each one, appends a
+  ``Slot`` to the response queue in arrival order and runs its handler right there, inline. Requests on a
   connection are therefore handled one at a time, in the order they were sent, exactly as
   on Kafka; whatever a handler awaits holds up the requests behind it. A handler that has
   to park (Produce waiting for its fsync, Fetch's long poll, group requests waiting on
@@ -18,22 +20,25 @@ A connection is two tasks and a queue:
   position as much as by correlation id, so order is per connection, never per completion.
 
 Most requests thus cost no task, no event and no scheduler round trip of their own: the
-reader reads with a plain non-blocking read and parks only when the socket is empty, and
+reader receives with a non-blocking call and parks only when the transport is empty, and
 the writer is woken once per batch of ready responses. (A task, two events and a
 ``send_all`` per request were half of the broker thread with 200 producer connections,
 measured with py-spy.)
 
-Limits (see ``request_pool.py`` for the pool). Before a frame's body is read, its
-announced size is reserved in the broker-wide request memory pool
+Limits (see ``request_pool.py`` for the pool). When the frame reader announces a frame
+(``FRAME_ANNOUNCED``: its size is read and within ``socket.request.max.bytes``, nothing of
+it is allocated yet), its size is reserved in the broker-wide request memory pool
 (``queued.max.request.bytes``) within this connection's share
-(``queued.max.request.bytes.per.connection``), and given back once its handler is done
-with it. The reader also waits while ``queued.max.requests`` requests are in flight or
+(``queued.max.request.bytes.per.connection``) before the frame is accepted, and given
+back once its handler is done with it. The reader also waits while
+``queued.max.requests`` requests are in flight or
 ``queued.max.response.bytes.per.connection`` bytes of answers wait to be sent (a client
 that does not read its answers stops being read: TCP pushes back). Waiting is never a
 failure: the reader simply stops reading until there is room. A frame larger than
 ``socket.request.max.bytes`` (or with a negative size) closes the connection, as Kafka
-does, before any of it is buffered. A frame that does not fit in the receive buffer gets
-a buffer of its own from ``frame_buffer``: above 1 MiB that is an anonymous mapping the
+does, before any of it is buffered (the frame reader refuses it). A frame that does not
+arrive whole in the 64 KB receive buffer gets a buffer of its own from ``frame_buffer``,
+which this module gives the frame reader: above 1 MiB that is an anonymous mapping the
 kernel backs page by page as bytes arrive, so an announced 100 MB frame followed by
 silence costs what arrived, not 100 MB.
 
@@ -45,7 +50,7 @@ connection or per read (arming a deadline around every read cost about 5 µs per
 * ``connections.max.idle.ms``: nothing in flight and waiting for a frame's first byte
   that long. A frame arriving in pieces or a long poll in flight is not idle;
 * ``socket.request.incomplete.timeout.ms`` (kafkito only): a frame started (the reader
-  waited on the socket in the middle of it) and did not finish within that time. Time
+  waited on the transport in the middle of it) and did not finish within that time. Time
   the reader spent paused by the limits above is not counted: it is ours, not the
   client's. Kafka counts a silent half-received frame as idle; kafkito gives it its
   own, shorter limit because the frame holds pool bytes;
@@ -62,25 +67,36 @@ handler and never touches storage. The one exception is an ApiVersions request o
 version we do not know: it is answered (v0, UNSUPPORTED_VERSION, our ranges) so the
 client can retry with a version we serve.
 
-Responses whose records are file regions (``RecordsRef`` chunks from Fetch) are sent
-with ``os.sendfile`` straight from the segment file to the socket.
+Responses whose records are file regions (``RecordsRef`` chunks from Fetch) are handed
+to the transport as regions: the fd transport sends them with ``os.sendfile`` straight
+from the segment file to the socket, a stream transport copies them.
 """
 
 from __future__ import annotations
 
 import logging
 import mmap
-import os
-import struct
 from collections import deque
 from dataclasses import dataclass
 
 import trio
 
-from kafkito.protocol import ApiKey, ProtocolError, RecordsRef, decode_request, encode_response
+from kafkito.protocol import (
+    CLOSED,
+    FRAME_ANNOUNCED,
+    NEED_DATA,
+    ApiKey,
+    FrameReader,
+    FrameSizeError,
+    ProtocolError,
+    RecordsRef,
+    decode_request,
+    encode_response,
+)
 
 from .context import BrokerState, CloseConnection, Deferred, RequestContext
 from .handlers import api_versions
+from .transport import Transport
 
 log = logging.getLogger("kafkito.broker.connection")
 
@@ -89,7 +105,6 @@ __all__ = ["Connection", "frame_buffer"]
 _RECV_BUFFER = 64 * 1024  # per connection; a frame that does not fit is read into its own buffer
 _LAZY_FRAME_BYTES = 1 << 20  # frames above this get a mapping backed only as bytes arrive
 _TRIM_AFTER_S = 1.0  # an idle connection's receive buffer pages go back to the kernel after this
-_SIZE = struct.Struct(">i")
 _SEND_BATCH_BYTES = 256 * 1024  # responses joined into one write up to about this much
 _FRAMES_PER_CHECKPOINT = 32  # a reader that always finds data still lets other tasks run
 
@@ -109,10 +124,12 @@ def frame_buffer(size: int):
 
 
 def _memory_bytes(chunks: list) -> int:
-    """Bytes of an encoded answer held in memory (file regions are sent from the file)."""
+    """Bytes of an encoded answer waiting to be sent, counted against
+    ``queued.max.response.bytes.per.connection``. File regions count at their size, as they
+    always have here, although they wait in the segment file, not in memory."""
     if len(chunks) == 1:
         return len(chunks[0])
-    return sum(len(c) for c in chunks if c.__class__ is not RecordsRef)
+    return sum(c.nbytes if isinstance(c, RecordsRef) else len(c) for c in chunks)
 
 
 @dataclass(eq=False, slots=True)
@@ -129,22 +146,17 @@ class Slot:
 class Connection:
     # Slots: a connection's attributes in a dict cost every idle connection about 1.2 KB.
     __slots__ = (
-        "stream", "state", "sock", "_fd", "peer", "max_frame_bytes", "idle_s", "incomplete_s", "stall_s",
-        "inflight_max", "response_bytes_max", "_pool", "_pool_lot", "_rbuf", "_rview", "_start", "_end",
-        "_slots", "_held_bytes", "_response_bytes", "_writer_lot", "_room_lot", "_frames_unparked", "_closing",
+        "transport", "state", "peer", "max_frame_bytes", "idle_s", "incomplete_s", "stall_s",
+        "inflight_max", "response_bytes_max", "_pool", "_pool_lot", "_rbuf", "_frames", "_slots",
+        "_held_bytes", "_response_bytes", "_writer_lot", "_room_lot", "_frames_unparked", "_closing",
         "_discard_responses", "_idle_closed", "_reader_scope", "_nursery_scope", "_between_frames",
-        "_last_frame_s", "_trimmed_at_s", "_frame_wait_since", "_send_blocked_since",
+        "_last_frame_s", "_trimmed_at_s", "_frame_wait_since",
     )
 
-    def __init__(self, stream: trio.SocketStream, state: BrokerState) -> None:
-        self.stream = stream
+    def __init__(self, transport: Transport, state: BrokerState) -> None:
+        self.transport = transport
         self.state = state
-        self.sock = stream.socket
-        self._fd = self.sock.fileno()
-        try:
-            self.peer = "%s:%s" % self.sock.getpeername()[:2]
-        except OSError:
-            self.peer = "?"
+        self.peer = transport.peer
         config = state.config
         self.max_frame_bytes = config.socket_request_max_bytes
         self.idle_s = config.connections_max_idle_ms / 1000
@@ -154,13 +166,12 @@ class Connection:
         self.response_bytes_max = config.queued_max_response_bytes_per_connection
         self._pool = state.request_pool
         self._pool_lot = state.request_pool_lot  # readers of every connection waiting for pool bytes
-        # Received bytes not yet framed are _rbuf[_start:_end]. Small frames are copied out
-        # of it once; a frame larger than what is there gets a buffer of its own that the
-        # rest is read straight into. An anonymous mapping, so pages cost memory only once
-        # touched and an idle connection can hand them back (see expire).
+        # The frame reader's receive buffer: small frames are copied out of it once; a
+        # frame larger than what is there gets a buffer of its own (frame_buffer) that the
+        # rest is received straight into. An anonymous mapping, so pages cost memory only
+        # once touched and an idle connection can hand them back (see expire).
         self._rbuf = mmap.mmap(-1, _RECV_BUFFER)
-        self._rview = memoryview(self._rbuf)
-        self._start = self._end = 0
+        self._frames = FrameReader(self.max_frame_bytes, self._rbuf, frame_buffer)
         self._slots: deque[Slot] = deque()
         self._held_bytes = 0  # request bytes this connection holds in the pool
         self._response_bytes = 0  # encoded answer bytes in memory, not yet sent
@@ -176,8 +187,7 @@ class Connection:
         self._between_frames = False  # the reader waits for a frame's first byte
         self._last_frame_s = trio.current_time()
         self._trimmed_at_s: float | None = None  # _last_frame_s when the buffer was last trimmed
-        self._frame_wait_since: float | None = None  # first wait on the socket inside this frame
-        self._send_blocked_since: float | None = None  # the writer waits on a socket that takes nothing
+        self._frame_wait_since: float | None = None  # first wait on the transport inside this frame
 
     # -- public --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -210,75 +220,62 @@ class Connection:
                 self._release(self._held_bytes)  # frames cut short or never handled
             with trio.move_on_after(1) as cs:
                 cs.shield = True
-                await self.stream.aclose()
+                await self.transport.aclose()
 
     def stop_reading(self) -> None:
         """Graceful shutdown: accept no new requests; in-flight ones still get answers."""
         self._reader_scope.cancel()
 
     # -- reading -------------------------------------------------------------------------
-    # Plain non-blocking reads on the descriptor: trio's socket methods add a scheduler
-    # round trip to every call, even when the data is already there.
-    async def _fill(self, mid_frame: bool) -> bool:
-        """Read more into the receive buffer; False at EOF. Called with under 4 bytes left."""
-        if self._start == self._end:
-            self._start = self._end = 0
-        elif self._end == len(self._rbuf):  # a size prefix cut by the buffer's end
-            tail = bytes(self._rview[self._start:self._end])
-            self._rbuf[:len(tail)] = tail
-            self._start, self._end = 0, len(tail)
-        n = await self._recv_into(self._rview[self._end:], mid_frame)
-        if n == 0:
-            return False
-        self._end += n
-        return True
-
-    async def _recv_into(self, view: memoryview, mid_frame: bool) -> int:
+    async def _next_frame(self):
+        """The next whole frame (without its size), or None at end of stream."""
+        frames = self._frames
+        transport = self.transport
         while True:
-            try:
-                return os.readv(self._fd, (view,))
-            except BlockingIOError:
-                pass
-            # Parked outside the except block: an exception kept alive across the wait
-            # (with its traceback) cost every idle connection about 500 bytes.
-            self._frames_unparked = 0
-            if mid_frame and self._frame_wait_since is None:
-                # The client left a frame unfinished: its time starts now (expire()).
-                self._frame_wait_since = trio.current_time()
-            await trio.lowlevel.wait_readable(self._fd)
+            event = frames.next_event()
+            if event is NEED_DATA:
+                # One non-blocking try first: parking costs a scheduler round trip even
+                # when the data is already there.
+                view = frames.data_buffer()
+                n = transport.receive_into_nowait(view)
+                if n is None:
+                    n = await self._wait_and_receive(view)
+                frames.data_received(n)
+                if n == 0:
+                    return None
+            elif event is FRAME_ANNOUNCED:
+                self._last_frame_s = trio.current_time()
+                size = frames.frame_size
+                if not self._admit(size):
+                    await self._wait_for_room(size)
+                frame = frames.accept_frame()
+                if frame is not None:  # it was whole in the receive buffer
+                    self._frame_wait_since = None
+                    return frame
+            elif event is CLOSED:
+                return None
+            else:
+                self._frame_wait_since = None
+                return event
 
-    async def _read_frame(self):
-        """The next frame's bytes (without its size), or None at EOF."""
-        while self._end - self._start < 4:
-            if not await self._fill(True):
-                return None
-        (size,) = _SIZE.unpack_from(self._rbuf, self._start)
-        if size < 0 or size > self.max_frame_bytes:
-            raise _FrameRejected(
-                f"frame size {size} outside 0..{self.max_frame_bytes} (socket.request.max.bytes)"
-            )
-        if not self._admit(size):
-            await self._wait_for_room(size)
-        begin = self._start + 4
-        end = begin + size
-        if end <= self._end:
-            self._start = end
-            self._frame_wait_since = None
-            return bytes(self._rview[begin:end])
-        frame = frame_buffer(size)
-        view = memoryview(frame)
-        have = self._end - begin
-        view[:have] = self._rview[begin:self._end]
-        self._start = self._end = 0
-        while have < size:
-            n = await self._recv_into(view[have:], True)
-            if n == 0:
-                return None
-            have += n
-        self._frame_wait_since = None
-        if size < 4096:
-            return bytes(frame)
-        return frame if frame.__class__ is bytearray else view
+    async def _wait_and_receive(self, view: memoryview) -> int:
+        """Park until the transport has bytes for ``view``; how many it received (0: EOF)."""
+        transport = self.transport
+        between_frames = self._frames.at_frame_boundary
+        self._frames_unparked = 0
+        if between_frames:
+            self._between_frames = True  # only this wait may be cut as idle (expire)
+        elif self._frame_wait_since is None:
+            # The client left a frame unfinished: its time starts now (expire()).
+            self._frame_wait_since = trio.current_time()
+        try:
+            while True:
+                await transport.wait_receivable()
+                n = transport.receive_into_nowait(view)
+                if n is not None:
+                    return n
+        finally:
+            self._between_frames = False
 
     def _admit(self, size: int) -> bool:
         """Reserve room for a ``size``-byte frame, or False when the reader must wait."""
@@ -312,10 +309,11 @@ class Connection:
         handlers = self.state.handlers
         while True:
             try:
-                frame = await self._next_frame_or_idle()
-            except _FrameRejected as exc:
-                log.warning("closing connection from %s: %s", self.peer, exc)
-                self._closing = str(exc)
+                frame = await self._next_frame()
+            except FrameSizeError as exc:
+                reason = f"{exc} (socket.request.max.bytes)"
+                log.warning("closing connection from %s: %s", self.peer, reason)
+                self._closing = reason
                 return
             if frame is None:
                 return
@@ -352,19 +350,6 @@ class Connection:
                 self._frames_unparked = 0
                 await trio.lowlevel.checkpoint()
 
-    async def _next_frame_or_idle(self):
-        # Only this wait for a frame's first byte may be cut as idle: cancelling a read
-        # half-way through a frame would lose its bytes.
-        if self._start == self._end:
-            self._between_frames = True
-            try:
-                if not await self._fill(False):
-                    return None
-            finally:
-                self._between_frames = False
-        self._last_frame_s = trio.current_time()
-        return await self._read_frame()
-
     def expire(self, now: float) -> None:
         """Apply the connection's deadlines at ``now`` (called by the broker's sweep)."""
         if self._closing is not None or self._idle_closed:
@@ -376,14 +361,14 @@ class Connection:
                 "releasing %d pool bytes" % (now - since, self._held_bytes)
             )
             return
-        since = self._send_blocked_since
+        since = self.transport.send_blocked_since
         if since is not None and now - since >= self.stall_s:
             self._abort(
                 "client read none of its %d waiting answer bytes for %.1f s (socket.response.stall.timeout.ms)"
                 % (self._response_bytes, now - since)
             )
             return
-        if not (self._between_frames and self._start == self._end and not self._slots):
+        if not (self._between_frames and self._frames.at_frame_boundary and not self._slots):
             return
         quiet_s = now - self._last_frame_s
         if quiet_s >= self.idle_s:
@@ -467,6 +452,7 @@ class Connection:
     # -- writing -------------------------------------------------------------------------
     async def _writer(self, cancel_scope: trio.CancelScope) -> None:
         slots = self._slots
+        send = self.transport.send
         while True:
             if not slots or not slots[0].ready:
                 if not slots and self._closing is not None:
@@ -481,7 +467,7 @@ class Connection:
                 slot = slots[0]
                 if slot.close_reason is not None:
                     if pending:
-                        await self._send_bytes(b"".join(pending))
+                        await send(b"".join(pending))
                     log.warning("closing connection from %s: %s", self.peer, slot.close_reason)
                     cancel_scope.cancel()
                     return
@@ -492,73 +478,22 @@ class Connection:
                 for chunk in slot.chunks:
                     if isinstance(chunk, RecordsRef):
                         if pending:
-                            await self._send_bytes(b"".join(pending))
+                            await send(b"".join(pending))
                             pending, pending_bytes = [], 0
-                        await self._send_file_region(chunk)
+                        await self.transport.send_region(chunk.region)
                     else:
                         pending.append(chunk)
                         pending_bytes += len(chunk)
                 if pending_bytes >= _SEND_BATCH_BYTES:
-                    await self._send_bytes(b"".join(pending))
+                    await send(b"".join(pending))
                     pending, pending_bytes = [], 0
                     self._response_bytes -= taken
                     taken = 0
             if pending:
-                await self._send_bytes(pending[0] if len(pending) == 1 else b"".join(pending))
+                await send(pending[0] if len(pending) == 1 else b"".join(pending))
             self._response_bytes -= taken
             # Idle time counts from the last answer too, not only from the last frame: a
             # long poll that just ended leaves the connection busy until this moment.
             self._last_frame_s = trio.current_time()
             if self._room_lot:
                 self._room_lot.unpark_all()
-
-    async def _send_bytes(self, data) -> None:
-        fd = self._fd
-        total = len(data)
-        sent = 0
-        view = None
-        while True:
-            try:
-                sent += os.write(fd, data if view is None else view[sent:])
-            except BlockingIOError:
-                blocked = True
-            else:
-                blocked = False
-            if blocked:  # parked outside the except block (see _recv_into)
-                if self._send_blocked_since is None:
-                    self._send_blocked_since = trio.current_time()  # watched by expire()
-                await trio.lowlevel.wait_writable(fd)
-                continue
-            self._send_blocked_since = None
-            if sent >= total:
-                return
-            if view is None:
-                view = memoryview(data)
-
-    async def _send_file_region(self, ref: RecordsRef) -> None:
-        """sendfile(2) from the segment file; falls back to pread+send where unsupported."""
-        fd_in, position, remaining = ref.fileno(), ref.position, ref.nbytes
-        out = self._fd
-        while remaining > 0:
-            try:
-                sent = os.sendfile(out, fd_in, position, remaining)
-            except BlockingIOError:
-                if self._send_blocked_since is None:
-                    self._send_blocked_since = trio.current_time()
-                await trio.lowlevel.wait_writable(out)
-                continue
-            except OSError:
-                await self._send_bytes(ref.tobytes()[ref.nbytes - remaining:])
-                return
-            if sent == 0:
-                raise trio.BrokenResourceError(
-                    f"segment file ended {remaining} bytes early while sending to {self.peer}"
-                )
-            self._send_blocked_since = None
-            position += sent
-            remaining -= sent
-        await trio.lowlevel.checkpoint()
-
-
-class _FrameRejected(Exception):
-    pass

@@ -49,6 +49,7 @@ from .handlers import load_handlers
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
 from .request_pool import RequestMemoryPool
+from .transport import FdTransport
 
 log = logging.getLogger("kafkito.broker")
 
@@ -253,7 +254,7 @@ class Broker:
             self._refused_logged_s = now
 
     async def _serve(self, stream: trio.SocketStream, state: BrokerState, ip: str) -> None:
-        conn = Connection(stream, state)
+        conn = Connection(FdTransport(stream), state)
         self._connections.add(conn)
         try:
             await conn.run()

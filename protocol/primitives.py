@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import Protocol, runtime_checkable
 
 from .errors import ProtocolError
 
@@ -310,14 +311,38 @@ def write_compact_nullable_bytes(b: bytearray, v) -> None:
         b += v
 
 
-class RecordsRef:
-    """A records value the encoder must not copy (e.g. a file range for sendfile).
+@runtime_checkable  # for tests; the encoder and the transports never check it at run time
+class FileRegion(Protocol):
+    """A byte range of an open file: all a transport needs to send it without copying it
+    (``os.sendfile``), or to read it (``os.pread``) where it cannot. storage's ``FileSlice``
+    is one, structurally: storage does not import protocol, nor protocol storage."""
 
-    Subclasses set ``nbytes``; the encoder writes the length prefix and then emits the
-    object itself as its own chunk of the frame.
+    @property
+    def position(self) -> int: ...  # where the range starts in the file
+
+    @property
+    def size(self) -> int: ...  # bytes in the range
+
+    def fileno(self) -> int: ...  # owned by its maker: the transport never closes it
+
+
+class RecordsRef:
+    """A records value the encoder does not copy: a ``FileRegion`` the transport sends.
+
+    The encoder writes the length prefix (``nbytes``) and then emits the object itself as
+    its own chunk of the frame (``frames.encode_response``); the connection hands that
+    chunk to its transport, which sends ``region`` from the file. The encoder only reads
+    ``nbytes``, so a test may subclass this with ``nbytes`` alone.
     """
 
-    nbytes: int = 0
+    __slots__ = ("region", "nbytes")
+
+    def __init__(self, region: FileRegion) -> None:
+        self.region = region
+        self.nbytes = region.size
+
+    def __repr__(self) -> str:
+        return f"RecordsRef({self.region!r})"
 
 
 def _records_len(v) -> int:

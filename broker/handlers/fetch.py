@@ -42,26 +42,6 @@ _READ_COMMITTED = 1
 _SESSIONLESS_EPOCH = -1
 
 
-class FileRegion(RecordsRef):
-    """A slice of a segment file, sent by the connection with sendfile(2)."""
-
-    __slots__ = ("_slice", "position", "nbytes")
-
-    def __init__(self, file_slice) -> None:
-        self._slice = file_slice
-        self.position = file_slice.position
-        self.nbytes = file_slice.size
-
-    def fileno(self) -> int:
-        return self._slice.fileno()
-
-    def tobytes(self) -> bytes:
-        return self._slice.tobytes()
-
-    def __len__(self) -> int:
-        return self.nbytes
-
-
 class _Reader:
     """Reads one pass over the requested partitions, tracking the byte budget."""
 
@@ -113,7 +93,7 @@ class _Reader:
         if file_slice.size > limit and self.nbytes > 0:
             return result  # KIP-74: only the first data may exceed the limits
         self.nbytes += file_slice.size
-        result.records = FileRegion(file_slice)
+        result.records = RecordsRef(file_slice)  # a FileSlice is a protocol.FileRegion
         return result
 
     def run(self) -> list[FetchableTopicResponse]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
-import struct
 
-from kafkito.protocol import decode_response, encode_request
+from kafkito.protocol import CLOSED, FRAME_ANNOUNCED, NEED_DATA, FrameReader, decode_response, encode_request
 
 
 class RawClient:
+    _frames: FrameReader | None = None  # responses' framing, made on first receive
+
     def __init__(self, host: str, port: int, timeout_s: float = 10) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.correlation_id = 0
@@ -20,20 +21,23 @@ class RawClient:
 
     def receive(self, api_key: int, version: int):
         """(correlation_id, response) of the next response on the wire."""
-        header = self._recv_exactly(4)
-        size = struct.unpack(">i", header)[0]
-        return decode_response(api_key, version, self._recv_exactly(size))
-
-    def _recv_exactly(self, size: int) -> bytes:
-        # MSG_WAITALL is not enough: a socket with a timeout is non-blocking underneath,
-        # and a response sent in two writes (header, then sendfile) arrives in two parts.
-        data = bytearray()
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
+        if self._frames is None:
+            self._frames = FrameReader(receive_buffer=bytearray(16 * 1024))
+        frames = self._frames
+        while True:
+            event = frames.next_event()
+            if event is FRAME_ANNOUNCED:
+                event = frames.accept_frame()  # the frame, if it is whole already
+                if event is not None:
+                    return decode_response(api_key, version, event)
+            elif event is NEED_DATA:
+                # A response may come in several pieces (header, then sendfile); the
+                # frame reader keeps whatever arrives past it for the next call.
+                frames.receive_data(self.sock.recv(65536))
+            elif event is CLOSED:
                 raise ConnectionError("closed by the broker")
-            data += chunk
-        return bytes(data)
+            else:
+                return decode_response(api_key, version, event)
 
     def call(self, api_key: int, version: int, body):
         sent = self.send(api_key, version, body)
