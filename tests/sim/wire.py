@@ -37,7 +37,7 @@ class Wire:
         if response is None:  # acks=0
             return None
         chunks = encode_response(api_key, version, cid, response)
-        data = b"".join(c.tobytes() if isinstance(c, RecordsRef) else bytes(c) for c in chunks)
+        data = b"".join(c.region.tobytes() if isinstance(c, RecordsRef) else bytes(c) for c in chunks)
         got_cid, decoded = decode_response(api_key, version, memoryview(data)[4:])
         assert got_cid == cid
         return decoded
