@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from kafkito.storage import LogConfig, LogManager, ManualClock, PartitionLog, build_batch
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig, LogManager, ManualClock, PartitionLog
 
 
 TS = 1_700_000_000_000  # record timestamps, and the append clock (validation checks both)

@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kafkito.storage import LogConfig, ManualClock, PartitionLog, build_batch
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig, ManualClock, PartitionLog
 
 MB = 1024 * 1024
 SIZES = [("1KB", 1024), ("16KB", 16 * 1024), ("1MB", 1024 * 1024)]

@@ -42,7 +42,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 from kafkito.protocol import ErrorCode
-from kafkito.storage.batch import build_batch
+from kafkito.records.batch import build_batch
 
 from .errors import storage_error_code
 

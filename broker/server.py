@@ -38,7 +38,8 @@ import time
 
 import trio
 
-from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock, recordscan
+from kafkito.records import recordscan
+from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock
 
 from .config import BrokerConfig, advertised_address, listen_address, log_config_from
 from .connection import Connection
@@ -161,7 +162,7 @@ class Broker:
                         (time.perf_counter() - started) * 1000,
                     )
                     if not recordscan.ACCELERATED:
-                        log.warning("the C record walk (storage/_recscan.c) is not built: produce "
+                        log.warning("the C record walk (records/_recscan.c) is not built: produce "
                                     "validation runs in Python, ~50x slower; `pip install -e .` "
                                     "builds it")
                     task_status.started(self.address)

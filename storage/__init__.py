@@ -1,19 +1,22 @@
-"""kafkito.storage: the durable partition log engine (no trio, no sockets).
+"""kafkito.storage: the durable partition log engine (no trio, no sockets, no protocol).
 
-Modules: ``batch`` (record batch v2 view, stamping, builder, records), ``validator``
-(produce validation as Kafka's LogValidator), ``recordscan`` (its record walk; C in
-``_recscan.c`` when built), ``codecs`` (gzip/snappy/lz4/zstd with a decompression cap),
-``index`` (Kafka's .index and .timeindex), ``segment`` (one segment and its recovery),
-``log`` (PartitionLog: append, read, flush policy and flush, retention, recovery),
-``producer_state`` (idempotent producers' state and its snapshots, owned by the log),
-``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the topic
-config table), ``clock``, ``fileio`` (the I/O seam tests hook faults into), ``handles``
+The record format it stores (record batch v2, the codecs, the record walk) is
+``kafkito.records``, shared with the client. Storage re-exports the batch names and the
+record-format errors it raises, so its callers catch ``StorageError`` as before.
+
+Modules: ``validator`` (produce validation as Kafka's LogValidator, over the record walk of
+``kafkito.records.recordscan``), ``index`` (Kafka's .index and .timeindex), ``segment`` (one
+segment and its recovery), ``log`` (PartitionLog: append, read, flush policy and flush,
+retention, recovery), ``producer_state`` (idempotent producers' state and its snapshots, owned
+by the log), ``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the
+topic config table), ``clock``, ``fileio`` (the I/O seam tests hook faults into), ``handles``
 (segment files opened on demand behind an LRU), ``metafile`` (atomic checksummed metadata
 files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
 (``kafkito verify``), ``errors``.
 """
 
-from .batch import Record, RecordBatch, build_batch, iter_batches
+from kafkito.records.batch import Record, RecordBatch, build_batch, iter_batches
+
 from .clock import Clock, ManualClock, SystemClock
 from .config import TOPIC_CONFIGS, ConfigSpec, LogConfig
 from .errors import (

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 
 from crc32c import crc32c
 
-from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
+from kafkito.records.batch import (
+    ATTRIBUTES_AT,
+    BATCH_LENGTH_MIN,
+    HEADER,
+    HEADER_BYTES,
+    LOG_OVERHEAD,
+    MAGIC,
+)
+
 from .fileio import FileIO
 
 REL_OFFSET_MAX = 2**31 - 1

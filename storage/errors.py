@@ -1,17 +1,30 @@
 """Errors raised by the storage layer.
 
 Every error derives from ``StorageError``. Each class names the Kafka error code the broker
-should answer with in ``error_name`` (a plain string, because storage imports nothing of ours:
+should answer with in ``error_name`` (a plain string, because storage imports no protocol:
 the broker maps it with ``ErrorCode[exc.error_name]``).
+
+The record-format errors (a corrupt or oversized batch, an unknown codec, magic 0/1, an
+invalid record) belong to ``kafkito.records``, which raises them too; they are re-exported
+here, and ``StorageError`` is their root ``kafkito.records.errors.ApiError``, so callers
+catch them from storage as before.
 """
 
 from __future__ import annotations
 
+from kafkito.records.errors import (  # the record-format errors: re-exported
+    ApiError,
+    CorruptRecordError,
+    InvalidRecordError,
+    RecordTooLargeError,
+    UnsupportedCompressionTypeError,
+    UnsupportedMessageFormatError,
+)
 
-class StorageError(Exception):
-    """Base class of everything storage raises on purpose."""
-
-    error_name = "UNKNOWN_SERVER_ERROR"
+# The root of the errors storage raises is the record format's (records may not import
+# storage): so ``except StorageError`` also catches what the codecs and the batch parser
+# raise inside an append, and the broker translates them through ``error_name``.
+StorageError = ApiError
 
 
 class KafkaStorageError(StorageError):
@@ -25,35 +38,6 @@ class KafkaStorageError(StorageError):
     def __init__(self, message: str, errno: int | None = None):
         super().__init__(message)
         self.errno = errno
-
-
-class CorruptRecordError(StorageError):
-    """A batch fails its CRC or its sizes, offsets and counts disagree."""
-
-    error_name = "CORRUPT_MESSAGE"
-
-
-class InvalidRecordError(StorageError):
-    """A well-formed batch that this log must not accept (keyless record on a compacted topic,
-    control batch from a client, bad producer fields)."""
-
-    error_name = "INVALID_RECORD"
-
-
-class UnsupportedMessageFormatError(StorageError):
-    """Magic 0 or 1 message sets: kafkito stores record batch v2 only."""
-
-    error_name = "UNSUPPORTED_FOR_MESSAGE_FORMAT"
-
-
-class UnsupportedCompressionTypeError(StorageError):
-    error_name = "UNSUPPORTED_COMPRESSION_TYPE"
-
-
-class RecordTooLargeError(StorageError):
-    """A batch larger than max.message.bytes, or one that decompresses past the cap."""
-
-    error_name = "MESSAGE_TOO_LARGE"
 
 
 class OffsetOutOfRangeError(StorageError):

@@ -88,10 +88,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
 
+from kafkito.records.batch import (
+    CONTROL_BIT,
+    HEADER_BYTES,
+    LOG_APPEND_TIME,
+    LOG_OVERHEAD,
+    RecordBatch,
+    stamp_header,
+)
+from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
+
 from . import metafile
-from .batch import CONTROL_BIT, HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch, stamp_header
 from .clock import Clock, SystemClock
-from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
 from .errors import (
     CorruptMetadataError,

@@ -64,9 +64,10 @@ import uuid
 
 import msgspec
 
+from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
+
 from . import metafile
 from .clock import Clock, SystemClock
-from .codecs import DECOMPRESSED_BYTES_MAX
 from .config import LogConfig
 from .errors import (
     CorruptMetadataError,

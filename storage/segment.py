@@ -60,7 +60,15 @@ from typing import Iterator
 
 from crc32c import crc32c
 
-from .batch import ATTRIBUTES_AT, BATCH_LENGTH_MIN, HEADER, HEADER_BYTES, LOG_OVERHEAD, MAGIC
+from kafkito.records.batch import (
+    ATTRIBUTES_AT,
+    BATCH_LENGTH_MIN,
+    HEADER,
+    HEADER_BYTES,
+    LOG_OVERHEAD,
+    MAGIC,
+)
+
 from .damage import (
     REL_OFFSET_MAX,
     BatchBounds,

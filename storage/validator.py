@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 from crc32c import crc32c
 
-from . import codecs
-from .batch import (
+from kafkito.records import codecs
+from kafkito.records.batch import (
     ATTRIBUTES_AT,
     BATCH_LENGTH_MIN,
     COMPRESSION_MASK,
@@ -55,7 +55,9 @@ from .batch import (
     TIMESTAMP_TYPE_BIT,
     TRANSACTIONAL_BIT,
 )
-from .codecs import DECOMPRESSED_BYTES_MAX
+from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
+from kafkito.records.recordscan import RecordScanError, record_facts, scan
+
 from .config import LogConfig
 from .errors import (
     CorruptRecordError,
@@ -64,7 +66,6 @@ from .errors import (
     UnsupportedCompressionTypeError,
     UnsupportedMessageFormatError,
 )
-from .recordscan import RecordScanError, record_facts, scan
 
 __all__ = [
     "BatchHeader", "InconsistentBatchError", "InvalidTimestampError", "RecordError",

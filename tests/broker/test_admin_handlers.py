@@ -32,7 +32,7 @@ from kafkito.protocol.messages import describe_cluster as DC
 from kafkito.protocol.messages import describe_configs as DCF
 from kafkito.protocol.messages import incremental_alter_configs as IAC
 from kafkito.protocol.messages import offset_for_leader_epoch as OLE
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 
 ZERO = uuid.UUID(int=0)
 TOPIC, BROKER, BROKER_LOGGER = 2, 4, 8

@@ -25,7 +25,7 @@ from kafkito.protocol.messages.api_versions import ApiVersionsRequest
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.metadata import MetadataRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 
 VERSIONS = ApiVersionsRequest(client_software_name="memory", client_software_version="1")
 

@@ -21,7 +21,7 @@ from kafkito.broker import cli
 from kafkito.broker.server import Broker, BrokerShutdownError
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 from kafkito.storage.manager import CLEAN_SHUTDOWN_FILE
 from kafkito.testing import broker as embedded_broker
 

@@ -12,7 +12,8 @@ from e2e.raw import RawClient
 from kafkito.broker.partitions import PartitionManager
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import LogConfig, LogManager, build_batch
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig, LogManager
 from kafkito.storage.fileio import FileIO
 from kafkito.testing import broker as embedded_broker
 

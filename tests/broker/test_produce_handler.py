@@ -9,7 +9,7 @@ import trio
 from kafkito.broker.context import Deferred, RequestContext
 from kafkito.protocol import ApiKey, RequestHeader
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 
 
 def test_an_acks_all_produce_waiting_for_its_fsync_does_not_hold_its_frame(state):

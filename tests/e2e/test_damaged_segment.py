@@ -15,7 +15,7 @@ import shutil
 import pytest
 from e2e.clients import Msg, confluent_consume, confluent_produce
 
-from kafkito.storage import iter_batches
+from kafkito.records import iter_batches
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from e2e.raw import RawClient
 from kafkito.protocol import ApiKey
 from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 
 pytestmark = pytest.mark.e2e
 

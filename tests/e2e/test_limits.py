@@ -12,7 +12,7 @@ from kafkito.protocol import ApiKey, encode_request
 from kafkito.protocol.messages.api_versions import ApiVersionsRequest
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e

@@ -23,7 +23,7 @@ from kafkito.protocol.messages.create_topics import CreatableTopic, CreateTopics
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.metadata import MetadataRequest, MetadataRequestTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from kafkito.protocol.messages import create_topics as CT
 from kafkito.protocol.messages import metadata as MD
 from kafkito.protocol.messages import produce as PR
 from kafkito.protocol.messages.api_versions import ApiVersionsRequest
-from kafkito.storage import build_batch
+from kafkito.records import build_batch
 
 pytestmark = pytest.mark.e2e
 

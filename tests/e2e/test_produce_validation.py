@@ -15,8 +15,8 @@ from e2e.raw import RawClient
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.list_offsets import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
-from kafkito.storage import batch as B
-from kafkito.storage import build_batch
+from kafkito.records import batch as B
+from kafkito.records import build_batch
 from kafkito.testing import broker as embedded_broker
 
 pytestmark = pytest.mark.e2e

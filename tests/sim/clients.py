@@ -22,7 +22,7 @@ from kafkito.protocol.messages import leave_group as LG
 from kafkito.protocol.messages import offset_commit as OC
 from kafkito.protocol.messages import produce as P
 from kafkito.protocol.messages import sync_group as SG
-from kafkito.storage.batch import build_batch, iter_batches
+from kafkito.records.batch import build_batch, iter_batches
 
 from .model import Violation
 

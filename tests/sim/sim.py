@@ -45,7 +45,7 @@ from kafkito.broker.server import Broker, BrokerShutdownError
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages import fetch as F
 from kafkito.protocol.messages import offset_fetch as OF
-from kafkito.storage.batch import iter_batches
+from kafkito.records.batch import iter_batches
 from kafkito.storage.errors import KafkaStorageError
 
 from . import planted

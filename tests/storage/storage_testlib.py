@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from kafkito.storage import LogConfig, PartitionLog, build_batch, iter_batches
+from kafkito.records import build_batch, iter_batches
+from kafkito.storage import LogConfig, PartitionLog
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from kafkito.storage import batch as B
-from kafkito.storage import codecs
+from kafkito.records import batch as B
+from kafkito.records import codecs
 from kafkito.storage.config import LogConfig
 from kafkito.storage.validator import validate_batches
 from kafkito.storage.errors import (

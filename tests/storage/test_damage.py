@@ -15,7 +15,8 @@ import pytest
 from storage_testlib import crash, open_log, payload, read_all
 
 from kafkito.broker.cli import main as cli_main
-from kafkito.storage import LogConfig, RecordBatch
+from kafkito.records import RecordBatch
+from kafkito.storage import LogConfig
 from kafkito.storage.log import RECOVERY_POINT_FILE
 from kafkito.storage.segment import BatchScan, VerifyingScan
 

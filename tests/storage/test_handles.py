@@ -13,7 +13,7 @@ import random
 import pytest
 from storage_testlib import payload, read_all, sendfile_bytes
 
-from kafkito.storage.batch import HEADER_BYTES
+from kafkito.records.batch import HEADER_BYTES
 from kafkito.storage import FileIO, KafkaStorageError, LogConfig, OpenFiles, PartitionLog
 
 

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 
-from kafkito.storage import LogConfig, ManualClock, PartitionLog, RecordBatch
+from kafkito.records import RecordBatch
+from kafkito.storage import LogConfig, ManualClock, PartitionLog
 
 KILLS = 12
 

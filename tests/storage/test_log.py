@@ -7,18 +7,16 @@ import threading
 import pytest
 from storage_testlib import CODECS, content, open_log, payload, read_all, sendfile_bytes
 
+from kafkito.records import RecordBatch, build_batch, iter_batches
+from kafkito.records.batch import MAGIC_AT
 from kafkito.storage import (
     FileIO,
     InvalidRecordError,
     LogConfig,
     OffsetOutOfRangeError,
-    RecordBatch,
     RecordTooLargeError,
     UnsupportedMessageFormatError,
-    build_batch,
-    iter_batches,
 )
-from kafkito.storage.batch import MAGIC_AT
 
 
 def test_append_assigns_consecutive_offsets_and_reads_back(tmp_path, clock, small_config):

@@ -8,7 +8,8 @@ import os
 import pytest
 from storage_testlib import crash, open_log
 
-from kafkito.storage import LogConfig, build_batch
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig
 from kafkito.storage.producer_state import (
     InvalidProducerEpochError,
     OutOfOrderSequenceError,

@@ -14,7 +14,8 @@ import struct
 import pytest
 from storage_testlib import CODECS, crash, open_log, payload, read_all
 
-from kafkito.storage import LogConfig, RecordBatch
+from kafkito.records import RecordBatch
+from kafkito.storage import LogConfig
 
 CONFIG = LogConfig(segment_bytes=2500, index_interval_bytes=200, file_delete_delay_ms=0)
 

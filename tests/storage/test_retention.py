@@ -6,7 +6,8 @@ import os
 import pytest
 from storage_testlib import crash, open_log, payload, read_all, sendfile_bytes
 
-from kafkito.storage import LogConfig, OffsetOutOfRangeError, build_batch
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig, OffsetOutOfRangeError
 
 
 def _fill(plog, clock, n, ts_step=0, **kw):

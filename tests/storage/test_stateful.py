@@ -17,13 +17,12 @@ from storage_testlib import CODECS, crash, payload, read_all
 
 from kafkito.storage.log import ORIGIN_COORDINATOR
 
+from kafkito.records import RecordBatch, iter_batches
 from kafkito.storage import (
     LogConfig,
     ManualClock,
     OffsetOutOfRangeError,
     PartitionLog,
-    RecordBatch,
-    iter_batches,
 )
 
 BASE = LogConfig(segment_bytes=1200, index_interval_bytes=150, segment_index_bytes=64,

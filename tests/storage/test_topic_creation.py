@@ -13,13 +13,13 @@ import uuid
 
 import pytest
 
+from kafkito.records import build_batch
 from kafkito.storage import (
     FileIO,
     KafkaStorageError,
     LogConfig,
     LogManager,
     PolicyViolationError,
-    build_batch,
     metafile,
 )
 from kafkito.storage.manager import TOPICS_DIR, TOPIC_SUFFIX

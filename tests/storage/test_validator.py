@@ -1,4 +1,4 @@
-"""storage/validator.py and storage/recordscan.py: one test per LogValidator rule, the C walk
+"""storage/validator.py and records/recordscan.py: one test per LogValidator rule, the C walk
 against its Python reference, and hypothesis over valid and single-byte-mutated batches."""
 
 import struct
@@ -8,8 +8,8 @@ from crc32c import crc32c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafkito.storage import batch as B
-from kafkito.storage import recordscan
+from kafkito.records import batch as B
+from kafkito.records import recordscan
 from kafkito.storage.config import LogConfig
 from kafkito.storage.errors import (
     CorruptRecordError,
@@ -280,7 +280,7 @@ def test_the_c_walk_is_the_one_in_use_when_built():
 def test_zstd_frames_concatenated_truncated_and_bombs(content_size):
     import zstandard
 
-    from kafkito.storage import codecs
+    from kafkito.records import codecs
 
     zc = zstandard.ZstdCompressor(write_content_size=content_size)
     data = bytes(range(256)) * 400
@@ -317,7 +317,7 @@ def test_zstd_frames_decode_as_zstd_itself_decodes_them(chunks):
     a checksum) decode to what was compressed; the cap holds at its exact limit."""
     import zstandard
 
-    from kafkito.storage import codecs
+    from kafkito.records import codecs
 
     blob, expected = b"", b""
     for data, repeat, declared, level in chunks:
@@ -335,7 +335,7 @@ def test_zstd_skippable_frames_are_skipped_and_bombs_refused_before_decoding():
 
     import zstandard
 
-    from kafkito.storage import codecs
+    from kafkito.records import codecs
 
     frame = zstandard.ZstdCompressor().compress(b"payload")
     skippable = struct.pack("<II", 0x184D2A53, 5) + b"12345"

@@ -17,6 +17,9 @@ names the offending records in KIP-467 ``record_errors``, taken only when a batc
 ``scan`` is the C accelerator ``_recscan.scan`` when it is built (``pip install -e .``
 compiles it; about 10 ns a record instead of ~500 ns) and ``scan_py`` otherwise. Both raise
 ``RecordScanError(message, record_index)``; tests compare the two on mutated batches.
+
+The walk reads the record format and knows nothing of logs, so it lives in
+``kafkito.records``; storage's validator.py calls it and decides what its results mean.
 """
 
 from __future__ import annotations

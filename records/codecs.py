@@ -9,6 +9,9 @@ decompress too.
 Every decompressor stops at ``max_bytes`` and raises ``RecordTooLargeError`` instead of
 inflating a hostile batch into memory.
 
+The client compresses and decompresses with the same functions, so they sit beside the
+batch format in ``kafkito.records`` rather than in storage.
+
 Framing facts the clients depend on:
 - snappy: the Java client (and kafka-python) wrap raw snappy blocks in xerial's framing
   (magic ``\\x82SNAPPY\\x00``, two int32 versions, then int32-length-prefixed raw blocks);

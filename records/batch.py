@@ -1,7 +1,12 @@
 """Record batch v2 (magic 2): a header view, stamping, building and record iteration.
 
-Theory of operation. A produce request carries a blob of record batches; validator.py checks
-them (records included) and the append path stamps only the fixed 61-byte header of each:
+The format is shared: storage validates, stamps and serves batches in it and the client
+builds and parses them, so this module, like all of ``kafkito.records``, imports nothing
+else of ours.
+
+Theory of operation. A produce request carries a blob of record batches; storage's
+validator.py checks them (records included) and the append path stamps only the fixed
+61-byte header of each:
 
     offset  size  field
        0      8   baseOffset              stamped by the log

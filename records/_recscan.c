@@ -9,7 +9,7 @@
  * needs to decide the rest in Python: the smallest and largest timestamp delta and the
  * number of records without a key.
  *
- * storage/recordscan.py holds the reference implementation in Python with the same
+ * records/recordscan.py holds the reference implementation in Python with the same
  * contract (the tests compare both on random and mutated batches); this file is only its
  * accelerator, and the broker works without it (slower) when it is not built.
  *
