@@ -66,7 +66,7 @@ def decode_entries(data: bytes) -> tuple[list[AbortedTxn], str | None]:
         version, pid, first, last, lso = ENTRY.unpack_from(data, pos)
         if version != ENTRY_VERSION:
             return entries, f"entry {pos // ENTRY_BYTES} has version {version}"
-        if not first <= last < lso:
+        if not first <= last:
             return entries, f"entry {pos // ENTRY_BYTES} has impossible offsets"
         entries.append(AbortedTxn(pid, first, last, lso))
     if usable != len(data):
