@@ -175,7 +175,10 @@ class ProducerEntry:
     def apply_batch(self, epoch: int, first_seq: int, first_offset: int, last_offset: int,
                     timestamp_ms: int, is_transactional: bool) -> None:
         self.bump_epoch(epoch)
-        self.remember(first_seq, first_offset, last_offset, timestamp_ms)
+        if first_seq >= 0:
+            self.remember(first_seq, first_offset, last_offset, timestamp_ms)
+        else:  # a coordinator's batch carries no sequence (see ProducerAppendInfo.append)
+            self.last_timestamp = timestamp_ms
         if is_transactional and self.current_txn_first_offset < 0:
             self.current_txn_first_offset = first_offset
 
@@ -431,9 +434,18 @@ class ProducerAppendInfo:
         if producer_id == NO_PRODUCER_ID:
             return None
         entry = self._staged.get(producer_id) or self._manager.producers.get(producer_id)
-        duplicate = _check(entry, producer_id, epoch, first_seq, last_offset - first_offset)
-        if duplicate is not None:
-            return duplicate
+        if first_seq < 0:
+            # Written by a coordinator for the producer (TxnOffsetCommit's offsets, Kafka's
+            # AppendOrigin.COORDINATOR): no sequence to check, but the epoch still fences.
+            # The validator refuses a client's producer batch without a sequence.
+            if entry is not None and epoch < entry.epoch:
+                raise InvalidProducerEpochError(
+                    f"producer {producer_id} epoch {epoch} is older than the current epoch "
+                    f"{entry.epoch}")
+        else:
+            duplicate = _check(entry, producer_id, epoch, first_seq, last_offset - first_offset)
+            if duplicate is not None:
+                return duplicate
         _check_txn(entry, producer_id, is_transactional)
         self._entry(producer_id, epoch).apply_batch(epoch, first_seq, first_offset, last_offset,
                                                     timestamp_ms, is_transactional)

@@ -228,3 +228,39 @@ def test_txn_index_decoder_reports_torn_and_bad_entries():
     assert entries == [(1, 0, 5, 6)] and "torn" in problem
     entries, problem = decode_entries(good + struct.pack(">hqqqq", 3, 1, 0, 5, 6))
     assert len(entries) == 1 and "version" in problem
+
+
+def test_coordinator_batches_without_sequence_join_the_transaction(tmp_path, clock):
+    """TxnOffsetCommit's offsets: a transactional batch the coordinator writes for the
+    producer (base sequence -1) opens or extends its transaction; its epoch still fences."""
+    plog = open_log(tmp_path / "t-0", clock)
+    now = clock.now_ms()
+
+    def offsets(epoch: int) -> bytes:
+        return build_batch([(b"offset-key", b"offset-value", [], TS)], producer_id=8,
+                           producer_epoch=epoch, base_sequence=-1, is_transactional=True)
+
+    plog.append(plain(b"before"), now, origin="coordinator")
+    assert plog.append(offsets(2), now, origin="coordinator").base_offset == 1
+    assert plog.append(offsets(2), now, origin="coordinator").base_offset == 2  # no dedup
+    plog.flush()
+    assert plog.last_stable_offset == 1
+    with pytest.raises(InvalidProducerEpochError):
+        plog.append(offsets(1), now, origin="coordinator")
+    with pytest.raises(Exception):  # a client may not send a producer batch without sequence
+        plog.append(offsets(2), now)
+    plog.append_control(8, 2, True, 0, now)
+    plog.flush()
+    assert plog.last_stable_offset == plog.high_watermark == 4
+    assert [v for _, v in committed_view(plog)] == [b"before/0", b"offset-value", b"offset-value"]
+    plog.close()
+    for name in os.listdir(tmp_path / "t-0"):  # no snapshot: the state is replayed from the log
+        if name.endswith(".snapshot"):
+            os.unlink(tmp_path / "t-0" / name)
+    plog = open_log(tmp_path / "t-0", clock, clean_shutdown=False)
+    assert plog.recovery.producer_batches_replayed == 5
+    assert plog.last_stable_offset == 4
+    assert plog.append(offsets(3), now, origin="coordinator").base_offset == 4
+    plog.flush()
+    assert plog.last_stable_offset == 4
+    plog.close()
