@@ -258,7 +258,7 @@ def test_coordinator_batches_without_sequence_join_the_transaction(tmp_path, clo
         if name.endswith(".snapshot"):
             os.unlink(tmp_path / "t-0" / name)
     plog = open_log(tmp_path / "t-0", clock, clean_shutdown=False)
-    assert plog.recovery.producer_batches_replayed == 5
+    assert plog.recovery.producer_batches_replayed == 4
     assert plog.last_stable_offset == 4
     assert plog.append(offsets(3), now, origin="coordinator").base_offset == 4
     plog.flush()
