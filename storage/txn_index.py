@@ -258,8 +258,13 @@ class TxnIndexes:
         from the segment at ``start_segment_base`` (the one holding ``fetch_offset``)."""
         found = []
         for base in self._bases[bisect.bisect_left(self._bases, start_segment_base):]:
-            for e in self._by_base[base].entries:
-                if e.last_offset >= fetch_offset and e.first_offset < upper_bound_offset:
+            entries = self._by_base[base].entries
+            # Entries are in marker order: those whose marker is below fetch_offset cannot
+            # overlap, nor can any abort after one whose LSO reached the upper bound (it
+            # began at or past that LSO), so skipping the former is safe.
+            first = bisect.bisect_left(entries, fetch_offset, key=lambda e: e.last_offset)
+            for e in entries[first:]:
+                if e.first_offset < upper_bound_offset:
                     found.append(e)
                 if e.last_stable_offset >= upper_bound_offset:
                     return found
