@@ -73,10 +73,11 @@ class Partition:
         response = (raw or self.raw).call(ApiKey.FETCH, version, request)
         return response.responses[0].partitions[0]
 
-    def latest(self, isolation: int) -> int:
+    def latest(self, isolation: int, timestamp: int = -1) -> int:
+        """ListOffsets v5: latest (-1) or the first offset at or after ``timestamp``."""
         request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=[
             ListOffsetsTopic(name=self.topic, partitions=[
-                ListOffsetsPartition(partition_index=0, timestamp=-1)])])
+                ListOffsetsPartition(partition_index=0, timestamp=timestamp)])])
         part = self.raw.call(ApiKey.LIST_OFFSETS, 5, request).topics[0].partitions[0]
         assert part.error_code == 0
         return part.offset
@@ -102,6 +103,8 @@ def test_fetch_stops_at_the_lso_and_names_aborted_transactions(kbroker, topic_na
     assert _offsets(uncommitted) == [0, 2, 3] and uncommitted.last_stable_offset == 0
     assert uncommitted.aborted_transactions is None
     assert (p.latest(1), p.latest(0)) == (0, 5)
+    # A timestamp lookup under read_committed finds nothing past the LSO either.
+    assert (p.latest(1, TS), p.latest(0, TS)) == (-1, 0)
 
     assert p.marker(1000, commit=False) == 5
     committed = p.fetch(0, 1, version)
