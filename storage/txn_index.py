@@ -244,6 +244,24 @@ class TxnIndexes:
             self._bases.remove(segment_base)
             index.delete()
 
+    def replace(self, old_bases: list[int], new_base: int) -> None:
+        """Segments at ``old_bases`` were replaced by one at ``new_base`` (a compaction's
+        swap): their entries move to its index, in marker order, written at the next sync.
+        The entries stay facts about the log (a cleaned-away aborted batch is simply not
+        read any more), so none is dropped here."""
+        moved = []
+        for base in sorted(old_bases):
+            index = self._by_base.get(base)
+            if index is not None:
+                moved.extend(index.entries)
+                self.drop(base)
+        if not moved and new_base not in self._by_base:
+            return
+        index = self._by_base.get(new_base) or TransactionIndex(self.directory, new_base, self.io)
+        index.entries = sorted(index.entries + moved, key=lambda e: e.last_offset)
+        index.mark_for_rewrite()
+        self._put(index)
+
     def dirty(self) -> list[TransactionIndex]:
         return [self._by_base[b] for b in self._bases if self._by_base[b].dirty]
 

@@ -301,3 +301,22 @@ def test_aborted_search_finds_exactly_the_overlapping_aborts(tmp_path_factory, p
                     if e.last_offset >= fetch and e.first_offset < upper]
         assert plog.aborted_transactions(fetch, upper) == expected
     plog.close()
+
+
+def test_txn_indexes_follow_a_segment_swap(tmp_path):
+    """What compaction's swap calls: the replaced segments' entries move to the new one."""
+    from kafkito.storage.fileio import DEFAULT_IO
+    from kafkito.storage.txn_index import AbortedTxn, TxnIndexes
+
+    indexes = TxnIndexes(str(tmp_path), DEFAULT_IO)
+    indexes.append(0, AbortedTxn(1, 0, 5, 6))
+    indexes.append(10, AbortedTxn(2, 8, 12, 13))
+    indexes.append(20, AbortedTxn(3, 21, 22, 23))
+    indexes.sync()
+    indexes.replace([0, 10], 0)
+    indexes.sync()
+    assert sorted(os.listdir(tmp_path)) == [f"{0:020d}.txnindex", f"{20:020d}.txnindex"]
+    reloaded = TxnIndexes(str(tmp_path), DEFAULT_IO)
+    assert reloaded.load([0, 20]) == {}
+    assert reloaded.entries() == [(1, 0, 5, 6), (2, 8, 12, 13), (3, 21, 22, 23)]
+    assert [e.producer_id for e in reloaded.collect(9, 30, 0)] == [2, 3]
