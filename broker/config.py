@@ -130,8 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
       "0: half of the process's RLIMIT_NOFILE (ulimit -n), the rest left to connections.",
       0, INT32_MAX),
     # Log defaults for topics (topic configs override them).
-    S("log.segment.bytes", int, 1024**3, "Roll a segment at this size.", 14, INT32_MAX),
-    S("log.roll.ms", int, 7 * 24 * 3600 * 1000, "Roll a segment at this age.", 1, INT64_MAX),
+    S("log.segment.bytes", int, 1024**3, "Roll a segment at this size.", 1024, INT32_MAX),
+    S("log.roll.ms", int, 7 * 24 * 3600 * 1000, "Roll a segment at this age.", 100, INT64_MAX),
     S("log.retention.ms", int, 7 * 24 * 3600 * 1000, "Delete closed segments older than this (-1: never).", -1, INT64_MAX),
     S("log.retention.bytes", int, -1, "Delete oldest segments beyond this size (-1: never).", -1, INT64_MAX),
     S("log.retention.check.interval.ms", int, 300_000, "How often retention runs.", 1, INT64_MAX),
