@@ -665,6 +665,8 @@ class Cleaner:
             return view  # past the map: untouched
         has_horizon = bool(attrs & DELETE_HORIZON_BIT)
         horizon_passed = has_horizon and now_ms >= f[7]
+        if has_horizon and not horizon_passed:
+            state.note_horizon(f[7])
         section = codecs.decompress(attrs & COMPRESSION_MASK, view[HEADER_BYTES:],
                                     self.decompressed_bytes_max)
         records = walk_records(section, count)
