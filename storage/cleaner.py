@@ -54,8 +54,8 @@ from the log itself, from its producer's next marker (the control record key's i
 bytes 2..4: 0 abort, 1 commit), so this works before and after the transaction log exists.
 
 Everything here is pure planning and file writing: no threads, no sleeping. ``throttle``
-(called with the bytes read and written) and ``should_stop`` are the hooks the broker's
-runner (broker/log_cleaner.py) supplies.
+(called with the bytes read and written), ``should_stop`` and ``pause`` (called between
+batches) are the hooks the broker's runner (broker/log_cleaner.py) supplies.
 """
 
 from __future__ import annotations
@@ -416,10 +416,12 @@ class Cleaner:
     def __init__(self, map_capacity: int, *,
                  throttle: Callable[[int], None] = lambda nbytes: None,
                  should_stop: Callable[[], bool] = lambda: False,
+                 pause: Callable[[], None] = lambda: None,
                  decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
         self.map_capacity = max(1, map_capacity)
         self.throttle = throttle
         self.should_stop = should_stop
+        self.pause = pause
         self.decompressed_bytes_max = decompressed_bytes_max
 
     # -- the whole clean --------------------------------------------------------------
@@ -478,6 +480,7 @@ class Cleaner:
                 continue
             read_from = pos
             for p, f, view in seg.bodies_from(pos, size):
+                self.pause()
                 base, last = f[0], f[0] + f[6]
                 if last < start:
                     continue
@@ -585,6 +588,7 @@ class Cleaner:
                 pending: list = []
                 pending_bytes = 0
                 for _p, f, view in seg.bodies_from(0, size):
+                    self.pause()
                     result.bytes_read += len(view)
                     out = self._filter_batch(f, view, offsets, end, book, last_batch, now_ms,
                                              horizon_new, state, result)
