@@ -442,6 +442,10 @@ class Cleaner:
         book = _MarkerBook(log_, segments, self.decompressed_bytes_max)
         offsets = self._build_map(log_, segments, plan_, book, result)
         end = result.end_offset
+        if not os.path.exists(os.path.join(log_.directory, CHECKPOINT_FILE)):
+            # Before the first swap: the file tells every later open that this log has
+            # offset gaps by design, whatever its policy then (PartitionLog._configure).
+            write_checkpoint(log_, checkpoint)
         # Segments to rewrite: every closed one starting below the map's end.
         todo = [(s, size) for s, size in segments[:-1] if s.base_offset < end and size]
         groups = self._group(todo, segments, config.segment_bytes)

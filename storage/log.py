@@ -120,6 +120,7 @@ from .producer_state import (
     snapshot_offsets,
     snapshot_path,
 )
+from .cleaner import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
 from .segment_swap import finish_interrupted_swaps, swap_path
 from .segment import (
     DELETED_SUFFIX,
@@ -315,6 +316,7 @@ class PartitionLog:
         self.producer_state = ProducerStateManager()
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
+        self._compacted_once = False  # a cleaner checkpoint exists (cleaner.py)
 
     # ---------------------------------------------------------------------------- open
     @classmethod
@@ -342,6 +344,7 @@ class PartitionLog:
         if not self.io.isdir(self.directory):
             self.io.mkdir(self.directory)
             self.io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
+        self._compacted_once = self.io.exists(os.path.join(self.directory, CLEANER_CHECKPOINT_FILE))
         bases = self._clean_directory()
         now = self.clock.now_ms()
         index_bytes = self.config.segment_index_bytes
@@ -651,7 +654,8 @@ class PartitionLog:
             raise storage_error("cannot write", path, e) from e
 
     def _configure(self, seg: LogSegment) -> LogSegment:
-        seg.contiguous_offsets = not self.config.compact
+        # A log compacted once keeps its offset gaps after its policy goes back to delete.
+        seg.contiguous_offsets = not self.config.compact and not self._compacted_once
         seg.leader_epoch_max = self.leader_epoch
         return seg
 
@@ -1130,6 +1134,7 @@ class PartitionLog:
                 except OSError:
                     pass
                 return False
+            self._compacted_once = True
             at = self.segments.index(old[0])
             assert self.segments[at:at + len(old)] == old and old[-1] is not self.segments[-1]
             swap = swap_path(self.directory, new.base_offset, end_offset)

@@ -327,3 +327,20 @@ def test_a_clean_loses_to_retention_that_took_its_segments(tmp_path, clock):
     assert read_checkpoint(plog.directory).first_dirty_offset == 0  # redone next time
     del plog.replace_segments
     assert cleaner.clean(plog, clock.now_ms()).swaps_abandoned == 0
+
+
+def test_a_compacted_log_whose_policy_goes_back_to_delete_keeps_its_gaps_across_a_crash(tmp_path, clock):
+    """Regression: recovery took a cleaned segment's first gap for damage (contiguous
+    offsets are checked on delete-only logs) and quarantined the batch after it."""
+    plog = open_compacted(tmp_path, clock)
+    for i in range(50):
+        put(plog, clock, [(b"k%d" % (i % 3), b"v%d" % i)])
+    settle(plog, clock)
+    Cleaner(100).clean(plog, clock.now_ms())
+    plog.close()
+    reopened = PartitionLog.open(str(tmp_path), "t", 0,
+                                 msgspec.structs.replace(COMPACT, cleanup_policy=("delete",)),
+                                 clock=clock, clean_shutdown=False)
+    assert reopened.recovery.damage == []
+    assert [(r.offset, r.value) for r in consumed(reopened)[1]] == [(47, b"v47"), (48, b"v48"), (49, b"v49")]
+    reopened.close()
