@@ -83,6 +83,7 @@ from kafkito.records.batch import (
     MAGIC,
     TIMESTAMP_TYPE_BIT,
     TRANSACTIONAL_BIT,
+    read_varint,
     write_varint,
 )
 from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
@@ -240,35 +241,7 @@ def key_token(key: bytes) -> bytes:
     return hashlib.blake2b(key, digest_size=16).digest()
 
 
-class OffsetMap:
-    """Key token -> latest offset, at most ``capacity`` keys (counting pending ones)."""
-
-    def __init__(self, capacity: int):
-        self.capacity = max(1, capacity)
-        self.offsets: dict[bytes, int] = {}
-
-    @classmethod
-    def for_buffer(cls, buffer_bytes: int, load_factor: float = 0.9) -> "OffsetMap":
-        return cls(int(buffer_bytes * load_factor) // DEDUPE_ENTRY_BYTES)
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-
 # --------------------------------------------------------------------------- the records
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    shift = v = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (v >> 1) ^ -(v & 1), pos
-        shift += 7
-        if shift > 63:
-            raise CorruptRecordError("varint longer than 10 bytes")
-
-
 def walk_records(section: bytes, count: int) -> list[tuple[int, int, int, int, int, bytes | None, bool]]:
     """Each record of an uncompressed records section as (start, body start, end,
     timestamp delta, offset delta, key, value is null). ``start`` is the length varint."""
@@ -281,22 +254,22 @@ def walk_records(section: bytes, count: int) -> list[tuple[int, int, int, int, i
             if b < 0x80:
                 length, body = (b >> 1) ^ -(b & 1), pos + 1
             else:
-                length, body = _varint(section, pos)
+                length, body = read_varint(section, pos, n)
             end = body + length
             if length < 1 or end > n:
                 raise CorruptRecordError("record length overruns the batch")
             p = body + 1  # attributes
-            ts_delta, p = _varint(section, p)
+            ts_delta, p = read_varint(section, p, n)
             b = section[p]
             if b < 0x80:
                 off_delta, p = (b >> 1) ^ -(b & 1), p + 1
             else:
-                off_delta, p = _varint(section, p)
+                off_delta, p = read_varint(section, p, n)
             b = section[p]
             if b < 0x80:
                 klen, p = (b >> 1) ^ -(b & 1), p + 1
             else:
-                klen, p = _varint(section, p)
+                klen, p = read_varint(section, p, n)
             if klen < 0:
                 key = None
             else:
@@ -756,7 +729,7 @@ class Cleaner:
                 rec = bytearray(section[r[1]:r[1] + 1])  # attributes
                 write_varint(rec, r[3] + shift)
                 p = r[1] + 1
-                _old, p = _varint(section, p)
+                _old, p = read_varint(section, p, r[2])
                 rec += section[p:r[2]]
                 write_varint(out, len(rec))
                 out += rec
@@ -790,5 +763,5 @@ def _next_base(segments, seg: LogSegment) -> int:
 
 
 __all__ = ["Cleaner", "CleanerAborted", "CleanerCheckpoint", "CleanPlan", "CleanResult",
-           "OffsetMap", "cleanable_upper_offset", "choose", "key_token", "plan",
+           "cleanable_upper_offset", "choose", "key_token", "plan",
            "read_checkpoint", "walk_records", "write_checkpoint"]
