@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
       choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
     # Log compaction (storage/cleaner.py, broker/log_cleaner.py).
     S("log.cleaner.enable", bool, True, "Run the log cleaner on topics with cleanup.policy=compact."),
-    S("log.cleaner.threads", int, 1, "Cleaner worker threads (each cleans one log at a time).", 1, 64),
+    S("log.cleaner.threads", int, 1, "Cleaner worker threads (each cleans one log at a time; 0: none).", 0, 64),
     S("log.cleaner.dedupe.buffer.size", int, 128 * 1024 * 1024,
       "Memory for the key -> offset maps of all cleaner threads (24 bytes a key, as Kafka's); "
       "a log with more dirty keys is cleaned in several passes.", 1024 * 1024, INT64_MAX),

@@ -19,9 +19,9 @@ redone later). Fetches that sliced an old segment keep reading it: its files are
 read plus written, as Kafka's); the per-thread key map gets
 ``log.cleaner.dedupe.buffer.size / log.cleaner.threads`` (24 bytes a key, filled to
 ``log.cleaner.io.buffer.load.factor``). Between batches a cleaner thread gives up the GIL
-(``_yield_the_gil``), so the event loop never waits a switch interval for it. Shutdown sets ``stopping``: a clean in progress
-stops at the next segment (``CleanerAborted``, its ``.cleaned`` file removed), so the broker
-never waits for a whole clean.
+(``_yield_the_gil``), so the event loop never waits a switch interval for it. Shutdown sets
+``stopping``: a clean in progress stops at the next batch (``CleanerAborted``, its
+``.cleaned`` file removed), so the broker never waits for a whole clean.
 """
 
 from __future__ import annotations
@@ -90,15 +90,17 @@ class LogCleanerService:
     def __init__(self, logs: LogManager, config, now_ms: Callable[[], int],
                  on_cleaned: Callable[[str, int], None] = lambda topic, partition: None):
         self.logs = logs
-        self.enabled = config.log_cleaner_enable
         self.threads = config.log_cleaner_threads
+        self.enabled = config.log_cleaner_enable and self.threads > 0
         self.backoff_s = config.log_cleaner_backoff_ms / 1000
-        buffer = config.log_cleaner_dedupe_buffer_size // self.threads
+        buffer = config.log_cleaner_dedupe_buffer_size // max(1, self.threads)
         self.map_capacity = int(buffer * config.log_cleaner_io_buffer_load_factor) // DEDUPE_ENTRY_BYTES
-        self.throttle = Throttler(config.log_cleaner_io_max_bytes_per_second)
         self.now_ms = now_ms
         self.on_cleaned = on_cleaned
         self.stopping = threading.Event()
+        # A throttled thread waits on ``stopping``: shutdown wakes it at once.
+        self.throttle = Throttler(config.log_cleaner_io_max_bytes_per_second,
+                                  sleep=self.stopping.wait)
         self._in_progress: set[int] = set()  # id() of logs a thread is cleaning
         self._lock = threading.Lock()
         self.results: deque[CleanResult] = deque(maxlen=RESULTS_KEPT)

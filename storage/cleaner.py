@@ -397,6 +397,11 @@ class Cleaner:
         self.pause = pause
         self.decompressed_bytes_max = decompressed_bytes_max
 
+    def _between_batches(self) -> None:
+        self.pause()
+        if self.should_stop():
+            raise CleanerAborted()
+
     # -- the whole clean --------------------------------------------------------------
     def clean(self, log_: "PartitionLog", now_ms: int,
               plan_: CleanPlan | None = None) -> CleanResult | None:
@@ -457,7 +462,7 @@ class Cleaner:
                 continue
             read_from = pos
             for p, f, view in seg.bodies_from(pos, size):
-                self.pause()
+                self._between_batches()
                 base, last = f[0], f[0] + f[6]
                 if last < start:
                     continue
@@ -565,7 +570,7 @@ class Cleaner:
                 pending: list = []
                 pending_bytes = 0
                 for _p, f, view in seg.bodies_from(0, size):
-                    self.pause()
+                    self._between_batches()
                     result.bytes_read += len(view)
                     out = self._filter_batch(f, view, offsets, end, book, last_batch, now_ms,
                                              horizon_new, state, result)
