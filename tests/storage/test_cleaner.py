@@ -344,3 +344,20 @@ def test_a_compacted_log_whose_policy_goes_back_to_delete_keeps_its_gaps_across_
     assert reopened.recovery.damage == []
     assert [(r.offset, r.value) for r in consumed(reopened)[1]] == [(47, b"v47"), (48, b"v48"), (49, b"v49")]
     reopened.close()
+
+
+def test_verify_and_timestamp_lookups_see_a_cleaned_log_as_it_is(tmp_path, clock):
+    from kafkito.storage.verify import verify_partition
+
+    plog = open_compacted(tmp_path, clock)
+    for i in range(40):
+        put(plog, clock, [(b"k%d" % (i % 4), b"v%d" % i)])
+        clock.advance(10)
+    settle(plog, clock)
+    Cleaner(100).clean(plog, clock.now_ms())
+    # A timestamp of a cleaned-away record answers with the next record that is left.
+    assert plog.offset_for_timestamp(T0 + 10 * 5) == (36, T0 + 360)
+    plog.close()
+    # Offset gaps are not damage, even when verify is not told the topic is compacted.
+    report = verify_partition(str(tmp_path), compact=False)
+    assert report.damage == [] and report.problems == []
