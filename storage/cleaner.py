@@ -250,16 +250,24 @@ def walk_records(section: bytes, count: int) -> list[tuple[int, int, int, int, i
     n = len(section)
     try:
         for _ in range(count):
+            # Varints of one byte (and lengths of two) are decoded inline: the common cases.
             b = section[pos]
             if b < 0x80:
                 length, body = (b >> 1) ^ -(b & 1), pos + 1
+            elif section[pos + 1] < 0x80:
+                v = (b & 0x7F) | (section[pos + 1] << 7)
+                length, body = (v >> 1) ^ -(v & 1), pos + 2
             else:
                 length, body = read_varint(section, pos, n)
             end = body + length
             if length < 1 or end > n:
                 raise CorruptRecordError("record length overruns the batch")
             p = body + 1  # attributes
-            ts_delta, p = read_varint(section, p, n)
+            b = section[p]
+            if b < 0x80:
+                ts_delta, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                ts_delta, p = read_varint(section, p, n)
             b = section[p]
             if b < 0x80:
                 off_delta, p = (b >> 1) ^ -(b & 1), p + 1
