@@ -92,6 +92,7 @@ from kafkito.records.errors import CorruptRecordError
 from . import metafile
 from .config import LONG_MAX
 from .errors import CorruptMetadataError, KafkaStorageError, StorageError
+from .producer_state import snapshot_offsets
 from .segment import LogSegment, REL_OFFSET_MAX, storage_error
 from .segment_swap import cleaned_path
 
@@ -447,6 +448,7 @@ class Cleaner:
         result.horizon_ms = state.horizon_min
         if not result.swaps_abandoned:
             write_checkpoint(log_, CleanerCheckpoint(end, state.horizon_min))
+            _prune_producer_snapshots(log_, end)
         log.info("%s", result.describe())
         return result
 
@@ -759,6 +761,15 @@ class Cleaner:
                                     f[11], len(kept)))
         _U32.pack_into(hdr, CRC_AT, crc32c(payload, crc32c(hdr[ATTRIBUTES_AT:])))
         return bytes(hdr) + payload
+
+
+def _prune_producer_snapshots(log_: "PartitionLog", end: int) -> None:
+    """A compacted log keeps its first segment forever, so retention never removes the
+    producer snapshots of its rolls: keep the newest below ``end`` (and all above it) and
+    remove the rest. A load that cannot use those replays from the log start instead."""
+    below = [o for o in snapshot_offsets(log_.directory) if o < end]
+    for offset in below[:-1]:
+        log_._remove_snapshot(offset)
 
 
 def _unlink_quietly(log_: "PartitionLog", path: str) -> None:
