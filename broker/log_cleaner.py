@@ -102,6 +102,7 @@ class LogCleanerService:
         self.throttle = Throttler(config.log_cleaner_io_max_bytes_per_second,
                                   sleep=self.stopping.wait)
         self._in_progress: set[int] = set()  # id() of logs a thread is cleaning
+        self.uncleanable: set[int] = set()  # id() of logs a clean failed on unexpectedly
         self._lock = threading.Lock()
         self.results: deque[CleanResult] = deque(maxlen=RESULTS_KEPT)
         self.cleans = 0
@@ -134,8 +135,8 @@ class LogCleanerService:
         now = self.now_ms()
         picked: PartitionLog | None = None
         with self._lock:
-            candidates = [lg for lg in self.logs.logs()
-                          if lg.config.compact and id(lg) not in self._in_progress]
+            skip = self._in_progress | self.uncleanable
+            candidates = [lg for lg in self.logs.logs() if lg.config.compact and id(lg) not in skip]
         plans = []
         for lg in candidates:
             try:
@@ -158,6 +159,13 @@ class LogCleanerService:
             # A log closed or deleted under us, or a disk error: this log waits for the next
             # round; the others go on.
             log.warning("%s: clean failed: %s", picked.name, e)
+            return None
+        except Exception:
+            # A bug, or data the cleaner cannot parse: as Kafka's uncleanable partitions,
+            # this log is left alone until the next start; serving and other logs go on.
+            log.exception("%s: clean failed; not cleaning this log again until restart", picked.name)
+            with self._lock:
+                self.uncleanable.add(id(picked))
             return None
         finally:
             with self._lock:

@@ -78,3 +78,26 @@ def test_shutdown_stops_a_clean_in_progress_without_waiting_for_it(tmp_path):
     stop_s = time.monotonic() - started
     assert stop_s < 2, stop_s  # the throttle's wait and the clean both stop at once
     assert not [n for n in os.listdir(directory) if n.endswith((".cleaned", ".swap"))]
+
+
+def test_a_clean_that_fails_unexpectedly_marks_the_log_and_spares_the_broker(tmp_path, monkeypatch):
+    from kafkito.storage.cleaner import Cleaner
+
+    def broken(self, log_, now_ms, plan_=None):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Cleaner, "clean", broken)
+    settings = {"log.cleaner.backoff.ms": "10"}
+    with embedded_broker(tmp_path, settings=settings) as b:
+        b.create_topic("c", configs={"cleanup.policy": "compact", "segment.bytes": "1024",
+                                     "min.cleanable.dirty.ratio": "0.01"})
+        plog = b.broker.state.logs.log("c", 0)
+        for i in range(30):
+            plog.append(build_batch([(b"k", b"v" * 100, [], int(time.time() * 1000))]),
+                        int(time.time() * 1000))
+        plog.flush()
+        deadline = time.monotonic() + 10
+        while not b.broker.log_cleaner.uncleanable and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b.broker.log_cleaner.uncleanable == {id(plog)}
+    assert b.error is None
