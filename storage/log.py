@@ -1299,6 +1299,10 @@ class PartitionLog:
                 self._bases.insert(at, new.base_offset)
                 new.file.release()
                 new.release_index_fds()
+            # Their aborted-transaction entries go with them (to the next segment when
+            # nothing survived): still facts about the log, written at the next flush.
+            self.txn_indexes.replace([s.base_offset for s in old],
+                                     end_offset if new.is_empty else new.base_offset)
             return True
 
     def _delete_segments(self, doomed: list[LogSegment], now: int) -> None:
