@@ -314,6 +314,9 @@ class PartitionLog:
         self.producer_state = ProducerStateManager()
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
+        # The remote tier of a tiered topic (remote/tier.py; set by the LogManager), asked
+        # below the local log start: this object is then the local log plus that tier.
+        self.tier = None
 
     # ---------------------------------------------------------------------------- open
     @classmethod
@@ -665,6 +668,12 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
+        """The log start over both tiers (the remote one's when it holds data below ours)."""
+        remote = self.tier.log_start_offset if self.tier is not None else None
+        return self._log_start_offset if remote is None else min(remote, self._log_start_offset)
+
+    @property
+    def local_log_start_offset(self) -> int:
         return self._log_start_offset
 
     @property
@@ -909,6 +918,10 @@ class PartitionLog:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> FileSlice:
+        if self.tier is not None and offset < self._log_start_offset:
+            remote = self.tier.read(offset, max_bytes, max_offset)  # a RemoteSlice: bytes
+            if remote is not None:
+                return remote
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"log {self.name} is closed")
@@ -977,6 +990,10 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms`` at or
         after the log start offset, or None (ListOffsets by timestamp)."""
+        if self.tier is not None:
+            found = self.tier.offset_for_timestamp(timestamp_ms, self._log_start_offset)
+            if found is not None:
+                return found
         with self._lock:
             start = self._log_start_offset
             snapshot = [(s, s.size) for s in self.segments]
@@ -1039,8 +1056,11 @@ class PartitionLog:
             leo = self.log_end_offset
             if offset > leo or offset < 0:
                 raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+        if self.tier is not None:
+            self.tier.delete_records_before(offset)  # the remote start moves first
+        with self._lock:
             if offset <= self._log_start_offset:
-                return self._log_start_offset
+                return self.log_start_offset
         if offset > self._flushed_offset:
             self.flush()  # the checkpoint must never point past durable data
         with self._lock:
@@ -1049,7 +1069,7 @@ class PartitionLog:
                 self._write_log_start_checkpoint(offset)
                 self._log_start_offset = offset
         self._retain(self.clock.now_ms(), below_log_start_only=True)
-        return self._log_start_offset
+        return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete segments past retention.ms / retention.bytes / below the log start offset,
@@ -1096,14 +1116,19 @@ class PartitionLog:
             return upper(i) <= self._flushed_offset and not (i == n - 1 and segs[i].is_empty)
 
         c = self.config
+        offloaded = leo
+        if self.tier is not None and c.remote_storage_enable:
+            # Tiered: local.retention.* applies, to offloaded segments only (remote/tier.py).
+            c, offloaded = self.tier.local_retention(c, segs, self._flushed_offset)
         k = 0
         if c.delete and not below_log_start_only:
             if c.retention_ms >= 0:
-                while k < n and eligible(k) and now - segs[k].largest_timestamp() > c.retention_ms:
+                while (k < n and eligible(k) and upper(k) <= offloaded
+                       and now - segs[k].largest_timestamp() > c.retention_ms):
                     k += 1
             if c.retention_bytes >= 0:
                 excess = sum(s.size for s in segs[k:]) - c.retention_bytes
-                while k < n and eligible(k) and excess - segs[k].size >= 0:
+                while k < n and eligible(k) and upper(k) <= offloaded and excess - segs[k].size >= 0:
                     excess -= segs[k].size
                     k += 1
         while k < n and eligible(k) and upper(k) <= self._log_start_offset:

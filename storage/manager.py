@@ -82,7 +82,7 @@ from .errors import (
 )
 from .fileio import DEFAULT_IO, FileIO
 from .handles import OpenFiles
-from .log import FlushPolicy, PartitionLog, RecoveryReport
+from .log import LOG_START_OFFSET_FILE, FlushPolicy, PartitionLog, RecoveryReport
 
 log = logging.getLogger("kafkito.storage.manager")
 
@@ -130,12 +130,15 @@ class LogManager:
                  decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
                  flush_interval_ms: int | None = None, flush_interval_messages: int | None = None,
                  open_files_max: int | None = None,
-                 partitions_max: int = BROKER_PARTITIONS_MAX):
+                 partitions_max: int = BROKER_PARTITIONS_MAX,
+                 remote=None):
         """``open_files_max``: ``log.open.files.max`` (None: half of ``ulimit -n``);
         ``partitions_max``: ``max.partitions``, checked by create_topic/create_partitions;
         ``flush_interval_ms``/``_messages``: the broker's ``log.flush.interval.*``, the flush
         policy of every topic that does not set ``flush.ms``/``flush.messages`` itself
-        (None: ``default_config``'s)."""
+        (None: ``default_config``'s); ``remote``: the remote tier (a
+        ``remote.RemoteLogManager``), given a ``RemoteTier`` for every partition of each topic
+        with ``remote.storage.enable`` (None: no tiered storage)."""
         self.data_dir = os.path.abspath(str(data_dir))
         self.flush_interval_ms = flush_interval_ms
         self.flush_interval_messages = flush_interval_messages
@@ -145,6 +148,7 @@ class LogManager:
         self.io = io
         self.files = OpenFiles(open_files_max)
         self.partitions_max = partitions_max
+        self.remote = remote
         # Creations in progress, by topic name: the partitions they add (see the docstring).
         self._reserved: dict[str, int] = {}
         self.cluster_id: str | None = None
@@ -174,6 +178,8 @@ class LogManager:
                 self._release_lock()
                 raise
             self._started = True
+        if self.remote is not None:  # recovery from the bucket creates topics: after start
+            self.remote.startup(self)
 
     def _startup_locked(self) -> None:
         self.cluster_id = self._load_cluster_id()
@@ -389,8 +395,9 @@ class LogManager:
                 f"max.partitions={self.partitions_max}.")
         self._reserved[name] = added
 
-    def _create_partition_dirs(self, name: str, partitions: range,
-                               config: LogConfig) -> dict[int, PartitionLog]:
+    def _create_partition_dirs(self, name: str, partitions: range, config: LogConfig,
+                               start_offsets: dict[int, int] | None = None
+                               ) -> dict[int, PartitionLog]:
         """Create the partitions' directories and empty logs, all or none: on any failure
         what was made is removed and the error raised (OSError as KafkaStorageError)."""
         made: dict[int, PartitionLog] = {}
@@ -402,6 +409,11 @@ class LogManager:
                     # whose cleanup failed. A new topic must never inherit its data.
                     log.warning("%s: removing stale partition directory %s", self.data_dir, path)
                     shutil.rmtree(path)
+                if start_offsets and start_offsets.get(p):
+                    # A topic recovered from the remote tier starts where its remote data ends.
+                    os.makedirs(path)
+                    metafile.write(os.path.join(path, LOG_START_OFFSET_FILE), "log-start-offset",
+                                   {"log_start_offset": start_offsets[p]}, self.io)
                 made[p] = self._open_partition(name, p, config)
         except BaseException as exc:
             self._discard_partitions(name, made, partitions)
@@ -427,9 +439,11 @@ class LogManager:
 
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                      topic_id: uuid.UUID | None = None, *,
-                     internal: bool = False) -> TopicMetadata:
+                     internal: bool = False,
+                     start_offsets: dict[int, int] | None = None) -> TopicMetadata:
         """All or nothing (see the module docstring). ``internal``: the broker's own topic
-        (``__consumer_offsets``), which ``max.partitions`` never refuses."""
+        (``__consumer_offsets``), which ``max.partitions`` never refuses; ``start_offsets``:
+        each partition's first offset (recovery from the remote tier), else 0."""
         validate_topic_name(name)
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise InvalidPartitionsError(
@@ -454,15 +468,15 @@ class LogManager:
             self._configs[name] = config
             return meta
 
-        return self._add_partitions(name, range(num_partitions), config, commit)
+        return self._add_partitions(name, range(num_partitions), config, commit, start_offsets)
 
     def _add_partitions(self, name: str, partitions: range, config: LogConfig,
-                        commit) -> TopicMetadata:
+                        commit, start_offsets: dict[int, int] | None = None) -> TopicMetadata:
         """See the module docstring: the partitions' directories first, then ``commit()``
         (under the lock: last checks, the metadata write, the new TopicMetadata), then
         publish. Any failure removes the directories. The caller reserved ``name``."""
         try:
-            made = self._create_partition_dirs(name, partitions, config)
+            made = self._create_partition_dirs(name, partitions, config, start_offsets)
             with self._lock:
                 try:
                     meta = commit()
@@ -474,7 +488,9 @@ class LogManager:
                     plog.flush_policy = policy
                     self._logs[(name, p)] = plog
                 self._topics[name] = meta  # last: whoever sees the topic finds its logs
-                return meta
+            if self.remote is not None:
+                self.remote.attach_topic(self, name)
+            return meta
         finally:
             with self._lock:
                 self._reserved.pop(name, None)
@@ -499,6 +515,8 @@ class LogManager:
                 raise KafkaStorageError(f"cannot delete topic {name}: {e.strerror}", e.errno) from e
             del self._topics[name]
             config = self._configs.pop(name)
+            if self.remote is not None and config.remote_storage_enable:
+                self.remote.topic_deleted(meta)  # its bucket objects go too (durably queued)
             logs, dirs = [], []
             for p in range(meta.num_partitions):
                 plog = self._logs.pop((name, p), None)
@@ -588,7 +606,9 @@ class LogManager:
                 plog = self._logs.get((name, p))
                 if plog is not None:
                     plog.update_config(config, policy)
-            return new
+        if self.remote is not None:
+            self.remote.attach_topic(self, name)
+        return new
 
     # ----------------------------------------------------------------------------- logs
     def log(self, topic: str, partition: int) -> PartitionLog | None:
