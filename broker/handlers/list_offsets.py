@@ -2,8 +2,9 @@
 
 Timestamps: -2 earliest (the log start offset), -1 latest (the high watermark; for
 read_committed the last stable offset, which equals it without transactions), -3 the
-record with the largest timestamp (v7+), -4 earliest local (v8+; the log start offset,
-all data being local), -5 latest tiered (v9+; -1: nothing is tiered). Any other value
+record with the largest timestamp (v7+), -4 earliest local (v8+, KIP-405: the local log
+start offset), -5 latest tiered (v9+, KIP-1005: the highest offset in the remote tier; -1
+when nothing is tiered). Earliest is the log start over both tiers. Any other value
 finds the first offset whose timestamp is at or after it, or -1 when none is, searching
 only below the high watermark.
 
@@ -38,10 +39,12 @@ def lookup(st, timestamp: int) -> tuple[int, int]:
     plog, hw = st.log, st.high_watermark
     if timestamp == LATEST:
         return hw, -1
-    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+    if timestamp == EARLIEST:
         return plog.log_start_offset, -1
+    if timestamp == EARLIEST_LOCAL:
+        return plog.local_log_start_offset, -1
     if timestamp == LATEST_TIERED:
-        return -1, -1
+        return (plog.tier.highest_offset if plog.tier is not None else -1), -1
     if timestamp == MAX_TIMESTAMP:
         found = plog.max_timestamp()
         if found is None or found[0] >= hw:
