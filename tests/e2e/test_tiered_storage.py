@@ -182,8 +182,8 @@ def produce(bootstrap, topic, msgs):
     confluent_produce(bootstrap, topic, msgs, extra=SMALL_BATCHES)
 
 
-def assert_seen(seen, msgs):
-    assert [s.offset for s in seen] == list(range(len(msgs)))
+def assert_seen(seen, msgs, start: int = 0):
+    assert [s.offset for s in seen] == list(range(start, start + len(msgs)))
     assert [(s.key, s.value, s.headers, s.timestamp_ms) for s in seen] == \
         [(m.key, m.value, m.headers, m.timestamp_ms) for m in msgs]
 
@@ -312,3 +312,35 @@ def test_parquet_export_queried_by_duckdb_equals_consumer(tmp_path):
     assert [(r[1], r[2], r[3], r[4], [tuple(h) for h in r[5]]) for r in rows] == \
         [(s.offset, s.timestamp_ms, s.key, s.value, s.headers) for s in seen]
     assert all(r[0] == 0 and r[6] == f"u{r[1] % 5}" and r[7] == r[1] for r in rows)
+
+
+def test_delete_records_and_delete_topics_leave_nothing_in_the_bucket(tmp_path, s3_env, moto):
+    url = f"s3://{BUCKET}/deletes"
+    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
+                               "remote.log.storage.url": url})
+    t0 = int(time.time() * 1000) - 3_600_000
+    msgs = messages(3000, t0)
+    with embedded_broker(tmp_path / "data", settings=settings) as b:
+        b.create_topic("doomed", 1, TIERED)
+        bootstrap = b.bootstrap_servers
+        produce(bootstrap, "doomed", msgs)
+        wait_until(lambda: list_offset(bootstrap, "doomed", EARLIEST_LOCAL) > 2000, what="offload")
+        before = check_manifest_consistent(moto, "doomed")
+        from kafka.admin import KafkaAdminClient
+        from kafka.structs import TopicPartition
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            cut = before.segments[2].base_offset + 1
+            admin.delete_records({TopicPartition("doomed", 0): cut})
+            assert list_offset(bootstrap, "doomed", -2) == cut  # earliest over both tiers
+            after = check_manifest_consistent(moto, "doomed")
+            assert after.log_start_offset == cut and after.segments[0] == before.segments[2]
+            prefix = bucket_manifest(moto, "doomed")[0]
+            assert not any(k.startswith(f"{prefix}/{s.base_offset:020d}")
+                           for s in before.segments[:2] for k in bucket_keys(moto))
+            assert_seen(confluent_consume(bootstrap, "doomed", 0, cut, len(msgs) - cut), msgs[cut:], cut)
+            admin.delete_topics(["doomed"])
+        finally:
+            admin.close()
+        wait_until(lambda: not any(k.startswith("deletes/") for k in bucket_keys(moto)),
+                   what="remote objects deleted")
