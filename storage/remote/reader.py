@@ -47,10 +47,10 @@ class ChunkCache:
         self.hits = 0
         self.misses = 0
         self.gets = 0  # ranged GETs issued
-        self._chunks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._chunks: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, chunk: int) -> bytes | None:
+    def get(self, key: str, chunk: int) -> memoryview | None:
         with self._lock:
             data = self._chunks.get((key, chunk))
             if data is None:
@@ -60,7 +60,7 @@ class ChunkCache:
             self._chunks.move_to_end((key, chunk))
             return data
 
-    def put(self, key: str, chunk: int, data: bytes) -> None:
+    def put(self, key: str, chunk: int, data: memoryview) -> None:
         with self._lock:
             old = self._chunks.pop((key, chunk), None)
             if old is not None:
@@ -118,19 +118,18 @@ class RemoteReader:
         cb = self.chunk_bytes
         first, last = start // cb, (end - 1) // cb
         parts = []
-        c = first
-        while c <= last:
+        for c in range(first, last + 1):
             data = self.cache.get(key, c)
             if data is None:
                 self._fetch(key, c, last, object_size)
                 data = self.cache.get(key, c)
                 if data is None:  # evicted at once by a tiny cache: read it directly
-                    data = self.store.get_range(key, c * cb, min((c + 1) * cb, object_size))
-            parts.append(data)
-            c += 1
-        blob = b"".join(parts) if len(parts) > 1 else parts[0]
-        off = start - first * cb
-        return blob[off: off + (end - start)]
+                    data = memoryview(self.store.get_range(key, c * cb,
+                                                           min((c + 1) * cb, object_size)))
+            lo = start - c * cb if c == first else 0
+            hi = end - c * cb if c == last else len(data)
+            parts.append(data[lo:hi])  # memoryview slices: the one copy is the join
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def _fetch(self, key: str, chunk: int, needed_last: int, object_size: int) -> None:
         cb = self.chunk_bytes
@@ -141,8 +140,9 @@ class RemoteReader:
         self.cache.gets += 1
         if len(data) != end - start:
             raise ObjectNotFoundError(f"{key}: short read ({len(data)} of {end - start} bytes)")
+        view = memoryview(data)  # chunks share the one buffer of the GET: no copies here
         for i, c in enumerate(range(chunk, last + 1)):
-            self.cache.put(key, c, data[i * cb:(i + 1) * cb])
+            self.cache.put(key, c, view[i * cb:(i + 1) * cb])
 
     def indexes(self, seg_key: str, seg: RemoteSegment) -> _Indexes:
         with self._index_lock:

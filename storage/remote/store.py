@@ -10,10 +10,14 @@ a prefix, delete some keys, and nothing else (no rename, no append, no condition
 ``open_store(url)`` builds one from a URL:
 
 - ``file:///path`` (the default for tests and laptops): a directory; objects are files below
-  it (``LocalDirStore``). A put writes a temporary file, fsyncs it, renames it into place and
-  fsyncs the directory, so it is atomic and durable when it returns: the uploader deletes
-  local copies once the manifest naming them is put, so "written" must mean "on disk".
-  (obstore's own local store renames but never fsyncs, which is why it is not used here.)
+  it (``LocalDirStore``). A put writes a temporary file and renames it into place, so it is
+  atomic. The uploader deletes local copies once the manifest naming them is put, so that
+  put must also be durable, and so must everything it names: a put is durable (fsync of the
+  file, rename, fsync of the directory) and first makes every earlier ``durable=False`` put
+  durable too (a barrier). The uploader puts a segment's objects with ``durable=False`` and
+  the manifest with the default, so the disk syncs each object once, with one barrier per
+  manifest instead of a directory fsync per object. (obstore's own local store renames but
+  never fsyncs, which is why it is not used here.)
 - ``s3://bucket/prefix``: any S3-compatible endpoint. Credentials, region and endpoint come
   from the usual AWS settings (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
   ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` or
@@ -33,6 +37,7 @@ Errors: a missing object raises ``ObjectNotFoundError``; any other failure raise
 from __future__ import annotations
 
 import os
+import threading
 from datetime import timedelta
 from typing import Iterable, Protocol
 from urllib.parse import urlparse
@@ -57,7 +62,9 @@ class ObjectNotFoundError(RemoteStorageError):
 class ObjectStore(Protocol):
     url: str
 
-    def put(self, key: str, data: bytes | memoryview | Iterable[bytes]) -> None: ...
+    def put(self, key: str, data: bytes | memoryview | Iterable[bytes], *,
+            durable: bool = True) -> None: ...
+    def put_file(self, key: str, fd: int, size: int, *, durable: bool = True) -> None: ...
     def get(self, key: str) -> bytes: ...
     def get_range(self, key: str, start: int, end: int) -> bytes: ...
     def list(self, prefix: str) -> list[str]: ...
@@ -102,8 +109,21 @@ class ObstoreStore:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise RemoteStorageError(f"{self.url}: {what} {key} failed: {first}") from e
 
-    def put(self, key: str, data) -> None:
+    def put(self, key: str, data, *, durable: bool = True) -> None:
+        # S3 acknowledges a put once it is stored: every put is durable.
         self._call("put", key, self._ob.put, key, data, chunk_size=PUT_PART_BYTES)
+
+    def put_file(self, key: str, fd: int, size: int, *, durable: bool = True) -> None:
+        """Bytes [0, size) of an open file, streamed (a multipart upload when large)."""
+        def chunks():
+            pos = 0
+            while pos < size:
+                data = os.pread(fd, min(PUT_PART_BYTES, size - pos), pos)
+                if not data:
+                    raise RemoteStorageError(f"{self.url}: put {key}: the file is shorter than {size}")
+                yield data
+                pos += len(data)
+        self.put(key, chunks() if size > PUT_PART_BYTES else next(chunks(), b""))
 
     def get(self, key: str) -> bytes:
         return bytes(self._call("get", key, lambda s, k: self._ob.get(s, k).bytes(), key))
@@ -140,33 +160,83 @@ class LocalDirStore:
         self.root = os.path.abspath(urlparse(url).path)
         self.io = io
         os.makedirs(self.root, exist_ok=True)
+        self._unsynced: set[str] = set()  # objects put with durable=False, not fsynced yet
+        self._unsynced_dirs: set[str] = set()
+        self._sync_lock = threading.Lock()
 
     def _path(self, key: str) -> str:
         if key.startswith("/") or ".." in key.split("/"):
             raise ValueError(f"bad object key {key!r}")
         return os.path.join(self.root, key)
 
-    def put(self, key: str, data) -> None:
+    def put(self, key: str, data, *, durable: bool = True) -> None:
+        def write(fd: int) -> None:
+            pos = 0
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                pos += self.io.pwritev(fd, [chunk], pos)
+        self._put(key, write, durable)
+
+    def put_file(self, key: str, fd: int, size: int, *, durable: bool = True) -> None:
+        """Bytes [0, size) of an open file, copied in the kernel (copy_file_range: no
+        trip through Python, and a reflink where the file system can)."""
+        def write(out: int) -> None:
+            pos = 0
+            while pos < size:
+                n = os.copy_file_range(fd, out, size - pos, pos, pos)
+                if n == 0:
+                    raise RemoteStorageError(f"{self.url}: put {key}: the file is shorter than {size}")
+                pos += n
+        self._put(key, write, durable)
+
+    def _put(self, key: str, write, durable: bool) -> None:
         path = self._path(key)
+        directory = os.path.dirname(path)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                metafile.write_atomic(path, data, self.io)
-                return
+            os.makedirs(directory, exist_ok=True)
+            if durable:
+                self._sync_earlier_puts()
             tmp = path + metafile.TMP_SUFFIX
             fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             try:
-                pos = 0
-                for chunk in data:
-                    self.io.pwritev(fd, [chunk], pos)
-                    pos += len(chunk)
-                self.io.fsync(fd)
+                write(fd)
+                if durable:
+                    self.io.fsync(fd)
             finally:
                 self.io.close(fd)
             self.io.rename(tmp, path)
-            self.io.fsync_dir(os.path.dirname(path))
+            if durable:
+                self.io.fsync_dir(directory)
+            else:
+                with self._sync_lock:
+                    self._unsynced.add(path)
+                    self._unsynced_dirs.add(directory)
         except OSError as e:
             raise RemoteStorageError(f"{self.url}: put {key} failed: {e.strerror or e}") from e
+
+    def _sync_earlier_puts(self) -> None:
+        """The barrier (module docstring): fsync every object put with durable=False so
+        far, then their directories."""
+        with self._sync_lock:
+            paths, self._unsynced = self._unsynced, set()
+            dirs, self._unsynced_dirs = self._unsynced_dirs, set()
+        try:
+            for path in paths:
+                try:
+                    fd = self.io.open(path, os.O_RDONLY)
+                except FileNotFoundError:  # deleted meanwhile: nothing to make durable
+                    continue
+                try:
+                    self.io.fsync(fd)
+                finally:
+                    self.io.close(fd)
+            for d in dirs:
+                if os.path.isdir(d):
+                    self.io.fsync_dir(d)
+        except OSError:
+            with self._sync_lock:  # still not durable: the next barrier tries again
+                self._unsynced |= paths
+                self._unsynced_dirs |= dirs
+            raise
 
     def get(self, key: str) -> bytes:
         try:

@@ -15,8 +15,9 @@ local segment at or past the manifest's end and wholly below the flushed offset 
 a crash could take back) is uploaded: ``.log`` streamed from the segment's pinned
 descriptor, its offset and time index (from memory: exactly the entries), the producer
 snapshot taken at its end, its ``.txnindex`` if there is one, and with
-``remote.storage.parquet.enable`` a Parquet rendering; then the manifest naming it is put.
-That put is the commit point (see manifest.py for why a crash on either side of it is
+``remote.storage.parquet.enable`` a Parquet rendering; then the manifest naming the
+uploaded segments is put (after each ``COMMIT_BYTES`` uploaded, and at the end of the
+pass). That put is the commit point (see manifest.py for why a crash on either side of it is
 harmless). Local retention runs after a pass, so local copies go only once the manifest
 that names them is durable in the store.
 
@@ -39,6 +40,7 @@ import bisect
 import logging
 import os
 import threading
+from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kafkito.storage.remote")
 
 UPLOAD_READ_BYTES = PUT_PART_BYTES
+COMMIT_BYTES = 64 << 20  # a manifest commit at least every this many uploaded bytes
 
 
 class RemoteSlice:
@@ -260,16 +263,38 @@ class RemoteTier:
                 self.load()
             uploads = self._take_uploads(plog, self.manifest.end_offset, count_max)
             done = 0
+            staged: list[RemoteSegment] = []
             try:
                 for up in uploads:
-                    self._upload(plog, up)
-                    done += 1
+                    staged.append(self._upload(plog, up))
+                    if sum(s.size for s in staged) >= COMMIT_BYTES:
+                        done += self._commit_segments(staged)
+                        staged = []
+                done += self._commit_segments(staged)
             finally:
                 for up in uploads:
                     up.pin.unpin()
             return done
 
-    def _upload(self, plog: "PartitionLog", up: _Upload) -> None:
+    def _commit_segments(self, staged: list[RemoteSegment]) -> int:
+        """Put the manifest naming ``staged`` (the commit point); returns their count."""
+        if not staged:
+            return 0
+        manifest = self.manifest
+        for seg in staged:
+            manifest = manifest.adding(seg)
+        # one write, one generation
+        manifest = msgspec.structs.replace(manifest, version=self.manifest.version + 1)
+        self._commit(manifest)
+        self.uploaded_segments += len(staged)
+        self.uploaded_bytes += sum(s.size for s in staged)
+        log.info("%s: offloaded %d segment(s) (%d bytes, offsets %d..%d), manifest v%d",
+                 self.name, len(staged), sum(s.size for s in staged), staged[0].base_offset,
+                 staged[-1].end_offset, manifest.version)
+        return len(staged)
+
+    def _upload(self, plog: "PartitionLog", up: _Upload) -> RemoteSegment:
+        """Put one segment's objects (not visible to readers until a manifest names it)."""
         key = self._key(up.base_offset)
         config = plog.config
         files = [LOG]
@@ -286,37 +311,30 @@ class RemoteTier:
                 yield data
                 pos += n
 
-        if up.size <= UPLOAD_READ_BYTES:
-            self.store.put(key + LOG, next(chunks()))
-        else:
-            self.store.put(key + LOG, chunks())
-        self.store.put(key + INDEX, up.index)
+        # durable=False: the manifest put that names them is the barrier (store.py)
+        put = partial(self.store.put, durable=False)
+        self.store.put_file(key + LOG, pin.fd, up.size, durable=False)
+        put(key + INDEX, up.index)
         files.append(INDEX)
-        self.store.put(key + TIMEINDEX, up.timeindex)
+        put(key + TIMEINDEX, up.timeindex)
         files.append(TIMEINDEX)
         snap = snapshot_path(plog.directory, up.next_offset)
         txnindex = os.path.join(plog.directory, segment_prefix(up.base_offset) + TXNINDEX)
         for suffix, path in ((SNAPSHOT, snap), (TXNINDEX, txnindex)):
             data = _read_if_exists(path)
             if data is not None:
-                self.store.put(key + suffix, data)
+                put(key + suffix, data)
                 files.append(suffix)
         if getattr(config, "remote_storage_parquet_enable", False):
             from .parquet import segment_to_parquet
-            blob = b"".join(chunks()) if up.size > UPLOAD_READ_BYTES else pin.pread(up.size, 0)
-            self.store.put(key + PARQUET, segment_to_parquet(
+            blob = b"".join(chunks())
+            put(key + PARQUET, segment_to_parquet(
                 iter_batches(blob), self.partition,
                 json_columns=getattr(config, "remote_storage_parquet_json_columns", False),
                 decompressed_max=self.decompressed_max))
             files.append(PARQUET)
-        seg = RemoteSegment(up.base_offset, up.next_offset - 1, up.size, up.max_timestamp,
-                            up.offset_of_max_timestamp, tuple(files))
-        self._commit(self.manifest.adding(seg))  # the commit point
-        self.uploaded_segments += 1
-        self.uploaded_bytes += up.size
-        log.info("%s: offloaded segment %s (%d bytes, offsets %d..%d), manifest v%d",
-                 self.name, segment_prefix(up.base_offset), up.size, up.base_offset,
-                 up.next_offset - 1, self.manifest.version)
+        return RemoteSegment(up.base_offset, up.next_offset - 1, up.size, up.max_timestamp,
+                             up.offset_of_max_timestamp, tuple(files))
 
     # ------------------------------------------------------------------------- deletion
     def delete_records_before(self, offset: int) -> None:

@@ -83,7 +83,7 @@ def test_offload_deletes_local_copies_and_reads_back_byte_exact(tmp_path, url, c
     assert s.first_offset == 5 and s.batch_count == 1
     # the manifest names every object, each present
     m = plog.tier.manifest
-    assert m.version == uploaded and [s.base_offset for s in m.segments][0] == 0
+    assert m.version == 1 and len(m.segments) == uploaded and m.segments[0].base_offset == 0
     for seg in m.segments:
         for suffix in seg.files:
             assert rlm.store.get(segment_key("t", m.topic_id, 0, seg.base_offset, suffix)) is not None
@@ -227,31 +227,31 @@ def test_crash_between_objects_and_manifest_is_redone_and_garbage_collected(tmp_
     mgr = open_manager(tmp_path / "data", url, clock)
     mgr.create_topic("t", 1, TIERED)
     plog = mgr.log("t", 0)
-    fill(plog, 30, clock)
+    fill(plog, 10, clock)
+    assert mgr.remote.run_partition(plog, clock.now_ms()) > 0  # a first commit
     tier = plog.tier
-    real_commit = tier._commit
-    calls = []
-
-    def crash_on_second(manifest):
-        calls.append(manifest)
-        if len(calls) == 2:
-            raise RemoteStorageError("crash before the manifest put")
-        real_commit(manifest)
-
-    tier._commit = crash_on_second  # fault hook around the real commit
-    assert mgr.remote.run_partition(plog, clock.now_ms()) == 0
     m = tier.manifest
-    assert len(m.segments) == 1  # the first committed; the second's objects are unreferenced
+    fill(plog, 20, clock, start=10)
+    real_commit = tier._commit
+
+    def crash(manifest):
+        raise RemoteStorageError("crash before the manifest put")
+
+    tier._commit = crash  # fault hook around the real commit
+    assert mgr.remote.run_partition(plog, clock.now_ms()) == 0
+    assert tier.manifest == m  # unchanged: the new segments' objects are unreferenced
     orphan = segment_key("t", m.topic_id, 0, m.end_offset, ".log")
     assert mgr.remote.store.get(orphan)
+    assert plog.local_log_start_offset == m.end_offset  # their local copies stay
     tier._commit = real_commit
     clock.advance(60_000)
     assert mgr.remote.run_partition(plog, clock.now_ms()) > 0  # redone: same keys
     stored = PartitionManifest.decode(mgr.remote.store.get(manifest_key("t", m.topic_id, 0)), "m")
-    assert stored == tier.manifest
+    assert stored == tier.manifest and stored.version == m.version + 1
     for seg in stored.segments:
         for suffix in seg.files:
             mgr.remote.store.get(segment_key("t", m.topic_id, 0, seg.base_offset, suffix))
+    assert plog.local_log_start_offset == stored.end_offset
     # a dropped segment whose objects a crash left behind is collected
     leftover = segment_key("t", m.topic_id, 0, 0, ".log")
     plog.delete_records_before(stored.segments[1].base_offset)
