@@ -324,12 +324,13 @@ class PartitionLog:
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
              clean_shutdown: bool = True,
              decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
-             files: OpenFiles | None = None) -> "PartitionLog":
+             files: OpenFiles | None = None, tier=None) -> "PartitionLog":
         """``files``: the open-file cache to share (a LogManager passes its own); by default
         the process-wide one sized from ``ulimit -n``."""
         self = cls(directory, topic, partition, config, clock or SystemClock(), io,
                    files or default_open_files(), decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
+        self.tier = tier  # known before the load: producer state is kept from its start
         try:
             self._load(clean_shutdown)
         except OSError as e:
@@ -516,7 +517,7 @@ class PartitionLog:
                 continue
             self.recovery.producer_snapshot = start = max(offset, start)
         self.recovery.producer_batches_replayed = self._replay_producer_state(start)
-        self.producer_state.truncate_before(self._log_start_offset)
+        self.producer_state.truncate_before(self.log_start_offset)
 
     def _replay_producer_state(self, start: int) -> int:
         """Record every producer batch from ``start`` to the LEO; returns batches read.
@@ -1090,7 +1091,8 @@ class PartitionLog:
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
             if count or below_log_start_only:
-                self.producer_state.truncate_before(self._log_start_offset)
+                # Over both tiers: local retention of offloaded data keeps producers.
+                self.producer_state.truncate_before(self.log_start_offset)
                 oldest = self.segments[0].base_offset
             else:
                 oldest = None
@@ -1119,7 +1121,7 @@ class PartitionLog:
         offloaded = leo
         if self.tier is not None and c.remote_storage_enable:
             # Tiered: local.retention.* applies, to offloaded segments only (remote/tier.py).
-            c, offloaded = self.tier.local_retention(c, segs, self._flushed_offset)
+            c, offloaded = self.tier.local_retention(c, segs, self._flushed_offset, now)
         k = 0
         if c.delete and not below_log_start_only:
             if c.retention_ms >= 0:

@@ -356,7 +356,8 @@ class LogManager:
 
     def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
         config = self._configs[topic]
-        plog = self._open_partition(topic, partition, config, clean)
+        plog = self._open_partition(topic, partition, config, clean,
+                                    self._topics[topic].topic_id)
         plog.flush_policy = self.flush_policy(config, self._topics[topic].configs)
         self._logs[(topic, partition)] = plog
         return plog
@@ -371,11 +372,14 @@ class LogManager:
         return FlushPolicy(interval, messages)
 
     def _open_partition(self, topic: str, partition: int, config: LogConfig,
-                        clean: bool = True) -> PartitionLog:
+                        clean: bool = True, topic_id: uuid.UUID | None = None) -> PartitionLog:
+        tier = None
+        if self.remote is not None and config.remote_storage_enable and topic_id is not None:
+            tier = self.remote.tier_for(topic, topic_id, partition, self.decompressed_bytes_max)
         return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
                                  config, clock=self.clock, io=self.io, clean_shutdown=clean,
                                  decompressed_bytes_max=self.decompressed_bytes_max,
-                                 files=self.files)
+                                 files=self.files, tier=tier)
 
     def partition_count(self) -> int:
         """Partitions of every topic, creations in progress included."""
@@ -396,8 +400,8 @@ class LogManager:
         self._reserved[name] = added
 
     def _create_partition_dirs(self, name: str, partitions: range, config: LogConfig,
-                               start_offsets: dict[int, int] | None = None
-                               ) -> dict[int, PartitionLog]:
+                               seeds: dict[int, tuple[int, dict[str, bytes]]] | None = None,
+                               topic_id: uuid.UUID | None = None) -> dict[int, PartitionLog]:
         """Create the partitions' directories and empty logs, all or none: on any failure
         what was made is removed and the error raised (OSError as KafkaStorageError)."""
         made: dict[int, PartitionLog] = {}
@@ -409,12 +413,16 @@ class LogManager:
                     # whose cleanup failed. A new topic must never inherit its data.
                     log.warning("%s: removing stale partition directory %s", self.data_dir, path)
                     shutil.rmtree(path)
-                if start_offsets and start_offsets.get(p):
-                    # A topic recovered from the remote tier starts where its remote data ends.
+                if seeds and p in seeds:
+                    # A topic recovered from the remote tier starts where its remote data
+                    # ends, with the producer snapshot taken there.
+                    start, files = seeds[p]
                     os.makedirs(path)
                     metafile.write(os.path.join(path, LOG_START_OFFSET_FILE), "log-start-offset",
-                                   {"log_start_offset": start_offsets[p]}, self.io)
-                made[p] = self._open_partition(name, p, config)
+                                   {"log_start_offset": start}, self.io)
+                    for file_name, data in files.items():
+                        metafile.write_atomic(os.path.join(path, file_name), data, self.io)
+                made[p] = self._open_partition(name, p, config, topic_id=topic_id)
         except BaseException as exc:
             self._discard_partitions(name, made, partitions)
             if isinstance(exc, OSError):
@@ -440,10 +448,12 @@ class LogManager:
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                      topic_id: uuid.UUID | None = None, *,
                      internal: bool = False,
-                     start_offsets: dict[int, int] | None = None) -> TopicMetadata:
+                     seeds: dict[int, tuple[int, dict[str, bytes]]] | None = None
+                     ) -> TopicMetadata:
         """All or nothing (see the module docstring). ``internal``: the broker's own topic
-        (``__consumer_offsets``), which ``max.partitions`` never refuses; ``start_offsets``:
-        each partition's first offset (recovery from the remote tier), else 0."""
+        (``__consumer_offsets``), which ``max.partitions`` never refuses; ``seeds``: by
+        partition, its first offset and files to put in its directory before it is opened
+        (recovery from the remote tier); other partitions start empty at 0."""
         validate_topic_name(name)
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise InvalidPartitionsError(
@@ -468,15 +478,16 @@ class LogManager:
             self._configs[name] = config
             return meta
 
-        return self._add_partitions(name, range(num_partitions), config, commit, start_offsets)
+        return self._add_partitions(name, range(num_partitions), config, commit, seeds,
+                                    meta.topic_id)
 
     def _add_partitions(self, name: str, partitions: range, config: LogConfig,
-                        commit, start_offsets: dict[int, int] | None = None) -> TopicMetadata:
+                        commit, seeds=None, topic_id: uuid.UUID | None = None) -> TopicMetadata:
         """See the module docstring: the partitions' directories first, then ``commit()``
         (under the lock: last checks, the metadata write, the new TopicMetadata), then
         publish. Any failure removes the directories. The caller reserved ``name``."""
         try:
-            made = self._create_partition_dirs(name, partitions, config, start_offsets)
+            made = self._create_partition_dirs(name, partitions, config, seeds, topic_id)
             with self._lock:
                 try:
                     meta = commit()
@@ -586,7 +597,8 @@ class LogManager:
             self._write_topic(new)  # the commit point
             return new
 
-        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit)
+        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit,
+                                    topic_id=meta.topic_id)
 
     def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
         """Replace the topic's override set; the open logs use the new config at once."""

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from .. import metafile
 from ..errors import CorruptMetadataError, StorageError
-from .manifest import TOPIC_KIND, TOPICS_PREFIX, topic_dir, topic_meta_key
+from ..producer_state import snapshot_path
+from .manifest import SNAPSHOT, TOPIC_KIND, TOPICS_PREFIX, segment_key, topic_dir, topic_meta_key
 from .reader import CACHE_BYTES, CHUNK_BYTES, READAHEAD_CHUNKS, ChunkCache, RemoteReader
 from .store import ObjectNotFoundError, ObjectStore, RemoteStorageError, open_store
 from .tier import RemoteTier
@@ -77,6 +78,7 @@ class RemoteLogManager:
         self._health: dict[tuple[str, int], _Health] = {}
         self._topics_written: dict[str, dict] = {}  # topic id -> the body last put
         self._pending_deletes: list[str] = []  # topic directories still in the bucket
+        self._store_down = False  # a manifest load failed during start-up
         self._lock = threading.Lock()
 
     @property
@@ -98,24 +100,33 @@ class RemoteLogManager:
                       "topics are served, remote data once the store answers", self.url, e)
         for meta in logs.topics():
             self.attach_topic(logs, meta.name)
+        self._store_down = False  # from here on each offload pass tries for itself
+
+    def tier_for(self, topic: str, topic_id: uuid.UUID, partition: int,
+                 decompressed_max: int) -> RemoteTier:
+        """A partition's tier, its manifest loaded now when the store answers (otherwise
+        the offload task loads it; until then the log serves its local data only)."""
+        tier = RemoteTier(self.store, self.reader, topic, topic_id.hex, partition,
+                          decompressed_max=decompressed_max)
+        if not self._store_down:
+            try:
+                tier.load()
+            except (RemoteStorageError, CorruptMetadataError) as e:
+                log.warning("%s: remote manifest not loaded yet (%s)", tier.name, e)
+                # One failure is enough to know: do not wait on the store for every partition.
+                self._store_down = isinstance(e, RemoteStorageError)
+        return tier
 
     def attach_topic(self, logs: "LogManager", name: str) -> None:
-        """Give every partition of ``name`` its tier, if the topic is tiered (and load the
-        manifests now when the store answers; otherwise the offload task loads them)."""
+        """Give every partition of ``name`` its tier if the topic is tiered and they have
+        none (a topic altered to ``remote.storage.enable=true``)."""
         meta, config = logs.topic(name), logs.topic_config(name)
         if meta is None or config is None or not config.remote_storage_enable:
             return
         for p in range(meta.num_partitions):
             plog = logs.log(name, p)
-            if plog is None or plog.tier is not None:
-                continue
-            tier = RemoteTier(self.store, self.reader, name, meta.topic_id.hex, p,
-                              decompressed_max=logs.decompressed_bytes_max)
-            try:
-                tier.load()
-            except (RemoteStorageError, CorruptMetadataError) as e:
-                log.warning("%s: remote manifest not loaded yet (%s)", tier.name, e)
-            plog.tier = tier
+            if plog is not None and plog.tier is None:
+                plog.tier = self.tier_for(name, meta.topic_id, p, logs.decompressed_bytes_max)
 
     # ----------------------------------------------------------------------- offload
     def due(self, plog: "PartitionLog", now_ms: int) -> bool:
@@ -151,6 +162,7 @@ class RemoteLogManager:
                             "produce and fetch go on, retrying with backoff", tier.name, self.url,
                             e, lag)
             return 0
+        self._store_down = False
         if h.failing:
             log.warning("%s: offload to %s recovered after %d failed attempt(s)", tier.name,
                         self.url, h.failures)
@@ -255,16 +267,23 @@ class RemoteLogManager:
                                 "that name has id %s: not recovering it", name, tid,
                                 local.topic_id.hex)
                 continue
-            starts = {}
+            seeds = {}
             for p in range(body["num_partitions"]):
                 mkey = manifest_key(name, tid, p)
                 try:
                     m = PartitionManifest.decode(self.store.get(mkey), f"{self.url}/{mkey}")
-                    starts[p] = m.end_offset
                 except ObjectNotFoundError:  # nothing offloaded from this partition yet
-                    starts[p] = 0
+                    continue
+                files = {}
+                last = m.segments[-1] if m.segments else None
+                if last is not None and SNAPSHOT in last.files:
+                    # Idempotent producers go on where they were: the state at the end.
+                    data = self.store.get(segment_key(name, tid, p, last.base_offset, SNAPSHOT))
+                    files[os.path.basename(snapshot_path("", m.end_offset))] = data
+                seeds[p] = (m.end_offset, files)
             logs.create_topic(name, body["num_partitions"], body["configs"],
-                              topic_id=uuid.UUID(hex=tid), start_offsets=starts)
+                              topic_id=uuid.UUID(hex=tid), seeds=seeds)
+            starts = {p: seed[0] for p, seed in seeds.items()}
             recovered.append(name)
             log.warning("recovered topic %s (%d partitions) from %s: remote data up to offsets "
                         "%s", name, body["num_partitions"], self.url, starts)

@@ -170,10 +170,11 @@ class RemoteTier:
         m = self.manifest
         return m.end_offset if m is not None else -1
 
-    def local_retention(self, config: "LogConfig", segments, flushed: int) -> tuple["LogConfig", int]:
+    def local_retention(self, config: "LogConfig", segments, flushed: int,
+                        now_ms: int) -> tuple["LogConfig", int]:
         """The config local retention applies (``local.retention.*`` in place of the total
-        ones) and the offset below which it may delete; logs once when retention waits for
-        offload."""
+        ones) and the offset below which it may delete; logs once (per state change) when
+        local retention would delete a segment that is not offloaded yet."""
         local = msgspec.structs.replace(
             config,
             retention_ms=config.retention_ms if config.local_retention_ms == -2 else config.local_retention_ms,
@@ -181,6 +182,13 @@ class RemoteTier:
                              else config.local_retention_bytes))
         offloaded = self.offloaded_end
         waiting = [s for s in segments[:-1] if s.next_offset > offloaded and s.next_offset <= flushed]
+        if waiting and local.delete:
+            first = waiting[0]
+            kept = sum(s.size for s in segments[segments.index(first):])
+            due = ((local.retention_ms >= 0 and now_ms - first.largest_timestamp() > local.retention_ms)
+                   or (local.retention_bytes >= 0 and kept - first.size >= local.retention_bytes))
+            if not due:
+                waiting = []
         if waiting and not self._waiting_logged:
             log.warning("%s: local retention waits for %d segment(s) (%d bytes) to be offloaded "
                         "to %s; the disk may fill if the object store stays unavailable",

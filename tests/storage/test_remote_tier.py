@@ -24,9 +24,14 @@ TIERED = {"remote.storage.enable": "true", "segment.bytes": "2048",
           "file.delete.delay.ms": "0"}
 
 
-def batch(i: int, n: int = 5) -> bytes:
+def batch(i: int, n: int = 5, **producer) -> bytes:
     return build_batch([(b"k%d" % i, b"value-%d-%d" % (i, j) * 4, [("h", b"%d" % j)], T0 + i * 1000 + j)
-                        for j in range(n)])
+                        for j in range(n)], **producer)
+
+
+def idempotent(i: int) -> dict:
+    """Producer 7's batch i (5 records each: its first sequence is 5 * i)."""
+    return {"producer_id": 7, "producer_epoch": 0, "base_sequence": 5 * i}
 
 
 def open_manager(data_dir, url, clock, **kw) -> LogManager:
@@ -37,10 +42,10 @@ def open_manager(data_dir, url, clock, **kw) -> LogManager:
     return mgr
 
 
-def fill(plog, count: int, clock, start: int = 0) -> list[bytes]:
+def fill(plog, count: int, clock, start: int = 0, producer: bool = False) -> list[bytes]:
     """Append ``count`` batches; return each as stored (offsets stamped)."""
     for i in range(start, start + count):
-        plog.append(batch(i), clock.now_ms())
+        plog.append(batch(i, **(idempotent(i) if producer else {})), clock.now_ms())
     plog.flush()
     return [b.tobytes() for b in plog.batches(start * 5)]
 
@@ -182,7 +187,7 @@ def test_restart_finds_remote_tier_and_wiped_data_dir_recovers_from_bucket(tmp_p
     expected = {}
     for p in range(2):
         plog = mgr.log("t", p)
-        fill(plog, 30, clock)
+        fill(plog, 30, clock, producer=True)
         expected[p] = read_all(plog)
         mgr.remote.run_partition(plog, clock.now_ms())
     ends = {p: mgr.log("t", p).tier.manifest.end_offset for p in range(2)}
@@ -201,8 +206,10 @@ def test_restart_finds_remote_tier_and_wiped_data_dir_recovers_from_bucket(tmp_p
         plog = mgr.log("t", p)
         assert plog.log_start_offset == 0 and plog.log_end_offset == ends[p]
         assert read_all(plog) == expected[p][: len(read_all(plog))]
-        info = plog.append(batch(99), clock.now_ms())
-        assert info.base_offset == ends[p]  # new appends continue after the remote data
+        # new appends continue after the remote data, and producer 7 where it was there
+        # (the producer snapshot offloaded with the last segment came back with it)
+        info = plog.append(batch(99, **idempotent(ends[p] // 5)), clock.now_ms())
+        assert info.base_offset == ends[p] and info.record_count == 5
     mgr.shutdown()
 
 
