@@ -36,6 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from storage_bench import drop_cache  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from kafkito.records import build_batch  # noqa: E402
 from kafkito.storage import LogManager, ManualClock  # noqa: E402
 from kafkito.storage.remote import RemoteLogManager  # noqa: E402
@@ -99,17 +101,6 @@ def read_through(plog) -> tuple[int, float]:
         offset = s.next_offset
         s.close()
     return nbytes, time.perf_counter() - t0
-
-
-def drop_cache(path: str) -> None:
-    for p in Path(path).rglob("*"):
-        if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def offload_and_consume(root: str, url: str, total: int) -> dict:

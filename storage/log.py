@@ -59,6 +59,14 @@ flushed segments go, the active one after a roll. Deleted segments are renamed `
 and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
 before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
 
+*Tiers.* A tiered topic's log holds its remote tier in ``tier`` (remote/tier.py), given at
+open: this object is then Kafka's UnifiedLog with the segments here as its LocalLog.
+``log_start_offset`` is the start over both tiers, ``local_log_start_offset`` this
+directory's; ``read`` and ``offset_for_timestamp`` below the local start ask the tier;
+DeleteRecords moves the remote start first; local retention applies ``local.retention.*``
+and deletes only segments a durable manifest already holds; producer state is kept from
+the start over both tiers.
+
 *Recovery* on open (Kafka's LogLoader, with isolation instead of truncation): leftovers of
 interrupted operations are removed, then each segment is checked (see segment.py). After a
 clean shutdown closed segments are walked from their last index entry and the active one is

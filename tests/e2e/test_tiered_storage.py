@@ -188,11 +188,19 @@ def assert_seen(seen, msgs, start: int = 0):
         [(m.key, m.value, m.headers, m.timestamp_ms) for m in msgs]
 
 
+def remote_settings(url: str) -> dict:
+    return dict(BROKER, **{"remote.log.storage.system.enable": "true",
+                           "remote.log.storage.url": url})
+
+
+def an_hour_ago_ms() -> int:
+    """Record timestamps in the past: local.retention.ms=0 applies to them at once."""
+    return int(time.time() * 1000) - 3_600_000
+
+
 def test_real_clients_read_offloaded_data_byte_exact_from_s3(tmp_path, s3_env, moto):
-    url = f"s3://{BUCKET}/e2e"
-    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
-                               "remote.log.storage.url": url})
-    t0 = int(time.time() * 1000) - 3_600_000
+    settings = remote_settings(f"s3://{BUCKET}/e2e")
+    t0 = an_hour_ago_ms()
     msgs = messages(3000, t0)
     with embedded_broker(tmp_path / "data", settings=settings) as b:
         b.create_topic("tiered", 1, TIERED)
@@ -224,11 +232,8 @@ def test_real_clients_read_offloaded_data_byte_exact_from_s3(tmp_path, s3_env, m
 
 
 def test_store_outage_mid_offload_loses_nothing_and_offload_resumes(tmp_path, s3_env, moto):
-    url = f"s3://{BUCKET}/outage"
-    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
-                               "remote.log.storage.url": url})
-    t0 = int(time.time() * 1000) - 3_600_000
-    msgs = messages(3000, t0)
+    settings = remote_settings(f"s3://{BUCKET}/outage")
+    msgs = messages(3000, an_hour_ago_ms())
     with embedded_broker(tmp_path / "data", settings=settings) as b:
         b.create_topic("outage", 1, TIERED)
         bootstrap = b.bootstrap_servers
@@ -251,12 +256,9 @@ def test_store_outage_mid_offload_loses_nothing_and_offload_resumes(tmp_path, s3
 
 
 def test_kill_during_upload_restart_and_recovery_from_bucket(tmp_path, s3_env, moto):
-    url = f"s3://{BUCKET}/crash"
     data = tmp_path / "data"
-    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
-                               "remote.log.storage.url": url, "num.partitions": "1"})
-    t0 = int(time.time() * 1000) - 3_600_000
-    msgs = messages(6000, t0)
+    settings = remote_settings(f"s3://{BUCKET}/crash")
+    msgs = messages(6000, an_hour_ago_ms())
     prefix = "crash/"
     with ServeProcess(data, {**settings, "remote.log.manager.task.interval.ms": "1000000"}) as srv:
         from kafka.admin import KafkaAdminClient, NewTopic
@@ -292,9 +294,8 @@ def test_kill_during_upload_restart_and_recovery_from_bucket(tmp_path, s3_env, m
 def test_parquet_export_queried_by_duckdb_equals_consumer(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     bucket = tmp_path / "bucket"
-    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
-                               "remote.log.storage.url": f"file://{bucket}"})
-    t0 = int(time.time() * 1000) - 3_600_000
+    settings = remote_settings(f"file://{bucket}")
+    t0 = an_hour_ago_ms()
     msgs = [Msg(key=b"k%d" % i, value=b'{"user": "u%d", "n": %d}' % (i % 5, i),
                 headers=[("h", b"%d" % i)], timestamp_ms=t0 + i) for i in range(2000)]
     with embedded_broker(tmp_path / "data", settings=settings) as b:
@@ -318,11 +319,8 @@ def test_parquet_export_queried_by_duckdb_equals_consumer(tmp_path):
 
 
 def test_delete_records_and_delete_topics_leave_nothing_in_the_bucket(tmp_path, s3_env, moto):
-    url = f"s3://{BUCKET}/deletes"
-    settings = dict(BROKER, **{"remote.log.storage.system.enable": "true",
-                               "remote.log.storage.url": url})
-    t0 = int(time.time() * 1000) - 3_600_000
-    msgs = messages(3000, t0)
+    settings = remote_settings(f"s3://{BUCKET}/deletes")
+    msgs = messages(3000, an_hour_ago_ms())
     with embedded_broker(tmp_path / "data", settings=settings) as b:
         b.create_topic("doomed", 1, TIERED)
         bootstrap = b.bootstrap_servers

@@ -50,6 +50,16 @@ def fill(plog, count: int, clock, start: int = 0, producer: bool = False) -> lis
     return [b.tobytes() for b in plog.batches(start * 5)]
 
 
+def offloaded(tmp_path, url, clock, batches: int, configs=TIERED):
+    """A manager with topic "t" of ``batches`` batches, offloaded once."""
+    mgr = open_manager(tmp_path / "data", url, clock)
+    mgr.create_topic("t", 1, configs)
+    plog = mgr.log("t", 0)
+    fill(plog, batches, clock)
+    mgr.remote.run_partition(plog, clock.now_ms())
+    return mgr, plog
+
+
 def read_all(plog, start: int = 0) -> bytes:
     out, offset = [], start
     while offset < plog.log_end_offset:
@@ -96,11 +106,7 @@ def test_offload_deletes_local_copies_and_reads_back_byte_exact(tmp_path, url, c
 
 
 def test_offset_for_timestamp_across_tiers_and_special_offsets(tmp_path, url, clock):
-    mgr = open_manager(tmp_path / "data", url, clock)
-    mgr.create_topic("t", 1, TIERED)
-    plog = mgr.log("t", 0)
-    fill(plog, 40, clock)
-    mgr.remote.run_partition(plog, clock.now_ms())
+    mgr, plog = offloaded(tmp_path, url, clock, 40)
     local_start = plog.local_log_start_offset
     assert local_start > 50
     # batch 3, record 2 -> offset 17, timestamp T0 + 3002
@@ -114,12 +120,8 @@ def test_offset_for_timestamp_across_tiers_and_special_offsets(tmp_path, url, cl
 
 
 def test_retention_counts_both_tiers_and_delete_records_moves_remote_start(tmp_path, url, clock):
-    mgr = open_manager(tmp_path / "data", url, clock)
-    mgr.create_topic("t", 1, TIERED)
-    plog = mgr.log("t", 0)
-    fill(plog, 40, clock)
+    mgr, plog = offloaded(tmp_path, url, clock, 40)
     rlm = mgr.remote
-    rlm.run_partition(plog, clock.now_ms())
     m = plog.tier.manifest
     second = m.segments[1]
     start = plog.delete_records_before(second.base_offset + 1)
@@ -214,11 +216,8 @@ def test_restart_finds_remote_tier_and_wiped_data_dir_recovers_from_bucket(tmp_p
 
 
 def test_delete_topic_leaves_nothing_in_the_bucket(tmp_path, url, clock):
-    mgr = open_manager(tmp_path / "data", url, clock)
-    mgr.create_topic("t", 1, dict(TIERED, **{"remote.storage.parquet.enable": "true"}))
-    plog = mgr.log("t", 0)
-    fill(plog, 20, clock)
-    mgr.remote.run_partition(plog, clock.now_ms())
+    mgr, _plog = offloaded(tmp_path, url, clock, 20,
+                           dict(TIERED, **{"remote.storage.parquet.enable": "true"}))
     assert mgr.remote.store.list("")
     mgr.delete_topic("t")
     assert mgr.remote.pending_deletes
@@ -295,11 +294,8 @@ def test_parquet_rows_equal_the_records(tmp_path, url, clock):
 
 
 def test_iter_batches_of_remote_segment_match_local(tmp_path, url, clock):
-    mgr = open_manager(tmp_path / "data", url, clock)
-    mgr.create_topic("t", 1, dict(TIERED, **{"local.retention.ms": "-2"}))  # keep local copies
-    plog = mgr.log("t", 0)
-    fill(plog, 20, clock)
-    mgr.remote.run_partition(plog, clock.now_ms())
+    # local.retention.ms=-2: retention.ms (-1) applies, so local copies stay
+    mgr, plog = offloaded(tmp_path, url, clock, 20, dict(TIERED, **{"local.retention.ms": "-2"}))
     m = plog.tier.manifest
     seg = m.segments[0]
     local = list(iter_batches(plog.read(0, seg.size).tobytes()))
