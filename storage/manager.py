@@ -72,6 +72,7 @@ from .config import LogConfig
 from .errors import (
     CorruptMetadataError,
     DataDirLockedError,
+    InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
     KafkaStorageError,
@@ -460,6 +461,7 @@ class LogManager:
                 f"number of partitions must be between 1 and {PARTITIONS_MAX}, got {num_partitions}")
         configs = {str(k): str(v) for k, v in (configs or {}).items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        self._check_tiering(config)
         meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
         with self._lock:
             self._check_started()
@@ -505,6 +507,18 @@ class LogManager:
         finally:
             with self._lock:
                 self._reserved.pop(name, None)
+
+    def _check_tiering(self, config: LogConfig) -> None:
+        """Kafka's rules for ``remote.storage.enable=true``: the broker has a remote tier,
+        and the topic is not compacted (a remote segment is never rewritten)."""
+        if not config.remote_storage_enable:
+            return
+        if self.remote is None:
+            raise InvalidConfigError("remote.storage.enable", "true", "tiered storage is disabled "
+                                     "on this broker (remote.log.storage.system.enable)")
+        if config.compact:
+            raise InvalidConfigError("cleanup.policy", ",".join(config.cleanup_policy),
+                                     "a topic with remote.storage.enable=true cannot be compacted")
 
     def _collides(self, name: str) -> str | None:
         norm = name.replace(".", "_")
@@ -604,6 +618,7 @@ class LogManager:
         """Replace the topic's override set; the open logs use the new config at once."""
         configs = {str(k): str(v) for k, v in configs.items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        self._check_tiering(config)
         with self._lock:
             self._check_started()
             meta = self._topics.get(name)

@@ -303,3 +303,18 @@ def test_iter_batches_of_remote_segment_match_local(tmp_path, url, clock):
     assert [b.tobytes() for b in remote] == [b.tobytes() for b in local]
     assert plog.local_log_start_offset == 0  # local retention -2 = retention.ms=-1: kept
     mgr.shutdown()
+
+
+def test_tiered_topic_needs_the_broker_tier_and_no_compaction(tmp_path, url, clock):
+    from kafkito.storage.errors import InvalidConfigError
+    with LogManager(str(tmp_path / "plain"), clock=clock) as plain:
+        with pytest.raises(InvalidConfigError, match="disabled on this broker"):
+            plain.create_topic("t", 1, {"remote.storage.enable": "true"})
+    mgr = open_manager(tmp_path / "data", url, clock)
+    with pytest.raises(InvalidConfigError, match="cannot be compacted"):
+        mgr.create_topic("t", 1, {"remote.storage.enable": "true", "cleanup.policy": "compact"})
+    mgr.create_topic("t", 1, {})
+    assert mgr.log("t", 0).tier is None
+    mgr.alter_topic_configs("t", {"remote.storage.enable": "true"})  # enabled later: a tier
+    assert mgr.log("t", 0).tier is not None
+    mgr.shutdown()
