@@ -1039,6 +1039,10 @@ class PartitionLog:
                 if s.max_timestamp >= 0 and (best is None or s.max_timestamp > best[0].max_timestamp):
                     best = (s, s.size)
             start = self._log_start_offset
+        if self.tier is not None:  # the first record carrying it: the remote one on a tie
+            remote = self.tier.max_timestamp(start)
+            if remote is not None and (best is None or remote[1] >= best[0].max_timestamp):
+                return remote
         if best is None:
             return -1, -1
         seg, end = best

@@ -236,6 +236,24 @@ class RemoteTier:
                 return found
         return None
 
+    def max_timestamp(self, below: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the largest timestamp of the
+        remote segments below offset ``below``, or None (ListOffsets MAX_TIMESTAMP)."""
+        m = self.manifest
+        if m is None:
+            return None
+        best = None
+        for seg in m.segments:
+            if seg.base_offset >= below:
+                break
+            if seg.max_timestamp >= 0 and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None:
+            return None
+        return self.reader.offset_for_timestamp(self._key(best.base_offset), best,
+                                                best.max_timestamp, m.log_start_offset,
+                                                self.decompressed_max)
+
     # -------------------------------------------------------------------------- offload
     def pending_segments(self, plog: "PartitionLog") -> int:
         """Closed, flushed local segments not offloaded yet (the offload lag)."""

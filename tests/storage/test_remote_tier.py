@@ -116,6 +116,20 @@ def test_offset_for_timestamp_across_tiers_and_special_offsets(tmp_path, url, cl
     last_local = plog.offset_for_timestamp(T0 + 39_000)
     assert last_local == (195, T0 + 39_000)
     assert plog.tier.highest_offset == local_start - 1
+    # MAX_TIMESTAMP over both tiers: here the newest record is local
+    assert plog.max_timestamp() == (195 + 4, T0 + 39_004)  # the last record, local
+    mgr.shutdown()
+
+
+def test_max_timestamp_found_in_the_remote_tier(tmp_path, url, clock):
+    mgr = open_manager(tmp_path / "data", url, clock)
+    mgr.create_topic("t", 1, TIERED)
+    plog = mgr.log("t", 0)
+    plog.append(build_batch([(None, b"late", [], T0 + 500_000)]), clock.now_ms())  # offset 0
+    fill(plog, 30, clock, start=1)
+    mgr.remote.run_partition(plog, clock.now_ms())
+    assert plog.local_log_start_offset > 0
+    assert plog.max_timestamp() == (0, T0 + 500_000)
     mgr.shutdown()
 
 
