@@ -14,6 +14,10 @@
   disk or the store), for file:// and for moto's
   S3 server over HTTP (``--moto-mb``; moto is a Python server, so this figure measures moto
   as much as us);
+- consume through the broker: a real ``kafkito serve --remote-storage file://...`` and a
+  confluent-kafka consumer reading ``--consume-mb`` MB (16 KiB records) from offset 0, once with every
+  segment local (offloaded, local copies kept), then after ``local.retention.ms=0`` removed
+  them and a restart emptied the chunk cache (page cache dropped for both reads);
 - produce while offloading: a real ``kafkito serve --remote-storage file://...`` and a
   confluent-kafka producer (acks=1, 16 KiB batches) for ``--produce-s`` seconds into a
   topic with 1 MiB segments and ``local.retention.ms=0`` (so uploads and local deletions
@@ -154,6 +158,66 @@ def produce_rate(bootstrap: str, topic: str, seconds: float) -> float:
     return sent / (time.perf_counter() - t0) / MB
 
 
+def consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
+                  "fetch.max.bytes": 8 * MB, "max.partition.fetch.bytes": 4 * MB})
+    c.assign([TopicPartition(topic, 0, 0)])
+    seen, nbytes = 0, 0
+    t0 = time.perf_counter()
+    while seen < count:
+        for m in c.consume(10_000, 1.0):
+            assert m.error() is None, m.error()
+            seen += 1
+            nbytes += len(m.value())
+    elapsed = time.perf_counter() - t0
+    c.close()
+    return nbytes / elapsed / MB
+
+
+def consume_through_broker(root: str, total_mb: int) -> dict:
+    from confluent_kafka import Producer
+    from e2e.serve import ServeProcess
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+    bucket = os.path.join(root, "consume-bucket")
+    data = Path(root) / "consume-data"
+    settings = {"remote.log.storage.system.enable": "true",
+                "remote.log.storage.url": f"file://{bucket}",
+                "remote.log.manager.task.interval.ms": "200"}
+    configs = {"remote.storage.enable": "true", "segment.bytes": str(SEGMENT_BYTES),
+               "retention.ms": "-1", "local.retention.ms": "-1", "file.delete.delay.ms": "0"}
+    value = os.urandom(16 * 1024)  # large records: the client's per-record cost stays small
+    count = total_mb * MB // len(value)
+    with ServeProcess(data, settings) as srv:
+        admin = KafkaAdminClient(bootstrap_servers=srv.bootstrap)
+        admin.create_topics([NewTopic("consume", 1, 1, topic_configs=configs)])
+        p = Producer({"bootstrap.servers": srv.bootstrap, "acks": "1", "linger.ms": 5})
+        for _ in range(count):
+            while True:
+                try:
+                    p.produce("consume", value, timestamp=T0)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        p.flush(60)
+        del p
+        drop_cache(str(data))
+        local = consume_rate(srv.bootstrap, "consume", count)
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "consume",
+                                            configs=dict(configs, **{"local.retention.ms": "0"}))])
+        admin.close()
+        deadline = time.monotonic() + 120
+        while len(list(data.glob("consume-0/*.log"))) > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        srv.stop()
+    drop_cache(bucket)
+    with ServeProcess(data, settings) as srv:  # a fresh chunk cache
+        remote = consume_rate(srv.bootstrap, "consume", count)
+        srv.stop()
+    return {"local_mb_s": local, "remote_mb_s": remote}
+
+
 def produce_while_offloading(root: str, seconds: float) -> dict:
     from e2e.serve import ServeProcess
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -186,6 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mb", type=int, default=128)
     ap.add_argument("--moto-mb", type=int, default=32)
     ap.add_argument("--produce-s", type=float, default=5)
+    ap.add_argument("--consume-mb", type=int, default=128)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     root = tempfile.mkdtemp(prefix="kafkito-tiered-bench-", dir=args.dir)
@@ -217,6 +282,8 @@ def main(argv=None) -> int:
                                                       "s3://kafkito-bench/b", args.moto_mb * MB)
             finally:
                 server.stop()
+        if args.consume_mb:
+            results["consume"] = consume_through_broker(root, args.consume_mb)
         if args.produce_s:
             results["produce"] = produce_while_offloading(root, args.produce_s)
     finally:
@@ -232,6 +299,10 @@ def main(argv=None) -> int:
             print(f"{name:5} consume remote {r['remote_read_mb_s']:8.1f} MB/s vs local "
                   f"{r['local_read_mb_s']:8.1f} MB/s = {r['remote_read_mb_s'] / r['local_read_mb_s']:.2f}x"
                   f"  ({r['remote_gets']} ranged GETs)")
+    c = results.get("consume")
+    if c:
+        print(f"consume through the broker: remote (file://) {c['remote_mb_s']:6.1f} MB/s vs local "
+              f"{c['local_mb_s']:6.1f} MB/s = {c['remote_mb_s'] / c['local_mb_s']:.2f}x")
     p = results.get("produce")
     if p:
         print(f"produce while offloading {p['offloading_mb_s']:6.1f} MB/s vs alone "
