@@ -269,6 +269,11 @@ class RemoteTier:
             if plog._closed:
                 return []
             flushed = plog.flushed_offset
+            # With transactions the log also has a last stable offset: nothing at or past it
+            # is offloaded (Kafka's rule: an undecided transaction may still be aborted).
+            lso = getattr(plog, "last_stable_offset", None)
+            if lso is not None:
+                flushed = min(flushed, lso)
             for seg in plog.segments[:-1]:
                 if len(out) >= count_max:
                     break
