@@ -216,6 +216,9 @@ SETTINGS: tuple[Setting, ...] = (
       "First wait after a failed offload; doubles per failure.", 1, INT64_MAX),
     S("remote.log.manager.task.retry.backoff.max.ms", int, 30_000,
       "Longest wait between offload retries.", 1, INT64_MAX),
+    S("remote.log.reader.threads", int, 10,
+      "Fetches reading from the remote tier at once (each in a worker thread); more wait, so "
+      "a slow store cannot take the threads flushes need.", 1, 1024),
     S("remote.log.reader.cache.bytes", int, 64 << 20,
       "kafkito only: bytes of remote segment chunks cached for reads.", 0, INT64_MAX),
     S("remote.log.reader.chunk.bytes", int, 1 << 20,

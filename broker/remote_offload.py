@@ -20,6 +20,7 @@ offload lag (storage/remote/remote_log_manager.py).
 from __future__ import annotations
 
 import logging
+import weakref
 
 import trio
 
@@ -27,7 +28,20 @@ from kafkito.storage.remote import RemoteLogManager
 
 log = logging.getLogger("kafkito.broker.remote_offload")
 
-__all__ = ["offload_loop", "offload_once", "remote_log_manager_from"]
+__all__ = ["offload_loop", "offload_once", "remote_log_manager_from", "remote_read_limiter"]
+
+_read_limiters: "weakref.WeakKeyDictionary[RemoteLogManager, trio.CapacityLimiter]" = (
+    weakref.WeakKeyDictionary())
+
+
+def remote_read_limiter(state) -> trio.CapacityLimiter:
+    """The worker threads remote reads may use at once (``remote.log.reader.threads``):
+    their own pool, so a slow or hanging store never holds the threads fsyncs need."""
+    rlm = state.logs.remote
+    limiter = _read_limiters.get(rlm)
+    if limiter is None:
+        limiter = _read_limiters[rlm] = trio.CapacityLimiter(state.config.remote_log_reader_threads)
+    return limiter
 
 
 def remote_log_manager_from(config) -> RemoteLogManager | None:

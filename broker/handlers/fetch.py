@@ -36,6 +36,7 @@ from kafkito.protocol.messages.fetch import FetchableTopicResponse, FetchRespons
 from kafkito.storage.remote import RemoteSlice
 
 from ..context import Deferred
+from ..remote_offload import remote_read_limiter
 from ._common import ZERO_UUID, resolve_topic, storage_error_code
 
 API_KEY = ApiKey.FETCH
@@ -111,7 +112,8 @@ class _Reader:
             if limit <= 0:
                 continue
             try:
-                region = await trio.to_thread.run_sync(plog.read, offset, limit, hw)
+                region = await trio.to_thread.run_sync(plog.read, offset, limit, hw,
+                                                       limiter=remote_read_limiter(self.state))
             except Exception as exc:
                 self.errors = True
                 result.error_code = storage_error_code(exc)

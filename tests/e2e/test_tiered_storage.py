@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from kafkito.protocol import ApiKey
+from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from kafkito.protocol.messages.list_offsets import (
     ListOffsetsPartition,
@@ -114,6 +114,14 @@ def list_offset(bootstrap: str, topic: str, timestamp: int) -> int:
         raw.close()
 
 
+def fetch_partition(raw: RawClient, topic: str, offset: int):
+    request = FetchRequest(
+        replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+        session_id=0, session_epoch=-1, topics=[FetchTopic(topic=topic, partitions=[
+            FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])])
+    return raw.call(ApiKey.FETCH, 12, request).responses[0].partitions[0]
+
+
 def fetch_all(bootstrap: str, topic: str, end: int) -> bytes:
     """Every batch from offset 0 up to ``end``, as the wire carries them."""
     host, port = bootstrap.rsplit(":", 1)
@@ -121,17 +129,22 @@ def fetch_all(bootstrap: str, topic: str, end: int) -> bytes:
     out, offset = [], 0
     try:
         while offset < end:
-            request = FetchRequest(
-                replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
-                session_id=0, session_epoch=-1, topics=[FetchTopic(topic=topic, partitions=[
-                    FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=1 << 20)])])
-            part = raw.call(ApiKey.FETCH, 12, request).responses[0].partitions[0]
+            part = fetch_partition(raw, topic, offset)
             assert part.error_code == 0, part
             data = bytes(part.records)
             assert data, offset
             out.append(data)
             offset = list(iter_batches(data))[-1].next_offset
         return b"".join(out)
+    finally:
+        raw.close()
+
+
+def fetch_error(bootstrap: str, topic: str, offset: int) -> int:
+    host, port = bootstrap.rsplit(":", 1)
+    raw = RawClient(host, int(port))
+    try:
+        return fetch_partition(raw, topic, offset).error_code
     finally:
         raw.close()
 
@@ -248,6 +261,8 @@ def test_store_outage_mid_offload_loses_nothing_and_offload_resumes(tmp_path, s3
             assert [s.offset for s in seen] == list(range(stuck, len(msgs)))
             time.sleep(1)
             assert list_offset(bootstrap, "outage", EARLIEST_LOCAL) == stuck  # nothing deleted
+            # remote data cannot be read now: a retriable storage error, not a hang
+            assert fetch_error(bootstrap, "outage", 0) == ErrorCode.KAFKA_STORAGE_ERROR
         finally:
             moto.start()
         wait_until(lambda: list_offset(bootstrap, "outage", EARLIEST_LOCAL) > 2000, what="catch-up")
