@@ -84,6 +84,8 @@ async def offload_once(state, clock, limiter: trio.CapacityLimiter) -> int:
                 nursery.start_soon(one, plog)
     if rlm.pending_deletes:
         await trio.to_thread.run_sync(rlm.run_deletions, limiter=limiter)
+    if rlm.recovery_pending:  # the store was down at start-up: recover its topics now
+        await trio.to_thread.run_sync(rlm.retry_recovery, limiter=limiter)
     return uploaded
 
 

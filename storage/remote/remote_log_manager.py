@@ -79,6 +79,7 @@ class RemoteLogManager:
         self._topics_written: dict[str, dict] = {}  # topic id -> the body last put
         self._pending_deletes: list[str] = []  # topic directories still in the bucket
         self._store_down = False  # a manifest load failed during start-up
+        self._recovery_pending = False
         self._lock = threading.Lock()
 
     @property
@@ -93,11 +94,7 @@ class RemoteLogManager:
         self._logs = logs
         self.decompressed_max = logs.decompressed_bytes_max
         self._pending_deletes = self._read_pending()
-        try:
-            self.recover(logs)
-        except (RemoteStorageError, CorruptMetadataError) as e:
-            log.error("remote storage %s: cannot look for tiered topics to recover (%s); local "
-                      "topics are served, remote data once the store answers", self.url, e)
+        self.retry_recovery()
         for meta in logs.topics():
             self.attach_topic(logs, meta.name)
         self._store_down = False  # from here on each offload pass tries for itself
@@ -246,6 +243,21 @@ class RemoteLogManager:
                        {"topics": self._pending_deletes})
 
     # -------------------------------------------------------------------- recovery
+    @property
+    def recovery_pending(self) -> bool:
+        """Start-up could not look for topics to recover: the offload task tries again."""
+        return self._recovery_pending
+
+    def retry_recovery(self) -> None:
+        try:
+            self.recover(self._logs)
+            self._recovery_pending = False
+        except (RemoteStorageError, CorruptMetadataError) as e:
+            if not self._recovery_pending:
+                log.error("remote storage %s: cannot look for tiered topics to recover (%s); "
+                          "local topics are served, and this is retried", self.url, e)
+            self._recovery_pending = True
+
     def recover(self, logs: "LogManager") -> list[str]:
         """Create locally every tiered topic of the bucket the data directory lacks (module
         docstring); returns their names."""
@@ -281,8 +293,12 @@ class RemoteLogManager:
                     data = self.store.get(segment_key(name, tid, p, last.base_offset, SNAPSHOT))
                     files[os.path.basename(snapshot_path("", m.end_offset))] = data
                 seeds[p] = (m.end_offset, files)
-            logs.create_topic(name, body["num_partitions"], body["configs"],
-                              topic_id=uuid.UUID(hex=tid), seeds=seeds)
+            try:
+                logs.create_topic(name, body["num_partitions"], body["configs"],
+                                  topic_id=uuid.UUID(hex=tid), seeds=seeds)
+            except StorageError as e:  # e.g. a config this version refuses: skip, say why
+                log.error("cannot recover topic %s from %s: %s", name, self.url, e)
+                continue
             starts = {p: seed[0] for p, seed in seeds.items()}
             recovered.append(name)
             log.warning("recovered topic %s (%d partitions) from %s: remote data up to offsets "

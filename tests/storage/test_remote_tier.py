@@ -158,20 +158,23 @@ def test_retention_counts_both_tiers_and_delete_records_moves_remote_start(tmp_p
     mgr.shutdown()
 
 
+class Flaky:
+    """A real store whose every verb fails while ``down`` (an outage on the real path)."""
+
+    def __init__(self, inner):
+        self.inner, self.down, self.url = inner, False, inner.url
+
+    def __getattr__(self, name):
+        fn = getattr(self.inner, name)
+
+        def call(*a, **k):
+            if self.down:
+                raise RemoteStorageError("store down")
+            return fn(*a, **k)
+        return call
+
+
 def test_outage_keeps_local_data_and_offload_resumes(tmp_path, clock, caplog):
-    class Flaky:
-        def __init__(self, inner):
-            self.inner, self.down, self.url = inner, False, inner.url
-
-        def __getattr__(self, name):  # test double: every verb fails while down
-            fn = getattr(self.inner, name)
-
-            def call(*a, **k):
-                if self.down:
-                    raise RemoteStorageError("store down")
-                return fn(*a, **k)
-            return call
-
     store = Flaky(open_store(f"file://{tmp_path}/bucket"))
     mgr = LogManager(str(tmp_path / "data"), clock=clock, remote=RemoteLogManager(store))
     mgr.startup()
@@ -331,4 +334,22 @@ def test_tiered_topic_needs_the_broker_tier_and_no_compaction(tmp_path, url, clo
     assert mgr.log("t", 0).tier is None
     mgr.alter_topic_configs("t", {"remote.storage.enable": "true"})  # enabled later: a tier
     assert mgr.log("t", 0).tier is not None
+    mgr.shutdown()
+
+
+def test_recovery_waits_for_a_store_down_at_start(tmp_path, url, clock):
+    mgr, plog = offloaded(tmp_path, url, clock, 30)
+    end = plog.tier.manifest.end_offset
+    mgr.shutdown()
+    import shutil
+    shutil.rmtree(tmp_path / "data")
+    store = Flaky(open_store(url))
+    store.down = True
+    mgr = LogManager(str(tmp_path / "data"), clock=clock, remote=RemoteLogManager(store))
+    mgr.startup()  # starts, serving nothing yet
+    assert mgr.topic("t") is None and mgr.remote.recovery_pending
+    store.down = False
+    mgr.remote.retry_recovery()  # what the offload task does on its next pass
+    assert not mgr.remote.recovery_pending
+    assert mgr.log("t", 0).log_end_offset == end and mgr.log("t", 0).log_start_offset == 0
     mgr.shutdown()
