@@ -322,8 +322,8 @@ class PartitionLog:
         self.producer_state = ProducerStateManager()
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
-        # The remote tier of a tiered topic (remote/tier.py; set by the LogManager), asked
-        # below the local log start: this object is then the local log plus that tier.
+        # The remote tier of a tiered topic (remote/tier.py; given to open by the LogManager,
+        # or set when a topic becomes tiered), asked below the local log start.
         self.tier = None
 
     # ---------------------------------------------------------------------------- open
