@@ -255,6 +255,8 @@ class LogManager:
             finally:
                 self._release_lock()
                 self._started = False
+                if self.remote is not None:
+                    self.remote.close()
             if unflushed:
                 raise KafkaStorageError(
                     f"data of {len(unflushed)} log(s) could not be flushed to disk: "

@@ -4,9 +4,13 @@ Theory of operation.
 
 A remote ``.log`` object is read in fixed-size chunks (``remote.log.reader.chunk.bytes``)
 kept in one broker-wide LRU cache bounded in bytes (``remote.log.reader.cache.bytes``). A
-miss fetches the missing chunk and the ``remote.log.reader.readahead.chunks`` after it in
-one ranged GET: a sequential consumer then finds its next batches cached, and a catch-up
-read of a whole segment costs a few large requests instead of many small ones.
+miss fetches the chunks the read needs in one ranged GET. Every read then makes sure the
+``remote.log.reader.readahead.chunks`` after it are cached or on their way: the missing
+ones are fetched in one ranged GET by a background thread (``PREFETCH_THREADS``, at most
+``PREFETCH_WINDOWS_MAX`` such GETs in flight), so a sequential consumer finds its next
+batches cached while it sends the ones before, and the store's latency overlaps the
+consumer's work instead of adding to it. A read that needs a chunk being prefetched waits
+for that GET rather than issuing its own.
 
 To find the batch holding an offset, the segment's offset index (Kafka's ``.index``
 layout, uploaded with it; small, cached whole) gives a byte position at or before it; batch
@@ -26,6 +30,7 @@ import struct
 import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from kafkito.records.batch import HEADER, HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch
 
@@ -36,6 +41,8 @@ CHUNK_BYTES = 1 << 20  # remote.log.reader.chunk.bytes
 CACHE_BYTES = 64 << 20  # remote.log.reader.cache.bytes
 READAHEAD_CHUNKS = 3  # remote.log.reader.readahead.chunks
 INDEXES_CACHED_MAX = 1024  # parsed .index/.timeindex objects kept
+PREFETCH_THREADS = 2
+PREFETCH_WINDOWS_MAX = 4  # read-ahead GETs in flight at once (each readahead.chunks long)
 
 
 class ChunkCache:
@@ -70,6 +77,10 @@ class ChunkCache:
             while self.bytes > self.bytes_max and len(self._chunks) > 1:
                 _k, dropped = self._chunks.popitem(last=False)
                 self.bytes -= len(dropped)
+
+    def contains(self, key: str, chunk: int) -> bool:
+        with self._lock:
+            return (key, chunk) in self._chunks
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -108,6 +119,14 @@ class RemoteReader:
         self.readahead_chunks = readahead_chunks
         self._indexes: OrderedDict[str, _Indexes] = OrderedDict()
         self._index_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # read-ahead threads, started on first use
+        self._inflight: dict[tuple[str, int], Future] = {}  # chunk -> the GET fetching it
+        self._fetch_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop read-ahead (GETs already sent finish in their threads)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------------------- raw bytes
     def read_range(self, key: str, start: int, end: int, object_size: int) -> bytes:
@@ -129,20 +148,62 @@ class RemoteReader:
             lo = start - c * cb if c == first else 0
             hi = end - c * cb if c == last else len(data)
             parts.append(data[lo:hi])  # memoryview slices: the one copy is the join
+        self._read_ahead(key, last, object_size)
         return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def _fetch(self, key: str, chunk: int, needed_last: int, object_size: int) -> None:
+        with self._fetch_lock:
+            pending = self._inflight.get((key, chunk))
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # noqa: BLE001  the GET below retries it and reports
+                pass
+            if self.cache.contains(key, chunk):
+                return
+        self._get_chunks(key, chunk, needed_last, object_size)
+
+    def _get_chunks(self, key: str, first: int, last: int, object_size: int) -> None:
         cb = self.chunk_bytes
-        chunks_total = (object_size + cb - 1) // cb
-        last = min(chunks_total - 1, max(needed_last, chunk + self.readahead_chunks))
-        start, end = chunk * cb, min((last + 1) * cb, object_size)
+        start, end = first * cb, min((last + 1) * cb, object_size)
         data = self.store.get_range(key, start, end)
         self.cache.gets += 1
         if len(data) != end - start:
             raise ObjectNotFoundError(f"{key}: short read ({len(data)} of {end - start} bytes)")
         view = memoryview(data)  # chunks share the one buffer of the GET: no copies here
-        for i, c in enumerate(range(chunk, last + 1)):
+        for i, c in enumerate(range(first, last + 1)):
             self.cache.put(key, c, view[i * cb:(i + 1) * cb])
+
+    def _read_ahead(self, key: str, last: int, object_size: int) -> None:
+        """Start a background GET of the missing chunks among the next readahead.chunks."""
+        if self.readahead_chunks <= 0:
+            return
+        chunks_total = (object_size + self.chunk_bytes - 1) // self.chunk_bytes
+        ahead = range(last + 1, min(chunks_total, last + 1 + self.readahead_chunks))
+        with self._fetch_lock:
+            missing = [c for c in ahead
+                       if (key, c) not in self._inflight and not self.cache.contains(key, c)]
+            if not missing or len(set(self._inflight.values())) >= PREFETCH_WINDOWS_MAX:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(PREFETCH_THREADS,
+                                                thread_name_prefix="kafkito-remote-readahead")
+            # a whole window from the first missing chunk: GETs stay readahead.chunks long
+            first = missing[0]
+            end = min(chunks_total, first + self.readahead_chunks) - 1
+            while end > first and ((key, end) in self._inflight or self.cache.contains(key, end)):
+                end -= 1
+            future = self._pool.submit(self._prefetch, key, first, end, object_size)
+            for c in range(first, end + 1):  # registered before _prefetch can remove them
+                self._inflight[(key, c)] = future
+
+    def _prefetch(self, key: str, first: int, last: int, object_size: int) -> None:
+        try:
+            self._get_chunks(key, first, last, object_size)
+        finally:
+            with self._fetch_lock:
+                for c in range(first, last + 1):
+                    self._inflight.pop((key, c), None)
 
     def indexes(self, seg_key: str, seg: RemoteSegment) -> _Indexes:
         with self._index_lock:

@@ -86,6 +86,10 @@ class RemoteLogManager:
     def url(self) -> str:
         return self.store.url
 
+    def close(self) -> None:
+        """LogManager.shutdown: stop the reader's read-ahead threads."""
+        self.reader.close()
+
     # -------------------------------------------------------------------------- start
     def startup(self, logs: "LogManager") -> None:
         """Called by LogManager.startup: recover tiered topics missing locally, then attach
