@@ -72,11 +72,12 @@ class ObjectStore(Protocol):
 
 
 class ObstoreStore:
-    """``ObjectStore`` over obstore, for s3:// (gs:// and az:// would come for free, untested)."""
+    """``ObjectStore`` over obstore, for s3:// (obstore's gs:// and az:// stores would take a
+    few lines here; not offered untested)."""
 
     def __init__(self, url: str):
         import obstore  # imported here: a broker without a remote tier never loads it
-        from obstore.store import LocalStore, from_url
+        from obstore.store import from_url
 
         self._ob = obstore
         self.url = url
@@ -84,10 +85,7 @@ class ObstoreStore:
         retry = {"max_retries": RETRY_MAX, "retry_timeout": timedelta(seconds=REQUEST_TIMEOUT_S),
                  "backoff": {"init_backoff": timedelta(milliseconds=50),
                              "max_backoff": timedelta(seconds=1), "base": 2}}
-        if parsed.scheme == "file":  # not used by open_store (it does not fsync): tests only
-            os.makedirs(parsed.path, exist_ok=True)
-            self._store = LocalStore(parsed.path)
-        elif parsed.scheme in ("s3", "s3a"):
+        if parsed.scheme in ("s3", "s3a"):
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             client = {"timeout": timedelta(seconds=REQUEST_TIMEOUT_S),
                       "connect_timeout": timedelta(seconds=5)}
