@@ -34,13 +34,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from kafkito.records.batch import HEADER, HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, RecordBatch
 
-from .manifest import INDEX, LOG, TIMEINDEX, RemoteSegment
+from .manifest import INDEX, LOG, TIMEINDEX, TXNINDEX, RemoteSegment
 from .store import ObjectNotFoundError, ObjectStore
 
 CHUNK_BYTES = 1 << 20  # remote.log.reader.chunk.bytes
 CACHE_BYTES = 64 << 20  # remote.log.reader.cache.bytes
 READAHEAD_CHUNKS = 3  # remote.log.reader.readahead.chunks
-INDEXES_CACHED_MAX = 1024  # parsed .index/.timeindex objects kept
+INDEXES_CACHED_MAX = 1024  # parsed .index/.timeindex (and .txnindex) objects kept
+# Kafka's AbortedTxn entry in a .txnindex: version, producer id, first offset, last offset
+# (the ABORT marker's), last stable offset after the abort.
+TXN_ENTRY = struct.Struct(">hqqqq")
 PREFETCH_THREADS = 2
 PREFETCH_WINDOWS_MAX = 4  # read-ahead GETs in flight at once (each readahead.chunks long)
 
@@ -220,10 +223,28 @@ class RemoteReader:
                 self._indexes.popitem(last=False)
         return parsed
 
+    def aborted_transactions(self, seg_key: str, seg: RemoteSegment) -> list[tuple[int, int, int, int]]:
+        """The segment's aborted-transaction entries (producer id, first offset, last
+        offset, last stable offset), from its uploaded .txnindex; [] when it has none."""
+        if TXNINDEX not in seg.files:
+            return []
+        cache_key = seg_key + TXNINDEX
+        with self._index_lock:
+            found = self._indexes.get(cache_key)
+        if found is None:
+            raw = self.store.get(cache_key)
+            found = [e[1:] for e in TXN_ENTRY.iter_unpack(raw[: len(raw) - len(raw) % TXN_ENTRY.size])]
+            with self._index_lock:
+                self._indexes[cache_key] = found
+                while len(self._indexes) > INDEXES_CACHED_MAX:
+                    self._indexes.popitem(last=False)
+        return found
+
     def forget(self, seg_key: str) -> None:
         self.cache.forget(seg_key + LOG)
         with self._index_lock:
             self._indexes.pop(seg_key, None)
+            self._indexes.pop(seg_key + TXNINDEX, None)
 
     # ------------------------------------------------------------------------ batches
     def headers(self, seg_key: str, seg: RemoteSegment, position: int):

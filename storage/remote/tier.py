@@ -236,6 +236,28 @@ class RemoteTier:
                 return found
         return None
 
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of every aborted transaction overlapping
+        ``[fetch_offset, upper_bound_offset)`` in the remote segments, from their uploaded
+        ``.txnindex`` (read_committed Fetch of remote data). As Kafka: from the segment
+        holding ``fetch_offset`` on, stopping at the first entry whose last stable offset
+        reaches ``upper_bound_offset`` (every later abort began past the range)."""
+        m = self.manifest
+        if m is None:
+            return []
+        found = []
+        i = max(0, bisect.bisect_right([s.base_offset for s in m.segments], fetch_offset) - 1)
+        for seg in m.segments[i:]:
+            if seg.base_offset >= upper_bound_offset:
+                break
+            for pid, first, last, lso in self.reader.aborted_transactions(
+                    self._key(seg.base_offset), seg):
+                if last >= fetch_offset and first < upper_bound_offset:
+                    found.append((pid, first))
+                if lso >= upper_bound_offset:
+                    return found
+        return found
+
     def max_timestamp(self, below: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record carrying the largest timestamp of the
         remote segments below offset ``below``, or None (ListOffsets MAX_TIMESTAMP)."""

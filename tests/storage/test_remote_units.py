@@ -93,3 +93,24 @@ def test_reader_reads_ahead_and_walks_batches_byte_exact(tmp_path):
     assert reader.offset_for_timestamp("seg", seg, 5_000, 0, 1 << 20) is None
     with pytest.raises(ObjectNotFoundError):
         store.get("absent")
+
+
+def test_remote_aborted_transactions_from_uploaded_txnindex(tmp_path):
+    from kafkito.storage.remote import RemoteTier
+    from kafkito.storage.remote.reader import TXN_ENTRY
+    store = LocalDirStore(f"file://{tmp_path}")
+    reader = RemoteReader(store)
+    tier = RemoteTier(store, reader, "t", "00" * 16, 0, decompressed_max=1 << 20)
+    m = PartitionManifest("t", "00" * 16, 0)
+    for seg in segments_from([100, 100, 100]):
+        m = m.adding(RemoteSegment(seg.base_offset, seg.end_offset, seg.size, seg.max_timestamp,
+                                   seg.offset_of_max_timestamp, (".log", ".txnindex")))
+    entries = {0: [(7, 10, 20, 21), (8, 15, 90, 91)], 100: [(9, 150, 160, 161)], 200: []}
+    for base, rows in entries.items():
+        store.put(segment_key("t", "00" * 16, 0, base, ".txnindex"),
+                  b"".join(TXN_ENTRY.pack(0, *r) for r in rows))
+    tier.manifest = m
+    assert tier.aborted_transactions(0, 300) == [(7, 10), (8, 15), (9, 150)]
+    assert tier.aborted_transactions(25, 100) == [(8, 15)]  # overlapping only
+    assert tier.aborted_transactions(150, 155) == [(9, 150)]
+    assert tier.aborted_transactions(170, 300) == []
