@@ -223,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
       "kafkito only: bytes of remote segment chunks cached for reads.", 0, INT64_MAX),
     S("remote.log.reader.chunk.bytes", int, 1 << 20,
       "kafkito only: size of one ranged GET chunk of a remote segment.", 4096, INT32_MAX),
-    S("remote.log.reader.readahead.chunks", int, 3,
+    S("remote.log.reader.readahead.chunks", int, 4,
       "kafkito only: chunks fetched past the one a read needs (sequential consumers).", 0, 1024),
     # Transactions.
     S("transaction.max.timeout.ms", int, 900_000, "Largest transaction timeout a producer may ask for.", 1, INT32_MAX),

@@ -5,12 +5,12 @@ Theory of operation.
 A remote ``.log`` object is read in fixed-size chunks (``remote.log.reader.chunk.bytes``)
 kept in one broker-wide LRU cache bounded in bytes (``remote.log.reader.cache.bytes``). A
 miss fetches the chunks the read needs in one ranged GET. Every read then makes sure the
-``remote.log.reader.readahead.chunks`` after it are cached or on their way: the missing
-ones are fetched in one ranged GET by a background thread (``PREFETCH_THREADS``, at most
-``PREFETCH_WINDOWS_MAX`` such GETs in flight), so a sequential consumer finds its next
-batches cached while it sends the ones before, and the store's latency overlaps the
-consumer's work instead of adding to it. A read that needs a chunk being prefetched waits
-for that GET rather than issuing its own.
+``remote.log.reader.readahead.chunks`` after it are cached or on their way: each missing
+one is fetched by a ranged GET in a background thread (``PREFETCH_THREADS`` of them, so
+several GETs run side by side, as S3 clients do to reach throughput), so a sequential
+consumer finds its next batches cached while it sends the ones before, and the store's
+latency overlaps the consumer's work instead of adding to it. A read that needs a chunk
+being prefetched waits for that GET rather than issuing its own.
 
 To find the batch holding an offset, the segment's offset index (Kafka's ``.index``
 layout, uploaded with it; small, cached whole) gives a byte position at or before it; batch
@@ -39,13 +39,12 @@ from .store import ObjectNotFoundError, ObjectStore
 
 CHUNK_BYTES = 1 << 20  # remote.log.reader.chunk.bytes
 CACHE_BYTES = 64 << 20  # remote.log.reader.cache.bytes
-READAHEAD_CHUNKS = 3  # remote.log.reader.readahead.chunks
+READAHEAD_CHUNKS = 4  # remote.log.reader.readahead.chunks
 INDEXES_CACHED_MAX = 1024  # parsed .index/.timeindex (and .txnindex) objects kept
 # Kafka's AbortedTxn entry in a .txnindex: version, producer id, first offset, last offset
 # (the ABORT marker's), last stable offset after the abort.
 TXN_ENTRY = struct.Struct(">hqqqq")
-PREFETCH_THREADS = 2
-PREFETCH_WINDOWS_MAX = 4  # read-ahead GETs in flight at once (each readahead.chunks long)
+PREFETCH_THREADS = 4  # read-ahead GETs in flight at once, one chunk each
 
 
 class ChunkCache:
@@ -57,6 +56,7 @@ class ChunkCache:
         self.hits = 0
         self.misses = 0
         self.gets = 0  # ranged GETs issued
+        self.prefetched = 0  # chunks fetched by read-ahead
         self._chunks: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -162,8 +162,8 @@ class RemoteReader:
                 pending.result()
             except Exception:  # noqa: BLE001  the GET below retries it and reports
                 pass
-            if self.cache.contains(key, chunk):
-                return
+        if self.cache.contains(key, chunk):  # a prefetch done meanwhile (it caches, then unregisters)
+            return
         self._get_chunks(key, chunk, needed_last, object_size)
 
     def _get_chunks(self, key: str, first: int, last: int, object_size: int) -> None:
@@ -186,23 +186,21 @@ class RemoteReader:
         with self._fetch_lock:
             missing = [c for c in ahead
                        if (key, c) not in self._inflight and not self.cache.contains(key, c)]
-            if not missing or len(set(self._inflight.values())) >= PREFETCH_WINDOWS_MAX:
+            if not missing:
                 return
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(PREFETCH_THREADS,
                                                 thread_name_prefix="kafkito-remote-readahead")
-            # a whole window from the first missing chunk: GETs stay readahead.chunks long
-            first = missing[0]
-            end = min(chunks_total, first + self.readahead_chunks) - 1
-            while end > first and ((key, end) in self._inflight or self.cache.contains(key, end)):
-                end -= 1
-            future = self._pool.submit(self._prefetch, key, first, end, object_size)
-            for c in range(first, end + 1):  # registered before _prefetch can remove them
-                self._inflight[(key, c)] = future
+            for c in missing:  # one GET per chunk: they run side by side (queue depth)
+                if len(self._inflight) >= PREFETCH_THREADS * 2:
+                    break
+                # registered before _prefetch can remove it (it takes this lock)
+                self._inflight[(key, c)] = self._pool.submit(self._prefetch, key, c, c, object_size)
 
     def _prefetch(self, key: str, first: int, last: int, object_size: int) -> None:
         try:
             self._get_chunks(key, first, last, object_size)
+            self.cache.prefetched += last - first + 1
         finally:
             with self._fetch_lock:
                 for c in range(first, last + 1):
