@@ -1,7 +1,8 @@
 """Tiered storage throughput, each figure a ratio to a baseline measured in the same run.
 
-    .venv/bin/python bench/tiered_bench.py [--dir PATH] [--mb 128] [--moto-mb 32]
-                                           [--produce-s 5] [--json bench/results/tiered.json]
+    .venv/bin/python bench/tiered_bench.py [--dir PATH] [--mb 128] [--repeat 3] [--moto-mb 32]
+                                           [--consume-mb 128] [--produce-s 5]
+                                           [--json bench/results/tiered.json]
 
 - offload to file://: ``RemoteLogManager.run_partition`` uploading ``--mb`` MB of closed
   8 MiB segments (16 KiB batches) into a directory on the same disk, every object fsynced
@@ -33,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -248,6 +250,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=None)
     ap.add_argument("--mb", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=3, help="file:// runs (medians reported)")
     ap.add_argument("--moto-mb", type=int, default=32)
     ap.add_argument("--produce-s", type=float, default=5)
     ap.add_argument("--consume-mb", type=int, default=128)
@@ -256,16 +259,24 @@ def main(argv=None) -> int:
     root = tempfile.mkdtemp(prefix="kafkito-tiered-bench-", dir=args.dir)
     results: dict = {}
     try:
+        # The disk is shared: the raw write and the file:// run alternate, --repeat times,
+        # and each figure is the median.
+        disk, runs = [], []
         raw_dir = os.path.join(root, "raw")
-        os.makedirs(raw_dir)
-        before = raw_sequential_write(raw_dir, args.mb * MB)
-        shutil.rmtree(raw_dir)
-        results["file"] = offload_and_consume(os.path.join(root, "f"), f"file://{root}/bucket",
-                                              args.mb * MB)
-        os.makedirs(raw_dir)
-        after = raw_sequential_write(raw_dir, args.mb * MB)  # the disk is shared: twice
-        shutil.rmtree(raw_dir)
-        results["disk_seq_write_mb_s"] = (before + after) / 2
+        for i in range(args.repeat):
+            os.makedirs(raw_dir)
+            disk.append(raw_sequential_write(raw_dir, args.mb * MB))
+            shutil.rmtree(raw_dir)
+            runs.append(offload_and_consume(os.path.join(root, f"f{i}"),
+                                            f"file://{root}/bucket{i}", args.mb * MB))
+            shutil.rmtree(os.path.join(root, f"f{i}"), ignore_errors=True)
+            shutil.rmtree(os.path.join(root, f"bucket{i}"), ignore_errors=True)
+        results["disk_seq_write_mb_s"] = statistics.median(disk)
+        results["file"] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        results["file"]["consume_ratio"] = statistics.median(
+            r["remote_read_mb_s"] / r["local_read_mb_s"] for r in runs)
+        results["file"]["offload_ratio"] = statistics.median(
+            r["offload_mb_s"] / d for r, d in zip(runs, disk))
         if args.moto_mb:
             from moto.server import ThreadedMotoServer
             import boto3
@@ -289,16 +300,17 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     disk = results["disk_seq_write_mb_s"]
-    print(f"disk sequential write (8 MiB files, fdatasync each; mean of before and after the "
-          f"offload): {disk:8.1f} MB/s")
+    print(f"disk sequential write (8 MiB files, fdatasync each; median of {args.repeat}): "
+          f"{disk:8.1f} MB/s")
     for name in ("file", "moto"):
         r = results.get(name)
         if r:
-            print(f"{name:5} offload {r['offload_mb_s']:8.1f} MB/s  ({r['offload_mb_s'] / disk:.2f}x disk"
+            offload = r.get("offload_ratio", r["offload_mb_s"] / disk)
+            consume = r.get("consume_ratio", r["remote_read_mb_s"] / r["local_read_mb_s"])
+            print(f"{name:5} offload {r['offload_mb_s']:8.1f} MB/s  ({offload:.2f}x disk"
                   f" write){'' if name == 'file' else ' (moto: a Python server)'}")
             print(f"{name:5} consume remote {r['remote_read_mb_s']:8.1f} MB/s vs local "
-                  f"{r['local_read_mb_s']:8.1f} MB/s = {r['remote_read_mb_s'] / r['local_read_mb_s']:.2f}x"
-                  f"  ({r['remote_gets']} ranged GETs)")
+                  f"{r['local_read_mb_s']:8.1f} MB/s = {consume:.2f}x  ({r['remote_gets']:.0f} ranged GETs)")
     c = results.get("consume")
     if c:
         print(f"consume through the broker: remote (file://) {c['remote_mb_s']:6.1f} MB/s vs local "
