@@ -535,6 +535,10 @@ class LogManager:
             meta = self._topics.get(name)
             if meta is None:
                 raise UnknownTopicError(f"unknown topic {name!r}")
+            if self.remote is not None and self._configs[name].remote_storage_enable:
+                # Queued durably before the commit point, so a crash cannot leave the bucket
+                # holding a deleted topic (recovery would bring it back).
+                self.remote.topic_deleted(meta)
             try:
                 self.io.unlink(self._topic_path(meta.topic_id))  # the commit point
                 self.io.fsync_dir(os.path.join(self.data_dir, TOPICS_DIR))
@@ -542,8 +546,6 @@ class LogManager:
                 raise KafkaStorageError(f"cannot delete topic {name}: {e.strerror}", e.errno) from e
             del self._topics[name]
             config = self._configs.pop(name)
-            if self.remote is not None and config.remote_storage_enable:
-                self.remote.topic_deleted(meta)  # its bucket objects go too (durably queued)
             logs, dirs = [], []
             for p in range(meta.num_partitions):
                 plog = self._logs.pop((name, p), None)

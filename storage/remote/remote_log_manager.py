@@ -17,8 +17,9 @@ partition of every topic with ``remote.storage.enable=true`` (attached to its
 - ``run_deletions()``: DeleteTopics of a tiered topic deletes its bucket metadata (the
   commit point for the bucket) and then every object under the topic's directory. The list
   of topics still to delete is a checksummed metafile in the data directory, written before
-  the local deletion returns, so a crash or an outage only delays it and a restart never
-  resurrects a deleted topic from the bucket.
+  the local deletion's commit point, so a crash or an outage only delays it and a restart
+  never resurrects a deleted topic from the bucket; a topic queued whose local deletion did
+  not commit is still a local topic, and is taken off the list untouched.
 - ``recover(logs)`` at start-up (beyond Kafka): every tiered topic in the bucket
   (``__kafkito_topics/<id>.meta``, written before its first manifest) that the data
   directory does not have is created locally with the same id and configs, each partition
@@ -214,6 +215,11 @@ class RemoteLogManager:
         done = 0
         for d in pending:
             tid = d.rsplit("-", 1)[-1]
+            if self._logs is not None and self._logs.topic_by_id(uuid.UUID(hex=tid)) is not None:
+                # Queued, then the local deletion did not commit (a crash or a failed
+                # write): the topic lives, its bucket data stays.
+                self._forget_pending(d)
+                continue
             try:
                 self.store.delete([topic_meta_key(tid)])  # the bucket's commit point
                 keys = self.store.list(d)
@@ -223,12 +229,15 @@ class RemoteLogManager:
                 log.warning("remote deletion of %s postponed: %s", d, e)
                 continue
             self._topics_written.pop(tid, None)
-            with self._lock:
-                self._pending_deletes.remove(d)
-                self._write_pending()
+            self._forget_pending(d)
             log.info("deleted the remote data of %s from %s", d, self.url)
             done += 1
         return done
+
+    def _forget_pending(self, d: str) -> None:
+        with self._lock:
+            self._pending_deletes.remove(d)
+            self._write_pending()
 
     @property
     def pending_deletes(self) -> list[str]:

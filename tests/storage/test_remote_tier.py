@@ -353,3 +353,12 @@ def test_recovery_waits_for_a_store_down_at_start(tmp_path, url, clock):
     assert not mgr.remote.recovery_pending
     assert mgr.log("t", 0).log_end_offset == end and mgr.log("t", 0).log_start_offset == 0
     mgr.shutdown()
+
+
+def test_a_deletion_that_did_not_commit_leaves_the_bucket_alone(tmp_path, url, clock):
+    mgr, _plog = offloaded(tmp_path, url, clock, 20)
+    before = mgr.remote.store.list("")
+    mgr.remote.topic_deleted(mgr.topic("t"))  # queued, then (say) the unlink failed
+    assert mgr.remote.run_deletions() == 0
+    assert mgr.remote.pending_deletes == [] and mgr.remote.store.list("") == before
+    mgr.shutdown()
