@@ -66,6 +66,7 @@ log = logging.getLogger("kafkito.storage.remote")
 
 UPLOAD_READ_BYTES = PUT_PART_BYTES
 COMMIT_BYTES = 64 << 20  # a manifest commit at least every this many uploaded bytes
+PINNED_MAX = 8  # local segments an offload pass holds open at once
 
 
 class RemoteSlice:
@@ -314,20 +315,25 @@ class RemoteTier:
         with self._write_lock:
             if self.manifest is None:
                 self.load()
-            uploads = self._take_uploads(plog, self.manifest.end_offset, count_max)
             done = 0
             staged: list[RemoteSegment] = []
-            try:
-                for up in uploads:
-                    staged.append(self._upload(plog, up))
-                    if sum(s.size for s in staged) >= COMMIT_BYTES:
-                        done += self._commit_segments(staged)
-                        staged = []
-                done += self._commit_segments(staged)
-            finally:
-                for up in uploads:
-                    up.pin.unpin()
-            return done
+            end = self.manifest.end_offset
+            while done + len(staged) < count_max:
+                # A few segments pinned at a time: the open-file cache stays in bounds.
+                uploads = self._take_uploads(plog, end, min(PINNED_MAX, count_max - done - len(staged)))
+                if not uploads:
+                    break
+                try:
+                    for up in uploads:
+                        staged.append(self._upload(plog, up))
+                        end = up.next_offset
+                        if sum(s.size for s in staged) >= COMMIT_BYTES:
+                            done += self._commit_segments(staged)
+                            staged = []
+                finally:
+                    for up in uploads:
+                        up.pin.unpin()
+            return done + self._commit_segments(staged)
 
     def _commit_segments(self, staged: list[RemoteSegment]) -> int:
         """Put the manifest naming ``staged`` (the commit point); returns their count."""
