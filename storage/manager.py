@@ -378,7 +378,8 @@ class LogManager:
                         clean: bool = True, topic_id: uuid.UUID | None = None) -> PartitionLog:
         tier = None
         if self.remote is not None and config.remote_storage_enable and topic_id is not None:
-            tier = self.remote.tier_for(topic, topic_id, partition, self.decompressed_bytes_max)
+            tier = self.remote.tier_for(topic, topic_id, partition, self.decompressed_bytes_max,
+                                        self._partition_dir(topic, partition))
         return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
                                  config, clock=self.clock, io=self.io, clean_shutdown=clean,
                                  decompressed_bytes_max=self.decompressed_bytes_max,

@@ -105,11 +105,12 @@ class RemoteLogManager:
         self._store_down = False  # from here on each offload pass tries for itself
 
     def tier_for(self, topic: str, topic_id: uuid.UUID, partition: int,
-                 decompressed_max: int) -> RemoteTier:
+                 decompressed_max: int, directory: str | None = None) -> RemoteTier:
         """A partition's tier, its manifest loaded now when the store answers (otherwise
-        the offload task loads it; until then the log serves its local data only)."""
+        the offload task loads it; until then reads of remote data answer a retriable
+        error, from the bounds last committed, kept in ``directory``)."""
         tier = RemoteTier(self.store, self.reader, topic, topic_id.hex, partition,
-                          decompressed_max=decompressed_max)
+                          decompressed_max=decompressed_max, directory=directory)
         if not self._store_down:
             try:
                 tier.load()
@@ -128,7 +129,8 @@ class RemoteLogManager:
         for p in range(meta.num_partitions):
             plog = logs.log(name, p)
             if plog is not None and plog.tier is None:
-                plog.tier = self.tier_for(name, meta.topic_id, p, logs.decompressed_bytes_max)
+                plog.tier = self.tier_for(name, meta.topic_id, p, logs.decompressed_bytes_max,
+                                          plog.directory)
 
     # ----------------------------------------------------------------------- offload
     def due(self, plog: "PartitionLog", now_ms: int) -> bool:

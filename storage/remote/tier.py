@@ -47,6 +47,7 @@ import msgspec
 
 from kafkito.records.batch import iter_batches
 
+from .. import metafile
 from ..errors import CorruptMetadataError, OffsetOutOfRangeError
 from ..handles import PinnedFile
 from ..producer_state import snapshot_path
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kafkito.storage.remote")
 
 UPLOAD_READ_BYTES = PUT_PART_BYTES
+REMOTE_BOUNDS_FILE = "remote-log-bounds"  # in the partition directory (see __init__)
 COMMIT_BYTES = 64 << 20  # a manifest commit at least every this many uploaded bytes
 PINNED_MAX = 8  # local segments an offload pass holds open at once
 
@@ -112,7 +114,11 @@ class _Upload(msgspec.Struct):
 
 class RemoteTier:
     def __init__(self, store: ObjectStore, reader: RemoteReader, topic: str, topic_id: str,
-                 partition: int, *, decompressed_max: int):
+                 partition: int, *, decompressed_max: int, directory: str | None = None):
+        """``directory``: the partition's local directory, where the remote bounds last
+        committed are kept (``REMOTE_BOUNDS_FILE``), so a start while the store is down
+        still knows what the remote tier holds."""
+        self.directory = directory
         self.store = store
         self.reader = reader
         self.topic = topic
@@ -124,6 +130,7 @@ class RemoteTier:
         self._waiting_logged = False  # local retention waits for offload (logged once)
         self.uploaded_segments = 0
         self.uploaded_bytes = 0
+        self._known_bounds = self._read_bounds()  # (log start, end) as last committed, or None
 
     @property
     def name(self) -> str:
@@ -151,13 +158,43 @@ class RemoteTier:
         key = manifest_key(self.topic, self.topic_id, self.partition)
         self.store.put(key, manifest.encode())
         self.manifest = manifest
+        self._write_bounds(manifest)
+
+    def _bounds_path(self) -> str | None:
+        return os.path.join(self.directory, REMOTE_BOUNDS_FILE) if self.directory else None
+
+    def _read_bounds(self) -> tuple[int, int] | None:
+        path = self._bounds_path()
+        if path is None or not os.path.exists(path):
+            return None
+        try:
+            body = metafile.read(path, REMOTE_BOUNDS_FILE)
+            return int(body["log_start_offset"]), int(body["end_offset"])
+        except (CorruptMetadataError, KeyError, TypeError, ValueError):
+            return None  # the manifest, once loaded, is the truth anyway
+
+    def _write_bounds(self, manifest: PartitionManifest) -> None:
+        """A local note of what the remote tier holds (derived: a failure is only logged)."""
+        path = self._bounds_path()
+        if path is None:
+            return
+        start = manifest.log_start_offset if manifest.segments else manifest.end_offset
+        try:
+            metafile.write(path, REMOTE_BOUNDS_FILE,
+                           {"log_start_offset": start, "end_offset": manifest.end_offset})
+        except OSError as e:
+            log.warning("%s: cannot write %s: %s", self.name, path, e.strerror or e)
 
     # ----------------------------------------------------------------- asked by the log
     @property
     def log_start_offset(self) -> int | None:
-        """The remote log start, or None when the tier holds no segment (or is not loaded)."""
+        """The remote log start, or None when the tier holds no segment. Before the
+        manifest is loaded (the store was down at start), the bounds last committed."""
         m = self.manifest
-        return m.log_start_offset if m is not None and m.segments else None
+        if m is None:
+            known = self._known_bounds
+            return known[0] if known is not None and known[0] < known[1] else None
+        return m.log_start_offset if m.segments else None
 
     @property
     def highest_offset(self) -> int:
@@ -204,6 +241,11 @@ class RemoteTier:
         """Batches from the remote segment holding ``offset``; None when the remote tier
         does not hold it (the local log answers then)."""
         m = self.manifest
+        if m is None and self.log_start_offset is not None:
+            # Remote data exists, but the store has not answered since the start: a
+            # retriable error, never "out of range" (a consumer would reset its offset).
+            raise RemoteStorageError(f"{self.name}: the remote tier is not loaded yet "
+                                     f"({self.store.url} unavailable)")
         if m is None or not m.segments or offset >= m.end_offset:
             return None
         if offset < m.log_start_offset:

@@ -362,3 +362,27 @@ def test_a_deletion_that_did_not_commit_leaves_the_bucket_alone(tmp_path, url, c
     assert mgr.remote.run_deletions() == 0
     assert mgr.remote.pending_deletes == [] and mgr.remote.store.list("") == before
     mgr.shutdown()
+
+
+def test_start_while_the_store_is_down_knows_the_remote_bounds(tmp_path, url, clock):
+    mgr, plog = offloaded(tmp_path, url, clock, 30)
+    expected = read_all(plog)
+    local_start = plog.local_log_start_offset
+    assert local_start > 0
+    mgr.shutdown()
+    store = Flaky(open_store(url))
+    store.down = True
+    mgr = LogManager(str(tmp_path / "data"), clock=clock, remote=RemoteLogManager(store))
+    mgr.startup()
+    plog = mgr.log("t", 0)
+    assert plog.tier.manifest is None
+    # the start is still 0 (not the local start: a consumer must not be told "out of
+    # range" and reset), and remote reads answer a retriable storage error
+    assert plog.log_start_offset == 0
+    with pytest.raises(RemoteStorageError):
+        plog.read(0, 100)
+    assert plog.read(local_start, 1 << 20).size > 0  # local data is served
+    store.down = False
+    mgr.remote.run_partition(plog, clock.now_ms())
+    assert read_all(plog) == expected
+    mgr.shutdown()
