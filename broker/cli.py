@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", help="listener (listeners; default 127.0.0.1:9092)")
     serve.add_argument("--advertised-listener", metavar="HOST:PORT",
                        help="address clients are told to use (advertised.listeners)")
+    serve.add_argument("--remote-storage", metavar="URL",
+                       help="tiered storage: file:///path or s3://bucket/prefix (sets "
+                            "remote.log.storage.url and remote.log.storage.system.enable)")
     serve.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="a setting by its Kafka name, e.g. --set num.partitions=4 (repeatable)")
@@ -82,6 +85,9 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             overrides.append((name, value))
+    if getattr(args, "remote_storage", None):
+        overrides += [("remote.log.storage.url", args.remote_storage),
+                      ("remote.log.storage.system.enable", "true")]
     return load_config(config_file=args.config, overrides=overrides, origin="command line")
 
 

@@ -12,7 +12,7 @@ snapshots, owned by the log), ``txn_index`` (the aborted-transaction index, Kafk
 topic config table), ``clock``, ``fileio`` (the I/O seam tests hook faults into), ``handles``
 (segment files opened on demand behind an LRU), ``metafile`` (atomic checksummed metadata
 files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
-(``kafkito verify``), ``errors``.
+(``kafkito verify``), ``errors``; the package ``remote`` is the remote tier (tiered storage).
 """
 
 from kafkito.records.batch import Record, RecordBatch, build_batch, iter_batches

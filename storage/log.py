@@ -72,6 +72,14 @@ flushed segments go, the active one after a roll. Deleted segments are renamed `
 and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
 before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
 
+*Tiers.* A tiered topic's log holds its remote tier in ``tier`` (remote/tier.py), given at
+open: this object is then Kafka's UnifiedLog with the segments here as its LocalLog.
+``log_start_offset`` is the start over both tiers, ``local_log_start_offset`` this
+directory's; ``read`` and ``offset_for_timestamp`` below the local start ask the tier;
+DeleteRecords moves the remote start first; local retention applies ``local.retention.*``
+and deletes only segments a durable manifest already holds; producer state is kept from
+the start over both tiers.
+
 *Recovery* on open (Kafka's LogLoader, with isolation instead of truncation): leftovers of
 interrupted operations are removed, then each segment is checked (see segment.py). After a
 clean shutdown closed segments are walked from their last index entry and the active one is
@@ -336,6 +344,9 @@ class PartitionLog:
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
         self._compacted_once = False  # a cleaner checkpoint exists (cleaner.py)
+        # The remote tier of a tiered topic (remote/tier.py; given to open by the LogManager,
+        # or set when a topic becomes tiered), asked below the local log start.
+        self.tier = None
 
     # ---------------------------------------------------------------------------- open
     @classmethod
@@ -343,12 +354,13 @@ class PartitionLog:
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
              clean_shutdown: bool = True,
              decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
-             files: OpenFiles | None = None) -> "PartitionLog":
+             files: OpenFiles | None = None, tier=None) -> "PartitionLog":
         """``files``: the open-file cache to share (a LogManager passes its own); by default
         the process-wide one sized from ``ulimit -n``."""
         self = cls(directory, topic, partition, config, clock or SystemClock(), io,
                    files or default_open_files(), decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
+        self.tier = tier  # known before the load: producer state is kept from its start
         try:
             self._load(clean_shutdown)
         except OSError as e:
@@ -556,7 +568,7 @@ class PartitionLog:
         self.txn_indexes.truncate_from(start)  # every entry from here on comes from the replay
         self.recovery.producer_batches_replayed = self._replay_producer_state(start)
         self.producer_state.on_high_watermark(self.log_end_offset)
-        self._restart_txns(self.producer_state.truncate_before(self._log_start_offset))
+        self._restart_txns(self.producer_state.truncate_before(self.log_start_offset))
         self.txn_indexes.sync()
 
     def _replay_producer_state(self, start: int) -> int:
@@ -761,6 +773,12 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
+        """The log start over both tiers (the remote one's when it holds data below ours)."""
+        remote = self.tier.log_start_offset if self.tier is not None else None
+        return self._log_start_offset if remote is None else min(remote, self._log_start_offset)
+
+    @property
+    def local_log_start_offset(self) -> int:
         return self._log_start_offset
 
     @property
@@ -787,11 +805,20 @@ class PartitionLog:
     def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of every aborted transaction overlapping
         ``[fetch_offset, upper_bound_offset)``: what a read_committed fetch of that range
-        tells the consumer to drop."""
+        tells the consumer to drop. Below the local log start the remote tier's uploaded
+        ``.txnindex`` files answer, then the local ones (an abort's entry lives with its
+        marker, which may be local while the transaction began remotely)."""
+        found: list[tuple[int, int]] = []
+        if self.tier is not None and fetch_offset < self._log_start_offset:
+            found = self.tier.aborted_transactions(fetch_offset, upper_bound_offset)
+            fetch_offset = self._log_start_offset
+            if upper_bound_offset <= fetch_offset:
+                return found
         with self._lock:
             start = self.segments[self._segment_index_for(fetch_offset)].base_offset
-            found = self.txn_indexes.collect(fetch_offset, upper_bound_offset, start)
-        return [(e.producer_id, e.first_offset) for e in found]
+            local = self.txn_indexes.collect(fetch_offset, upper_bound_offset, start)
+        found += [(e.producer_id, e.first_offset) for e in local]
+        return list(dict.fromkeys(found))
 
     def active_producers(self) -> list[ProducerInfo]:
         """Every producer this partition keeps state for (DescribeProducers)."""
@@ -1051,6 +1078,10 @@ class PartitionLog:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> FileSlice:
+        if self.tier is not None and offset < self._log_start_offset:
+            remote = self.tier.read(offset, max_bytes, max_offset)  # a RemoteSlice: bytes
+            if remote is not None:
+                return remote
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"log {self.name} is closed")
@@ -1119,6 +1150,10 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms`` at or
         after the log start offset, or None (ListOffsets by timestamp)."""
+        if self.tier is not None:
+            found = self.tier.offset_for_timestamp(timestamp_ms, self._log_start_offset)
+            if found is not None:
+                return found
         with self._lock:
             start = self._log_start_offset
             snapshot = [(s, s.size) for s in self.segments]
@@ -1155,6 +1190,10 @@ class PartitionLog:
                 if s.max_timestamp >= 0 and (best is None or s.max_timestamp > best[0].max_timestamp):
                     best = (s, s.size)
             start = self._log_start_offset
+        if self.tier is not None:  # the first record carrying it: the remote one on a tie
+            remote = self.tier.max_timestamp(start)
+            if remote is not None and (best is None or remote[1] >= best[0].max_timestamp):
+                return remote
         if best is None:
             return -1, -1
         seg, end = best
@@ -1181,8 +1220,11 @@ class PartitionLog:
             leo = self.log_end_offset
             if offset > leo or offset < 0:
                 raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+        if self.tier is not None:
+            self.tier.delete_records_before(offset)  # the remote start moves first
+        with self._lock:
             if offset <= self._log_start_offset:
-                return self._log_start_offset
+                return self.log_start_offset
         if offset > self._flushed_offset:
             self.flush()  # the checkpoint must never point past durable data
         with self._lock:
@@ -1191,7 +1233,7 @@ class PartitionLog:
                 self._write_log_start_checkpoint(offset)
                 self._log_start_offset = offset
         self._retain(self.clock.now_ms(), below_log_start_only=True)
-        return self._log_start_offset
+        return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete segments past retention.ms / retention.bytes / below the log start offset,
@@ -1213,7 +1255,8 @@ class PartitionLog:
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
             if count or below_log_start_only:
-                self._restart_txns(self.producer_state.truncate_before(self._log_start_offset))
+                # Over both tiers: local retention of offloaded data keeps producers.
+                self._restart_txns(self.producer_state.truncate_before(self.log_start_offset))
                 oldest = self.segments[0].base_offset
             else:
                 oldest = None
@@ -1239,14 +1282,19 @@ class PartitionLog:
             return upper(i) <= self._flushed_offset and not (i == n - 1 and segs[i].is_empty)
 
         c = self.config
+        offloaded = leo
+        if self.tier is not None and c.remote_storage_enable:
+            # Tiered: local.retention.* applies, to offloaded segments only (remote/tier.py).
+            c, offloaded = self.tier.local_retention(c, segs, self._flushed_offset, now)
         k = 0
         if c.delete and not below_log_start_only:
             if c.retention_ms >= 0:
-                while k < n and eligible(k) and now - segs[k].largest_timestamp() > c.retention_ms:
+                while (k < n and eligible(k) and upper(k) <= offloaded
+                       and now - segs[k].largest_timestamp() > c.retention_ms):
                     k += 1
             if c.retention_bytes >= 0:
                 excess = sum(s.size for s in segs[k:]) - c.retention_bytes
-                while k < n and eligible(k) and excess - segs[k].size >= 0:
+                while k < n and eligible(k) and upper(k) <= offloaded and excess - segs[k].size >= 0:
                     excess -= segs[k].size
                     k += 1
         while k < n and eligible(k) and upper(k) <= self._log_start_offset:

@@ -2,8 +2,9 @@
 
 Timestamps: -2 earliest (the log start offset), -1 latest (the high watermark; for
 read_committed, isolation_level 1, the last stable offset), -3 the
-record with the largest timestamp (v7+), -4 earliest local (v8+; the log start offset,
-all data being local), -5 latest tiered (v9+; -1: nothing is tiered). Any other value
+record with the largest timestamp (v7+), -4 earliest local (v8+, KIP-405: the local log
+start offset), -5 latest tiered (v9+, KIP-1005: the highest offset in the remote tier; -1
+when nothing is tiered). Earliest is the log start over both tiers. Any other value
 finds the first offset whose timestamp is at or after it, or -1 when none is, searching
 only below the high watermark (below the last stable offset for read_committed).
 
@@ -42,10 +43,12 @@ def lookup(st, timestamp: int, read_committed: bool = False) -> tuple[int, int]:
     hw = plog.last_stable_offset if read_committed else st.high_watermark
     if timestamp == LATEST:
         return hw, -1
-    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+    if timestamp == EARLIEST:
         return plog.log_start_offset, -1
+    if timestamp == EARLIEST_LOCAL:
+        return plog.local_log_start_offset, -1
     if timestamp == LATEST_TIERED:
-        return -1, -1
+        return (plog.tier.highest_offset if plog.tier is not None else -1), -1
     if timestamp == MAX_TIMESTAMP:
         found = plog.max_timestamp()
         if found is None or found[0] >= hw:
