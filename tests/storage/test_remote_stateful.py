@@ -16,7 +16,7 @@ from kafkito.storage.remote import RemoteLogManager
 from kafkito.storage.remote.manifest import segment_key
 
 T0 = 1_600_000_000_000
-CONFIGS = {"remote.storage.enable": "true", "segment.bytes": "600", "retention.ms": "-1",
+CONFIGS = {"remote.storage.enable": "true", "segment.bytes": "1024", "retention.ms": "-1",
            "local.retention.ms": "0", "file.delete.delay.ms": "0", "index.interval.bytes": "100"}
 
 
@@ -60,7 +60,7 @@ class TieredLog(RuleBasedStateMachine):
     def offload(self):
         self.mgr.remote.run_partition(self.plog, self.clock.now_ms())
 
-    @rule(keep=st.integers(0, 3000))
+    @rule(keep=st.integers(0, 5000))
     def total_retention_bytes(self, keep):
         configs = dict(CONFIGS, **{"retention.bytes": str(keep)})
         self.mgr.alter_topic_configs("t", configs)
