@@ -55,14 +55,17 @@ _METADATA_ERRORS = {ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR
 
 class _PartitionState:
     __slots__ = ("position", "paused", "records", "index", "next_fetch", "high_watermark",
-                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch")
+                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch", "epoch")
 
     def __init__(self) -> None:
         self.position: int | None = None
         self.paused = False
         self.records: list[ConsumerRecord] = []
         self.index = 0
+        # Where the next fetch starts: past the records buffered (they are fetched ahead
+        # of poll); -1 until the position is known.
         self.next_fetch = -1
+        self.epoch = 0  # bumped by every seek: a fetch asked before it is stale
         self.high_watermark = -1
         self.last_stable_offset = -1
         self.log_start_offset = -1
@@ -76,6 +79,13 @@ class _PartitionState:
     def clear(self) -> None:
         self.records = []
         self.index = 0
+
+    def move_to(self, offset: int | None) -> None:
+        """A new position (None: to be reset); buffered and in-flight records are dropped."""
+        self.position = offset
+        self.next_fetch = -1 if offset is None else offset
+        self.epoch += 1
+        self.clear()
 
 
 class Consumer:
@@ -245,23 +255,22 @@ class Consumer:
 
     def seek(self, tp, offset: int) -> None:
         st = self._state(tp)
-        st.position = int(offset)
+        st.move_to(int(offset))
         st.reset = None
-        st.clear()
         self._data.set()
 
     def seek_to_beginning(self, *partitions) -> None:
         for tp in partitions or list(self._states):
             st = self._state(tp)
-            st.position, st.reset = None, "earliest"
-            st.clear()
+            st.move_to(None)
+            st.reset = "earliest"
         self._data.set()
 
     def seek_to_end(self, *partitions) -> None:
         for tp in partitions or list(self._states):
             st = self._state(tp)
-            st.position, st.reset = None, "latest"
-            st.clear()
+            st.move_to(None)
+            st.reset = "latest"
         self._data.set()
 
     async def position(self, tp) -> int:
@@ -323,7 +332,7 @@ class Consumer:
                 for tp, om in committed.items():
                     st = self._states.get(tp)
                     if st is not None and st.position is None:
-                        st.position = om.offset
+                        st.move_to(om.offset)
         by_strategy: dict[str, list] = defaultdict(list)
         for tp in missing:
             st = self._states.get(tp)
@@ -340,7 +349,8 @@ class Consumer:
             for tp, v in got.items():
                 st = self._states.get(tp)
                 if st is not None and st.position is None:
-                    st.position, st.reset = v.offset, None
+                    st.move_to(v.offset)
+                    st.reset = None
 
     # -- polling -----------------------------------------------------------------------------
     async def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumerRecord]:
@@ -395,7 +405,7 @@ class Consumer:
             if st.buffered:
                 st.position = st.records[st.index].offset
             else:
-                st.position = max(take[-1].offset + 1, st.next_fetch) if take else st.next_fetch
+                st.position = st.next_fetch  # past control batches and gaps fetched with them
                 st.clear()
             if len(out) >= limit:
                 break
@@ -404,7 +414,8 @@ class Consumer:
     def _start_fetches(self) -> None:
         by_node: dict[int, list[tuple[TopicPartition, int]]] = defaultdict(list)
         for tp, st in self._states.items():
-            if st.paused or st.buffered or st.position is None:
+            # One chunk fetched ahead of what poll has returned; no more.
+            if st.paused or st.position is None or st.buffered > self.max_poll_records:
                 continue
             leader = self.cluster.leader_for(tp.topic, tp.partition)
             if leader < 0:
@@ -412,7 +423,7 @@ class Consumer:
                 continue
             if leader in self._fetching:
                 continue
-            by_node[leader].append((tp, st.position))
+            by_node[leader].append((tp, st.next_fetch, st.epoch))
         for node, parts in by_node.items():
             self._fetching.add(node)
             self._tg.start_soon(self._fetch, node, parts)
@@ -430,9 +441,9 @@ class Consumer:
             self._fetching.discard(-1)
             self._data.set()
 
-    async def _fetch(self, node: int, parts: list[tuple[TopicPartition, int]]) -> None:
+    async def _fetch(self, node: int, parts: list[tuple[TopicPartition, int, int]]) -> None:
         topics: dict[str, list] = defaultdict(list)
-        for tp, offset in parts:
+        for tp, offset, _epoch in parts:
             topics[tp.topic].append(FetchPartition(
                 partition=tp.partition, fetch_offset=offset, partition_max_bytes=self.max_partition_fetch_bytes,
                 current_leader_epoch=-1))
@@ -440,7 +451,7 @@ class Consumer:
                             max_bytes=self.fetch_max_bytes, isolation_level=self.isolation_level,
                             session_id=0, session_epoch=-1,
                             topics=[FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()])
-        asked = dict(parts)
+        asked = {tp: (offset, epoch) for tp, offset, epoch in parts}
         try:
             try:
                 resp = await self.cluster.send(node, ApiKey.FETCH, body, FETCH_MAX_VERSION, 4,
@@ -458,7 +469,7 @@ class Consumer:
                 for p in t.partitions:
                     tp = TopicPartition(t.topic, p.partition_index)
                     st = self._states.get(tp)
-                    if st is None or st.position != asked.get(tp) or st.buffered:
+                    if st is None or (st.next_fetch, st.epoch) != asked.get(tp):
                         continue  # unassigned or sought elsewhere meanwhile
                     self._apply_partition(tp, st, p)
         except Exception as exc:  # a decoding failure must surface in poll, not kill the task group
@@ -473,7 +484,8 @@ class Consumer:
             if self.auto_offset_reset == "none":
                 self._fetch_error = error_for(code, f"{tp.topic}-{tp.partition} offset {st.position}")
             else:
-                st.position, st.reset = None, self.auto_offset_reset
+                st.move_to(None)
+                st.reset = self.auto_offset_reset
             return
         if code:
             if code in _METADATA_ERRORS:
@@ -485,12 +497,17 @@ class Consumer:
         st.last_stable_offset = p.last_stable_offset
         st.log_start_offset = p.log_start_offset
         records, next_offset = decode_partition(
-            tp.topic, tp.partition, p.records, st.position, aborted=p.aborted_transactions,
+            tp.topic, tp.partition, p.records, st.next_fetch, aborted=p.aborted_transactions,
             read_committed=self.isolation_level == 1, check_crcs=self.check_crcs)
-        st.records, st.index = records, 0
+        if st.buffered:
+            if records:
+                st.records = st.records[st.index:] + records
+                st.index = 0
+        else:
+            st.records, st.index = records, 0
+            if not records:
+                st.position = next_offset  # only control or aborted batches: move past them
         st.next_fetch = next_offset
-        if not records and next_offset > st.position:
-            st.position = next_offset  # only control or aborted batches: move past them
 
     # -- commits -----------------------------------------------------------------------------
     def _positions(self) -> dict[TopicPartition, OffsetAndMetadata]:

@@ -80,7 +80,7 @@ class Producer:
     """
 
     def __init__(self, bootstrap_servers="127.0.0.1:9092", *, client_id: str = "kafkito-producer",
-                 acks="all", linger_ms: float = 5, batch_size: int = 16384, compression: str | None = None,
+                 acks="all", linger_ms: float = 5, batch_size: int = 1_000_000, compression: str | None = None,
                  compression_type: str = "none", enable_idempotence: bool | None = None,
                  delivery_timeout_ms: int = 120000, request_timeout_ms: int = 30000,
                  retry_backoff_ms: int = 100, max_in_flight_requests_per_connection: int = 5,
