@@ -55,7 +55,7 @@ _METADATA_ERRORS = {ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR
 
 class _PartitionState:
     __slots__ = ("position", "paused", "records", "index", "next_fetch", "high_watermark",
-                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch", "epoch")
+                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch", "epoch", "last_chunk")
 
     def __init__(self) -> None:
         self.position: int | None = None
@@ -66,6 +66,7 @@ class _PartitionState:
         # of poll); -1 until the position is known.
         self.next_fetch = -1
         self.epoch = 0  # bumped by every seek: a fetch asked before it is stale
+        self.last_chunk = 0  # records in the last fetched chunk
         self.high_watermark = -1
         self.last_stable_offset = -1
         self.log_start_offset = -1
@@ -414,8 +415,9 @@ class Consumer:
     def _start_fetches(self) -> None:
         by_node: dict[int, list[tuple[TopicPartition, int]]] = defaultdict(list)
         for tp, st in self._states.items():
-            # One chunk fetched ahead of what poll has returned; no more.
-            if st.paused or st.position is None or st.buffered > self.max_poll_records:
+            # Fetch the next chunk while the last one is being returned, so there is no wait
+            # at its end; never more than about two chunks buffered.
+            if st.paused or st.position is None or st.buffered > max(self.max_poll_records, st.last_chunk):
                 continue
             leader = self.cluster.leader_for(tp.topic, tp.partition)
             if leader < 0:
@@ -499,6 +501,7 @@ class Consumer:
         records, next_offset = decode_partition(
             tp.topic, tp.partition, p.records, st.next_fetch, aborted=p.aborted_transactions,
             read_committed=self.isolation_level == 1, check_crcs=self.check_crcs)
+        st.last_chunk = len(records)
         if st.buffered:
             if records:
                 st.records = st.records[st.index:] + records

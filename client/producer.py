@@ -125,6 +125,7 @@ class Producer:
         self._fatal: KafkaError | None = None
         self._sender_done = anyio.Event()
         self.txn = None  # TransactionManager when transactional_id is set
+        self._first_error: KafkaError | None = None  # for commit_transaction's check
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> "Producer":
@@ -143,6 +144,7 @@ class Producer:
                 from .transaction import TransactionManager
 
                 self.txn = TransactionManager(self)
+                self._acc.transactional = True
                 await self.txn.init()
             elif self.idempotent:
                 await self._init_producer_id()
@@ -258,6 +260,39 @@ class Producer:
             pass  # flush reports nothing itself: each record's handle holds its outcome
         finally:
             self._acc.flushing -= 1
+
+    async def _flush_collecting_errors(self) -> KafkaError | None:
+        """Flush, then the first error of a record queued since the last call (None if all
+        were delivered)."""
+        await self.flush()
+        err, self._first_error = self._first_error, None
+        return err
+
+    # -- transactions ------------------------------------------------------------------------
+    def _txn(self):
+        if self.txn is None:
+            raise IllegalStateError("transactions need a transactional_id")
+        return self.txn
+
+    def begin_transaction(self) -> None:
+        self._txn().begin()
+
+    async def commit_transaction(self) -> None:
+        await self._txn().commit()
+
+    async def abort_transaction(self) -> None:
+        await self._txn().abort()
+
+    async def send_offsets_to_transaction(self, offsets: dict, group_id: str, *, generation_id: int = -1,
+                                          member_id: str = "", group_instance_id: str | None = None) -> None:
+        """Commit a consumer group's offsets as part of the transaction (consume-transform-produce).
+        Pass the consumer's ``group.generation_id``/``member_id`` for zombie fencing (KIP-447)."""
+        await self._txn().send_offsets(offsets, group_id, generation_id=generation_id, member_id=member_id,
+                                       group_instance_id=group_instance_id)
+
+    def transaction(self):
+        """``async with producer.transaction(): ...`` commits on success, aborts on an exception."""
+        return _Transaction(self)
 
     async def partitions(self, topic: str) -> list[int]:
         return sorted(await self.cluster.partitions_for(topic))
@@ -394,4 +429,22 @@ class Producer:
         if err.retriable and not expired and not self._closed:
             self._acc.retry(batch, now)
         else:
+            if self._first_error is None:
+                self._first_error = err
             self._acc.failed(batch, err)
+
+
+class _Transaction:
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    async def __aenter__(self) -> Producer:
+        self.producer.begin_transaction()
+        return self.producer
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            await self.producer.commit_transaction()
+        else:
+            with anyio.CancelScope(shield=True):
+                await self.producer.abort_transaction()
