@@ -111,7 +111,8 @@ class Consumer:
                  fetch_max_wait_ms: int = 500, max_poll_records: int = 500,
                  session_timeout_ms: int = 45000, heartbeat_interval_ms: int = 3000,
                  max_poll_interval_ms: int = 300000, partition_assignment_strategy=("range", "cooperative-sticky"),
-                 group_instance_id: str | None = None, check_crcs: bool = True,
+                 group_instance_id: str | None = None, group_protocol: str = "classic",
+                 group_remote_assignor: str | None = None, check_crcs: bool = True,
                  request_timeout_ms: int = 30000, metadata_max_age_ms: int = 300000,
                  retry_backoff_ms: int = 100, connect_timeout_ms: int = 10000,
                  allow_auto_create_topics: bool = False) -> None:
@@ -145,7 +146,15 @@ class Consumer:
         self._last_auto_commit = time.monotonic()
         self._fetch_error: KafkaError | None = None
         self.group = None
-        if group_id is not None:
+        if group_protocol not in ("classic", "consumer"):
+            raise ValueError("group_protocol must be 'classic' or 'consumer' (KIP-848)")
+        if group_id is not None and group_protocol == "consumer":
+            from .group_consumer import GroupConsumerMember
+
+            self.group = GroupConsumerMember(self, group_id, rebalance_timeout_ms=max_poll_interval_ms,
+                                             group_instance_id=group_instance_id,
+                                             server_assignor=group_remote_assignor)
+        elif group_id is not None:
             from .group import GroupMember
 
             strategies = [partition_assignment_strategy] if isinstance(partition_assignment_strategy, str) \
@@ -531,11 +540,22 @@ class Consumer:
         if self.group is not None and self.group.subscription is not None:
             gen, member, instance = self.group.generation_id, self.group.member_id, self.group.group_instance_id
         try:
-            await commit_offsets(self.cluster, self.group_id, offsets, generation_id=gen, member_id=member,
-                                 group_instance_id=instance)
+            try:
+                await commit_offsets(self.cluster, self.group_id, offsets, generation_id=gen, member_id=member,
+                                     group_instance_id=instance,
+                                     max_version=getattr(self.group, "commit_version", None))
+            except KafkaError as exc:
+                if exc.code != ErrorCode.STALE_MEMBER_EPOCH or not hasattr(self.group, "_heartbeat"):
+                    raise
+                # KIP-848: the epoch moved on since our last heartbeat; learn it and commit again.
+                await self.group._heartbeat()
+                await commit_offsets(self.cluster, self.group_id, offsets, generation_id=self.group.generation_id,
+                                     member_id=self.group.member_id, group_instance_id=instance,
+                                     max_version=self.group.commit_version)
         except KafkaError as exc:
             if self.group is not None and exc.code in (ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID,
-                                                       ErrorCode.REBALANCE_IN_PROGRESS):
+                                                       ErrorCode.REBALANCE_IN_PROGRESS,
+                                                       ErrorCode.STALE_MEMBER_EPOCH):
                 self.group.request_rejoin()
             raise
 

@@ -8,9 +8,10 @@ import sys
 from kafkito.client.blocking import Consumer
 
 bootstrap, topic, group, strategy = sys.argv[1:5]
+protocol = "consumer" if strategy == "kip848" else "classic"  # KIP-848: the broker assigns
 with Consumer(bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False,
-              session_timeout_ms=1000, heartbeat_interval_ms=100,
-              partition_assignment_strategy=strategy) as c:
+              session_timeout_ms=1000, heartbeat_interval_ms=100, group_protocol=protocol,
+              partition_assignment_strategy="range" if strategy == "kip848" else strategy) as c:
     c.subscribe([topic])
     announced = False
     while True:

@@ -20,7 +20,7 @@ MEMBER = Path(__file__).with_name("group_member.py")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["range", "roundrobin", "cooperative-sticky"])
+@pytest.mark.parametrize("strategy", ["range", "roundrobin", "cooperative-sticky", "kip848"])
 async def test_three_members_join_leave_and_crash_without_loss_or_double_ownership(kbroker, topic_name, strategy):
     bootstrap = kbroker.bootstrap_servers
     group = f"g-{topic_name}"
@@ -41,9 +41,11 @@ async def test_three_members_join_leave_and_crash_without_loss_or_double_ownersh
         total += n
 
     async def member(name, leave_after: float | None):
+        kip848 = strategy == "kip848"
         async with Consumer(bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False,
                             session_timeout_ms=1000, heartbeat_interval_ms=100,
-                            partition_assignment_strategy=strategy) as c:
+                            group_protocol="consumer" if kip848 else "classic",
+                            partition_assignment_strategy="range" if kip848 else strategy) as c:
             c.subscribe([topic_name])
             members[name] = c
             end = None if leave_after is None else time.monotonic() + leave_after
