@@ -253,6 +253,9 @@ static PyObject *decode_records(PyObject *self, PyObject *args)
     }
     cursor all = {(const unsigned char *)section.buf, (const unsigned char *)section.buf + section.len};
     const char *why = NULL;
+    /* Records of a batch often share a timestamp: reuse the int object instead of making one each. */
+    PyObject *last_ts_obj = NULL;
+    long long last_ts = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         int64_t len, tsd, od, nh;
         if (get_varint(&all, &len) < 0 || len < 0 || len > all.end - all.p) {
@@ -318,7 +321,14 @@ static PyObject *decode_records(PyObject *self, PyObject *args)
             goto bad;
         }
         PyObject *po = PyLong_FromLongLong(offset);
-        PyObject *pt = PyLong_FromLongLong(lat >= 0 ? lat : base_ts + tsd);
+        long long ts = lat >= 0 ? lat : base_ts + tsd;
+        if (last_ts_obj == NULL || ts != last_ts) {
+            Py_XDECREF(last_ts_obj);
+            last_ts_obj = PyLong_FromLongLong(ts);
+            last_ts = ts;
+        }
+        PyObject *pt = last_ts_obj;
+        Py_XINCREF(pt);
         PyObject *rec = cls->tp_alloc(cls, 9);
         if (!po || !pt || !rec) {
             Py_XDECREF(po); Py_XDECREF(pt); Py_XDECREF(rec);
@@ -344,11 +354,13 @@ static PyObject *decode_records(PyObject *self, PyObject *args)
         why = "bytes left over after the last record";
         goto bad;
     }
+    Py_XDECREF(last_ts_obj);
     PyBuffer_Release(&section);
     return out;
 bad:
     PyErr_SetString(PyExc_ValueError, why);
 err:
+    Py_XDECREF(last_ts_obj);
     PyBuffer_Release(&section);
     Py_DECREF(out);
     return NULL;
