@@ -122,3 +122,63 @@ def test_a_producer_survives_a_broker_restart_mid_stream(tmp_path, backend):
     finally:
         brokers[0].__exit__(None, None, None)
     assert md.offset == 1
+
+
+@BACKENDS
+def test_bootstrap_skips_an_unreachable_address(kbroker_factory_free_port, backend):
+    """Several bootstrap addresses: a dead one first does not stop the client."""
+    dead, live = kbroker_factory_free_port
+
+    async def main():
+        async with Producer(f"127.0.0.1:{dead},{live}", request_timeout_ms=5000) as p:
+            return await p.send("boot", value=b"x", partition=0)
+
+    assert anyio.run(main, backend=backend).offset >= 0
+
+
+@pytest.fixture
+def kbroker_factory_free_port(tmp_path):
+    with embedded_broker(tmp_path) as b:
+        yield _free_port(), b.bootstrap_servers
+
+
+@BACKENDS
+def test_a_group_member_rides_through_a_broker_restart(tmp_path, backend):
+    """A subscribed consumer keeps consuming across a broker restart: reconnect, find the
+    coordinator again, rejoin, resume from its committed offset; nothing lost or repeated."""
+    port = _free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    settings = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "500"}
+    brokers = [embedded_broker(tmp_path, port=port, settings=settings)]
+    brokers[0].__enter__()
+
+    async def main():
+        async with Producer(bootstrap, request_timeout_ms=5000) as p:
+            for i in range(10):
+                await p.produce("ride", value=b"%d" % i, partition=0)
+            await p.flush()
+        seen = []
+        async with Consumer(bootstrap, group_id="ride-g", auto_offset_reset="earliest", enable_auto_commit=False,
+                            session_timeout_ms=2000, heartbeat_interval_ms=200, request_timeout_ms=5000) as c:
+            c.subscribe(["ride"])
+            with anyio.fail_after(20):
+                while len(seen) < 10:
+                    seen += [r.value for r in await c.poll(timeout=0.5)]
+            await c.commit()
+            await anyio.to_thread.run_sync(brokers[0].__exit__, None, None, None)
+            brokers[0] = embedded_broker(tmp_path, port=port, settings=settings)
+            await anyio.to_thread.run_sync(brokers[0].__enter__)
+            async with Producer(bootstrap) as p:
+                for i in range(10, 20):
+                    await p.produce("ride", value=b"%d" % i, partition=0)
+                await p.flush()
+            with anyio.fail_after(30):
+                while len(seen) < 20:
+                    seen += [r.value for r in await c.poll(timeout=0.5)]
+        return seen
+
+    try:
+        seen = anyio.run(main, backend=backend)
+    finally:
+        brokers[0].__exit__(None, None, None)
+    assert seen == [b"%d" % i for i in range(20)]
