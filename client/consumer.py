@@ -36,6 +36,7 @@ import anyio
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 
+from .base import ClientBase
 from .cluster import Cluster
 from .errors import IllegalStateError, KafkaError, error_for
 from .fetcher import decode_partition
@@ -89,7 +90,7 @@ class _PartitionState:
         self.clear()
 
 
-class Consumer:
+class Consumer(ClientBase):
     """An async Kafka consumer (asyncio or trio through anyio). Use ``async with``.
 
     Settings (Kafka's names, dots as underscores): ``group_id`` (None), ``client_id``,
@@ -166,27 +167,12 @@ class Consumer:
         self._initial_topics = list(topics)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> "Consumer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self.cluster.start(self._tg)
-            if self.group is not None:
-                self._tg.start_soon(self.group.heartbeat_loop)
-            self._started = True
-            if self._initial_topics:
-                self.subscribe(self._initial_topics)
-        except BaseException as exc:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+    async def _on_start(self) -> None:
+        if self.group is not None:
+            self._tg.start_soon(self.group.heartbeat_loop)
+        self._started = True
+        if self._initial_topics:
+            self.subscribe(self._initial_topics)
 
     async def close(self, *, autocommit: bool = True) -> None:
         """Commit (with auto commit on), leave the group, close the connections."""
@@ -203,10 +189,7 @@ class Consumer:
                     await self.group.leave()
         finally:
             self._closed = True
-            await self.cluster.close()
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-                await self._tg.__aexit__(None, None, None)
+            await self._close_connections()
 
     # -- assignment --------------------------------------------------------------------------
     def assign(self, partitions) -> None:

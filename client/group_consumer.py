@@ -34,7 +34,7 @@ from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, TopicPartitions
 
 from .errors import KafkaError, KafkaTimeoutError, error_for
-from .group import _call
+from .group import _call, revoke
 from .types import TopicPartition
 
 __all__ = ["GroupConsumerMember"]
@@ -120,16 +120,7 @@ class GroupConsumerMember:
         owned = self._owned()
         revoked, added = owned - target, target - owned
         if revoked:
-            c = self.consumer
-            if c.enable_auto_commit:
-                offsets = {tp: om for tp, om in c._positions().items() if tp in revoked}
-                if offsets:
-                    try:
-                        await c.commit(offsets)
-                    except KafkaError as exc:
-                        log.warning("group %s: commit before revoking failed: %s", self.group_id, exc)
-            await _call(self.listener, "on_partitions_revoked", revoked)
-            c._remove_partitions(revoked)
+            await revoke(self.consumer, self.listener, revoked)
         if added:
             self.consumer._add_partitions(added)
             await _call(self.listener, "on_partitions_assigned", added)

@@ -42,6 +42,7 @@ from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.records.codecs import CODEC_IDS
 
+from .base import ClientBase
 from .accumulator import Delivery, ProducerBatch, RecordAccumulator
 from .cluster import Cluster
 from .errors import (
@@ -67,7 +68,7 @@ _METADATA_ERRORS = {
 }
 
 
-class Producer:
+class Producer(ClientBase):
     """An async Kafka producer (asyncio or trio through anyio). Use ``async with``.
 
     Settings take Kafka's names with dots as underscores: ``acks`` ("all", 1, 0),
@@ -128,32 +129,17 @@ class Producer:
         self._first_error: KafkaError | None = None  # for commit_transaction's check
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> "Producer":
-        await self.start()
-        return self
+    async def _on_start(self) -> None:
+        if self.transactional_id is not None:
+            from .transaction import TransactionManager
 
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self.cluster.start(self._tg)
-            if self.transactional_id is not None:
-                from .transaction import TransactionManager
-
-                self.txn = TransactionManager(self)
-                self._acc.transactional = True
-                await self.txn.init()
-            elif self.idempotent:
-                await self._init_producer_id()
-            self._tg.start_soon(self._sender)
-            self._started = True
-        except BaseException as exc:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+            self.txn = TransactionManager(self)
+            self._acc.transactional = True
+            await self.txn.init()
+        elif self.idempotent:
+            await self._init_producer_id()
+        self._tg.start_soon(self._sender)
+        self._started = True
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued (up to ``timeout`` seconds, default delivery.timeout.ms),
@@ -166,10 +152,7 @@ class Producer:
         self._closed = True
         self._acc.fail_all(IllegalStateError("the producer was closed before the record was sent"))
         self._wake.set()
-        await self.cluster.close()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
+        await self._close_connections()
 
     async def _init_producer_id(self, transactional_id: str | None = None) -> None:
         body = InitProducerIdRequest(transactional_id=transactional_id,

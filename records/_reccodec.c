@@ -220,11 +220,11 @@ static int get_varint(cursor *c, int64_t *out)
 static PyObject *get_bytes(cursor *c, int *bad)
 {
     int64_t n;
-    if (get_varint(c, &n) < 0 || n < -1 || n > c->end - c->p) {
+    if (get_varint(c, &n) < 0 || n > c->end - c->p) {
         *bad = 1;
         return NULL;
     }
-    if (n == -1)
+    if (n < 0) /* as Kafka's DefaultRecord: any negative length is null */
         Py_RETURN_NONE;
     PyObject *b = PyBytes_FromStringAndSize((const char *)c->p, (Py_ssize_t)n);
     c->p += n;
@@ -274,8 +274,6 @@ static PyObject *decode_records(PyObject *self, PyObject *args)
             goto bad;
         }
         long long offset = base_offset + od;
-        if (offset < min_offset)
-            continue;
         int badf = 0;
         PyObject *key = get_bytes(&c, &badf);
         if (badf) { why = "record key overruns the record"; goto bad; }
@@ -319,6 +317,10 @@ static PyObject *decode_records(PyObject *self, PyObject *args)
             Py_DECREF(key); Py_DECREF(value); Py_DECREF(headers);
             why = "record length disagrees with its fields";
             goto bad;
+        }
+        if (offset < min_offset) { /* before the fetch offset: checked like the others, not returned */
+            Py_DECREF(key); Py_DECREF(value); Py_DECREF(headers);
+            continue;
         }
         PyObject *po = PyLong_FromLongLong(offset);
         long long ts = lat >= 0 ? lat : base_ts + tsd;
