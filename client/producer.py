@@ -235,12 +235,14 @@ class Producer(ClientBase):
             self._wake.set()
             while self._acc.has_pending() and not self._closed:
                 # Wait for the newest batch of every partition: the others finish before it.
+                # Outcomes are not raised here: each record's handle holds its own.
                 pending = [q.batches[-1] if q.batches else (q.retries[-1] if q.retries else q.in_flight[-1])
                            for q in self._acc.queues.values() if q.batches or q.retries or q.in_flight]
                 for batch in pending:
-                    await Delivery(batch, 0).wait() if not batch.finished else None
-        except KafkaError:
-            pass  # flush reports nothing itself: each record's handle holds its outcome
+                    if not batch.finished:
+                        if batch.done is None:
+                            batch.done = anyio.Event()
+                        await batch.done.wait()
         finally:
             self._acc.flushing -= 1
 
