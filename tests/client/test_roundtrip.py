@@ -152,3 +152,18 @@ def test_the_blocking_facade_round_trips(kbroker, topic_name):
     assert (got[0].key, got[0].value, got[0].headers) == (b"k", b"v", [("h", b"x")])
     with blocking.Admin(kbroker.bootstrap_servers) as a:
         assert topic_name in a.list_topics()
+
+
+async def test_a_refused_record_fails_alone_with_its_typed_error(kbroker, topic_name):
+    from kafkito.client.errors import MessageTooLargeError
+
+    async with Admin(kbroker.bootstrap_servers) as a:
+        await a.create_topics({topic_name: {"num_partitions": 2}})
+    async with Producer(kbroker.bootstrap_servers) as p:
+        too_big = await p.produce(topic_name, value=b"x" * 3_000_000, partition=0)
+        fine = await p.produce(topic_name, value=b"fine", partition=1)
+        await p.flush()
+        assert (await fine).offset == 0
+        with pytest.raises(MessageTooLargeError) as info:
+            await too_big
+        assert not info.value.retriable and info.value.code == 10
