@@ -266,6 +266,17 @@ class Consumer(ClientBase):
             st.reset = "latest"
         self._data.set()
 
+    async def seek_to_time(self, timestamp_ms: int, *partitions) -> None:
+        """Move each partition (all assigned when none given) to its first record at or
+        after ``timestamp_ms``; past the last record, to the end."""
+        tps = [TopicPartition(*tp) for tp in partitions] or list(self._states)
+        found = await self.offsets_for_times({tp: timestamp_ms for tp in tps})
+        missing = [tp for tp in tps if found.get(tp) is None]
+        ends = await self.end_offsets(missing) if missing else {}
+        for tp in tps:
+            hit = found.get(tp)
+            self.seek(tp, hit.offset if hit is not None else ends[tp])
+
     async def position(self, tp) -> int:
         st = self._state(tp)
         if st.position is None:

@@ -76,6 +76,11 @@ async def test_offsets_for_times_finds_the_first_record_at_or_after(kbroker, top
         got = await c.offsets_for_times({tp: 3500})
         assert got[tp].offset == 3 and got[tp].timestamp_ms == 4000
         assert (await c.offsets_for_times({tp: 99_999}))[tp] is None
+        c.assign([tp])
+        await c.seek_to_time(3500)
+        assert [r.offset for r in await c.poll(timeout=5)][:1] == [3]
+        await c.seek_to_time(99_999, tp)
+        assert await c.position(tp) == 10
 
 
 async def test_keys_go_to_the_murmur2_partition_and_keyless_records_stick(kbroker, topic_name):
