@@ -144,6 +144,8 @@ def test_the_blocking_facade_round_trips(kbroker, topic_name):
         futures = [p.produce(topic_name, value=b"%d" % i, partition=0) for i in range(100)]
         p.flush()
         assert [f.result(10).offset for f in futures] == list(range(1, 101))
+        with pytest.raises(UnknownTopicOrPartitionError):
+            p.produce(topic_name, value=b"nowhere", partition=99).result(10)
     assert md.offset == 0
     with blocking.Consumer(kbroker.bootstrap_servers, group_id="blocking-g", auto_offset_reset="earliest") as c:
         c.subscribe([topic_name])
