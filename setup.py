@@ -13,5 +13,8 @@ setup(
         # The client's record loops (records/reccodec.py falls back to Python without it).
         Extension("kafkito.records._reccodec", ["records/_reccodec.c"], optional=True,
                   extra_compile_args=["-O2"]),
+        # The keyed producer's murmur2 (client/partitioner.py falls back to Python without it).
+        Extension("kafkito.client._partitioner", ["client/_partitioner.c"], optional=True,
+                  extra_compile_args=["-O2"]),
     ],
 )
