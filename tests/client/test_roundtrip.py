@@ -174,3 +174,14 @@ async def test_a_refused_record_fails_alone_with_its_typed_error(kbroker, topic_
         with pytest.raises(MessageTooLargeError) as info:
             await too_big
         assert not info.value.retriable and info.value.code == 10
+
+
+async def test_a_topic_deleted_under_a_producer_is_found_again_after_a_metadata_refresh(kbroker, topic_name):
+    async with Producer(kbroker.bootstrap_servers, retry_backoff_ms=20) as p:
+        assert (await p.send(topic_name, value=b"one", partition=0)).offset == 0
+        async with Admin(kbroker.bootstrap_servers) as a:
+            await a.delete_topics([topic_name])
+        # The producer's metadata still names the old topic: the broker answers
+        # UNKNOWN_TOPIC_OR_PARTITION, the producer refreshes (auto-creating it) and retries.
+        md = await p.send(topic_name, value=b"two", partition=0)
+    assert md.offset == 0
