@@ -185,3 +185,20 @@ async def test_a_topic_deleted_under_a_producer_is_found_again_after_a_metadata_
         # UNKNOWN_TOPIC_OR_PARTITION, the producer refreshes (auto-creating it) and retries.
         md = await p.send(topic_name, value=b"two", partition=0)
     assert md.offset == 0
+
+
+async def test_admin_describes_classic_and_kip848_groups_with_their_assignments(kbroker, topic_name):
+    async with Producer(kbroker.bootstrap_servers) as p:
+        await p.send(topic_name, value=b"x", partition=0)
+    for protocol in ("classic", "consumer"):
+        group = f"{protocol}-{topic_name}"
+        async with Consumer(kbroker.bootstrap_servers, group_id=group, group_protocol=protocol,
+                            auto_offset_reset="earliest") as c:
+            c.subscribe([topic_name])
+            for _ in range(20):
+                if await c.poll(timeout=0.5):
+                    break
+            async with Admin(kbroker.bootstrap_servers) as a:
+                d = (await a.describe_groups([group]))[group]
+        assert d.state == "Stable" and d.protocol_type == "consumer"
+        assert [m.assignment for m in d.members] == [[TopicPartition(topic_name, 0)]]
