@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="list every setting, its environment variable and default")
     verify = sub.add_parser("verify", help="CRC-check every segment of a data directory (read-only)")
     verify.add_argument("data_dir", metavar="DIR")
+    from kafkito.client.cli import register  # topics, produce, consume, groups, mirror
+
+    register(sub)
     return parser
 
 
@@ -114,6 +117,11 @@ async def _serve(broker: Broker) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from kafkito.client.cli import run as run_client_command
+
+    status = run_client_command(args)
+    if status is not None:
+        return status
     if args.command == "verify":
         return _verify(args.data_dir)
     if args.command == "config":
