@@ -203,6 +203,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("offset.metadata.max.bytes", int, 4096, "Largest offset-commit metadata string.", 0, INT32_MAX),
     # Transactions.
     S("transaction.max.timeout.ms", int, 900_000, "Largest transaction timeout a producer may ask for.", 1, INT32_MAX),
+    S("transactional.id.expiration.ms", int, 604_800_000,
+      "Forget a transactional id idle (no transaction) this long.", 1, INT32_MAX),
+    S("transaction.abort.timed.out.transaction.cleanup.interval.ms", int, 10_000,
+      "How often transactions open past their timeout are aborted.", 1, INT32_MAX),
+    S("transaction.remove.expired.transaction.cleanup.interval.ms", int, 3_600_000,
+      "How often expired transactional ids are removed.", 1, INT32_MAX),
+    S("transaction.state.log.num.partitions", int, 1, "Partitions of __transaction_state.", 1, 1000,
+      kafka_default=50),
 )
 del S
 

@@ -158,6 +158,17 @@ class GroupService:
         return self.coordinator.fetch_offsets(group_id=group_id, topics=topics, require_stable=require_stable,
                                               now_ms=self._now())
 
+    def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                           group_instance_id: str | None, generation_id: int,
+                           topics: Iterable[tuple[str, Iterable[OffsetCommitEntry]]]) -> Waiter[TopicResults]:
+        return self.coordinator.commit_txn_offsets(
+            group_id=group_id, producer_id=producer_id, producer_epoch=producer_epoch, member_id=member_id,
+            group_instance_id=group_instance_id, generation_id=generation_id, topics=topics, now_ms=self._now())
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker is durable in ``__consumer_offsets`` partition ``partition``."""
+        self.coordinator.complete_txn(partition, producer_id, commit)
+
     def delete_offsets(self, *, group_id: str, topics: Iterable[tuple[str, Iterable[int]]]
                        ) -> Waiter[tuple[ErrorCode, TopicResults]]:
         return self.coordinator.delete_offsets(group_id=group_id, topics=topics, now_ms=self._now())
