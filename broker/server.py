@@ -46,6 +46,7 @@ from .connection import Connection
 from .connection_quotas import ConnectionQuotas
 from .context import BrokerState
 from .group.service import GroupService
+from .txn.service import TransactionService
 from .handlers import load_handlers
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
@@ -142,13 +143,16 @@ class Broker:
                 request_pool_lot=trio.lowlevel.ParkingLot(),
             )
             state.groups = GroupService(state)
+            state.txns = TransactionService(state)
             try:  # before the nursery, so a failure is this error and not a group of them
                 await state.groups.load()
+                await state.txns.load()
             except StorageError as exc:
-                raise BrokerStartError(f"cannot load the consumer groups: {exc}") from None
+                raise BrokerStartError(f"cannot load the consumer groups or transactions: {exc}") from None
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
                 nursery.start_soon(state.groups.run)
+                nursery.start_soon(state.txns.run)
                 nursery.start_soon(self._retention_loop, state)
                 nursery.start_soon(self._recovery_point_loop, state)
                 nursery.start_soon(self._sweep_deadlines)
@@ -177,6 +181,7 @@ class Broker:
                             await self._all_closed.wait()
                     conn_nursery.cancel_scope.cancel()
                 await state.groups.shutdown()
+                await state.txns.shutdown()
                 with trio.CancelScope(shield=True):
                     await partitions.flush_all()
                 nursery.cancel_scope.cancel()

@@ -179,8 +179,10 @@ class TransactionCoordinator:
         self._markers: list[MarkerJob] = []
         # EndTxn / InitProducerId answers waiting for a transaction's markers, by id.
         self._after_markers: dict[str, Callable[[ErrorCode], None]] = {}
-        # Called with (producer_id, commit) for a MarkerJob's completion: tests watch here.
+        # Called with each MarkerJob once its transaction is Complete: tests watch here.
         self.on_complete: Callable[[MarkerJob], None] = lambda job: None
+        # Called when a MarkerJob is queued: the owner's marker task wakes here.
+        self.on_markers: Callable[[], None] = lambda: None
 
     # ============================================================ time, writes, markers
     def poll(self, now_ms: int) -> None:
@@ -219,7 +221,7 @@ class TransactionCoordinator:
                 if then is not None:
                     self._after_markers[job.transactional_id] = then
                 self.timer.schedule(("markers-retry", job.transactional_id), self.now_ms + RETRY_BACKOFF_MS,
-                                    lambda: self._markers.append(job))
+                                    lambda: (self._markers.append(job), self.on_markers()))
                 return
             self.on_complete(job)
             if then is not None:
@@ -482,6 +484,7 @@ class TransactionCoordinator:
         # The id stays busy (CONCURRENT_TRANSACTIONS to others) until Complete* is written.
         self._markers.append(MarkerJob(meta.transactional_id, meta.producer_id, meta.producer_epoch,
                                        meta.state == S.PREPARE_COMMIT, meta.partitions, self.coordinator_epoch))
+        self.on_markers()
 
     def _fence_and_abort(self, txn: Txn, then: Callable[[ErrorCode], None]) -> None:
         """Abort the open transaction with the epoch bumped, fencing its producer."""

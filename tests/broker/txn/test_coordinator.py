@@ -6,7 +6,7 @@ from kafkito.broker.txn.coordinator import TxnConfig
 from kafkito.broker.txn.records import TxnState, decode_record
 from kafkito.protocol import ErrorCode as E
 
-from .harness import Driver
+from txn_harness import Driver
 
 
 def test_init_gives_epoch_zero_then_bumps_on_every_reinit():
