@@ -44,8 +44,21 @@ cut lies below (snapshots above that are deleted: they describe data the log no 
 holds) and replays only the batch headers after it; ``RecoveryReport`` says which snapshot
 and how many headers. After a clean shutdown that is no read at all; after a crash, the
 tail since the last roll. Retention removes the snapshots of deleted segments and the
-producers whose batches all went with them. Transactions will keep ongoing transactions
-and the last stable offset in the same state (see producer_state.py).
+producers whose batches all went with them.
+
+*Transactions* (KIP-98). Transactional batches and the COMMIT/ABORT control batches of
+``append_control`` go through the same producer-state check (producer_state.py: open
+transactions, markers, fencing). The *last stable offset* is the first offset of the
+earliest transaction that is open or whose marker is not flushed yet, floored at the log
+start and capped at the high watermark; read_committed reads stop there. Each ABORT adds an
+entry to the ``.txnindex`` of the segment holding its marker (txn_index.py), which
+``aborted_transactions`` searches. Snapshots carry the open transactions and, per segment,
+how many aborted entries lie below them; recovery replays markers with the batch headers
+(reading the small control batches whole), rebuilds every index entry from the replay
+point on, and replays from an older snapshot when a ``.txnindex`` below the newest one was
+lost or damaged. Retention drops the indexes of deleted segments with them; a transaction
+whose data retention or DeleteRecords removed stays open until its marker comes, and the
+last stable offset then sits at the log start, never below it.
 
 *Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
 the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. Segment
@@ -93,9 +106,11 @@ from kafkito.records.batch import (
     HEADER_BYTES,
     LOG_APPEND_TIME,
     LOG_OVERHEAD,
+    TRANSACTIONAL_BIT,
     RecordBatch,
     stamp_header,
 )
+from kafkito.records.control import ABORT, COMMIT, build_control_batch, control_marker_of
 from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
 
 from . import metafile
@@ -113,10 +128,12 @@ from .fileio import DEFAULT_IO, FileIO
 from .handles import OpenFiles, PinnedFile, default_open_files
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .producer_state import (
+    CompletedTxn,
     OutOfOrderSequenceError,
+    ProducerInfo,
     ProducerStateManager,
     encode_snapshot,
-    read_snapshot,
+    load_snapshot,
     snapshot_offsets,
     snapshot_path,
 )
@@ -129,6 +146,7 @@ from .segment import (
     segment_prefix,
     storage_error,
 )
+from .txn_index import AbortedTxn, TxnIndexes
 from .validator import validate_batches
 
 log = logging.getLogger("kafkito.storage.log")
@@ -312,6 +330,7 @@ class PartitionLog:
         # put ongoing transactions and the last stable offset here too (producer_state.py),
         # and Fetch's read_committed will read them through this log.
         self.producer_state = ProducerStateManager()
+        self.txn_indexes = TxnIndexes(directory, io)  # every segment's .txnindex
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
 
@@ -498,22 +517,41 @@ class PartitionLog:
         legacy = os.path.join(self.directory, "producer_state.snapshot")  # kafkito before 11
         if os.path.exists(legacy):
             self.io.unlink(legacy)  # its state is rebuilt from the log below
+        # A damaged .txnindex is rebuilt by replaying from a snapshot at or below its segment.
+        damaged = self.txn_indexes.load(self._bases)
+        for base, problem in damaged.items():
+            log.warning("%s: aborted-transaction index of segment %s: %s; rebuilding it",
+                        self.name, segment_prefix(base), problem)
+        limit = min(damaged, default=trusted)
         for offset in reversed(snapshot_offsets(self.directory)):
             if offset > trusted:  # describes data this log no longer holds as it was
                 self._remove_snapshot(offset)
                 continue
-            if self.recovery.producer_snapshot is not None:
+            if self.recovery.producer_snapshot is not None or offset > limit:
                 continue  # an older one: kept for now, retention removes it
             try:
-                self.producer_state = read_snapshot(self.directory, offset)
+                snapshot = load_snapshot(self.directory, offset)
             except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
                 log.warning("%s: ignoring producer snapshot %d (%s); using an older one",
                             self.name, offset, e)
                 self._remove_snapshot(offset)
                 continue
+            if snapshot.txn_index_counts is not None:
+                lost = self.txn_indexes.first_mismatch(snapshot.txn_index_counts, self._bases,
+                                                       offset)
+                if lost is not None:
+                    log.warning("%s: aborted-transaction index of segment %s is missing "
+                                "entries; rebuilding it from the log", self.name,
+                                segment_prefix(lost))
+                    limit = lost
+                    continue
+            self.producer_state = snapshot.state
             self.recovery.producer_snapshot = start = max(offset, start)
+        self.txn_indexes.truncate_from(start)  # every entry from here on comes from the replay
         self.recovery.producer_batches_replayed = self._replay_producer_state(start)
         self.producer_state.truncate_before(self._log_start_offset)
+        self.producer_state.on_high_watermark(self.log_end_offset)
+        self.txn_indexes.sync()
 
     def _replay_producer_state(self, start: int) -> int:
         """Record every producer batch from ``start`` to the LEO; returns batches read.
@@ -530,17 +568,43 @@ class PartitionLog:
                 if last < start:
                     continue
                 count += 1
-                # Control batches (transaction markers) carry no sequence: transactions
-                # will apply them to the ongoing-transaction state here.
-                if f[9] >= 0 and not f[5] & CONTROL_BIT:
-                    state.record(f[9], f[10], f[11], f[0], last, f[8])
+                if f[9] < 0:
+                    continue
+                if not f[5] & CONTROL_BIT:
+                    state.record(f[9], f[10], f[11], f[0], last, f[8],
+                                 bool(f[5] & TRANSACTIONAL_BIT))
+                    continue
+                # A marker: its type and coordinator epoch are in its one record, so the
+                # (small) batch is read whole.
+                try:
+                    marker = control_marker_of(seg.file.pread(f[1] + LOG_OVERHEAD, _p))
+                except StorageError as e:
+                    log.warning("%s: control batch at offset %d cannot be read (%s); "
+                                "skipped", self.name, f[0], e)
+                    continue
+                if marker.type in (ABORT, COMMIT):
+                    self._complete_txns([state.record_marker(
+                        f[9], f[10], marker.is_commit, marker.coordinator_epoch, f[0], f[8])])
         return count
+
+    def _complete_txns(self, completed: list[CompletedTxn]) -> None:
+        """Index the aborted ones of transactions a marker just ended (under the lock)."""
+        state = self.producer_state
+        for txn in completed:
+            if txn.is_aborted:
+                seg = self.segments[self._segment_index_for(txn.last_offset)]
+                entry = AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset,
+                                   state.next_stable_offset(txn))
+                if self.txn_indexes.append(seg.base_offset, entry):
+                    self._dir_dirty = True
+            state.complete_txn(txn)
 
     def _take_producer_snapshot(self, offset: int) -> None:
         """Queue a snapshot of the state as it is before ``offset`` (called at a roll, under
         the lock, usually on the broker's event loop): the next flush writes it, in the
         flushing thread, so no roll waits for an fsync."""
-        self._pending_snapshots.append((offset, encode_snapshot(self.producer_state, offset)))
+        self._pending_snapshots.append((offset, encode_snapshot(
+            self.producer_state, offset, self.txn_indexes.counts_below(offset))))
 
     def _write_pending_snapshots(self) -> None:
         """Write queued snapshots (atomically, fsynced). Derived data: a failure is logged,
@@ -678,6 +742,31 @@ class PartitionLog:
     high_watermark = flushed_offset
 
     @property
+    def last_stable_offset(self) -> int:
+        """The offset below which every transaction is decided and its marker flushed
+        (module docstring, *Transactions*): where read_committed reads stop."""
+        with self._lock:
+            hw = self._flushed_offset
+            first = self.producer_state.first_unstable_offset()
+            if first is None or first >= hw:
+                return hw
+            return min(hw, max(first, self._log_start_offset))
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of every aborted transaction overlapping
+        ``[fetch_offset, upper_bound_offset)``: what a read_committed fetch of that range
+        tells the consumer to drop."""
+        with self._lock:
+            start = self.segments[self._segment_index_for(fetch_offset)].base_offset
+            found = self.txn_indexes.collect(fetch_offset, upper_bound_offset, start)
+        return [(e.producer_id, e.first_offset) for e in found]
+
+    def active_producers(self) -> list[ProducerInfo]:
+        """Every producer this partition keeps state for (DescribeProducers)."""
+        with self._lock:
+            return self.producer_state.describe()
+
+    @property
     def size_bytes(self) -> int:
         with self._lock:
             return sum(s.size for s in self.segments)
@@ -726,7 +815,7 @@ class PartitionLog:
             last_offset = base_offset + record_count - 1
             producer_append = None
             if any(h.producer_id >= 0 for h in headers):
-                producer_append, duplicate = self._check_producers(headers, base_offset, lat)
+                producer_append, duplicate = self._check_producers(mv, headers, base_offset, lat)
                 if duplicate is not None:  # a retry: answered with the original's offsets
                     return duplicate
             total = sum(h.size for h in headers)
@@ -750,24 +839,31 @@ class PartitionLog:
                 index_batches.append((offset - 1, h.size, lat if lat is not None else h.max_timestamp))
             active.append(iovecs, index_batches, config.index_interval_bytes)
             if producer_append is not None:
-                producer_append.commit()
+                self._complete_txns(producer_append.commit())
             if self._first_unflushed_ms is None:
                 self._first_unflushed_ms = now_ms
             return AppendInfo(base_offset, last_offset, now_ms if lat is not None else -1,
                               self._log_start_offset, record_count)
 
-    def _check_producers(self, headers, base_offset: int, lat: int | None):
+    def _check_producers(self, mv: memoryview, headers, base_offset: int, lat: int | None):
         """Check every producer batch of one append (producer_state.py); returns the staged
         ``ProducerAppendInfo`` and, for a retried batch, the AppendInfo to answer with."""
         producer_append = self.producer_state.begin_append()
         offset = base_offset
         for h in headers:
             last = offset + h.last_offset_delta
-            # Control batches carry no sequence (transactions will check their epoch here).
-            if h.producer_id >= 0 and not h.attributes & CONTROL_BIT:
+            timestamp = lat if lat is not None else h.max_timestamp
+            if h.producer_id >= 0 and h.attributes & CONTROL_BIT:
+                # A marker carries no sequence: its epochs are checked instead.
+                marker = control_marker_of(mv[h.position : h.position + h.size])
+                if marker.type in (ABORT, COMMIT):
+                    producer_append.append_marker(h.producer_id, h.producer_epoch,
+                                                  marker.is_commit, marker.coordinator_epoch,
+                                                  offset, timestamp)
+            elif h.producer_id >= 0:
                 duplicate = producer_append.append(
-                    h.producer_id, h.producer_epoch, h.base_sequence, offset, last,
-                    lat if lat is not None else h.max_timestamp)
+                    h.producer_id, h.producer_epoch, h.base_sequence, offset, last, timestamp,
+                    bool(h.attributes & TRANSACTIONAL_BIT))
                 if duplicate is not None:
                     if len(headers) > 1:  # only a client's single-batch append is a retry
                         raise OutOfOrderSequenceError(
@@ -777,6 +873,16 @@ class PartitionLog:
                                                        -1, self._log_start_offset, 0)
             offset = last + 1
         return producer_append, None
+
+    def append_control(self, producer_id: int, producer_epoch: int, commit: bool,
+                       coordinator_epoch: int, now_ms: int) -> int:
+        """Write one COMMIT or ABORT marker for the producer's transaction (the transaction
+        coordinator's write); returns its offset. Raises ``InvalidProducerEpochError`` for
+        an epoch older than the producer's, ``TransactionCoordinatorFencedError`` for an
+        older coordinator epoch. A marker with no transaction open is written anyway, as
+        Kafka does (a retried or fencing marker)."""
+        blob = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
+        return self.append(blob, now_ms, origin=ORIGIN_COORDINATOR).base_offset
 
     def _should_roll(self, active: LogSegment, incoming_bytes: int, last_offset: int,
                      now_ms: int) -> bool:
@@ -828,11 +934,14 @@ class PartitionLog:
                 started_ms = self.clock.now_ms()
                 dirty = [s for s in self.segments if s.dirty]
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
+                dirty_txn = self.txn_indexes.dirty()
             try:
                 for seg in dirty:
                     seg.fsync_data()
                 for seg in dirty:
                     seg.fsync_indexes()  # never fails: indexes are derived (segment.py)
+                # Before any snapshot this flush writes: one counts the entries as durable.
+                self.txn_indexes.sync(dirty_txn)
                 with self._lock:  # removing or rewriting index files: no append in between
                     for seg in dirty:
                         seg.settle_indexes()
@@ -849,6 +958,7 @@ class PartitionLog:
             with self._lock:
                 self.flush_count += 1
                 self._flushed_offset = max(self._flushed_offset, target)
+                self.producer_state.on_high_watermark(self._flushed_offset)
                 self._last_flush_ms = self.clock.now_ms()
                 # Appends that came during the fsync are no older than its start.
                 self._first_unflushed_ms = (
@@ -1067,6 +1177,7 @@ class PartitionLog:
                     self._roll_locked(now)
                 doomed = self.segments[:count]
                 self._delete_segments(doomed, now)
+                self.txn_indexes.drop_below(self.segments[0].base_offset)
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
             if count or below_log_start_only:
@@ -1207,6 +1318,7 @@ class PartitionLog:
                     seg.fsync_data()
                     seg.fsync_indexes()
                     seg.settle_indexes()
+            self.txn_indexes.sync()
             if self._dir_dirty:
                 self.io.fsync_dir(self.directory)
                 self._dir_dirty = False
@@ -1214,6 +1326,7 @@ class PartitionLog:
             self._offline = f"fsync failed: {e.strerror or e}"
             raise storage_error("cannot fsync", self.directory, e) from e
         self._flushed_offset = self.log_end_offset
+        self.producer_state.on_high_watermark(self._flushed_offset)
 
     def _close_fds(self) -> None:
         for seg in self.segments:

@@ -18,8 +18,13 @@ Behaviour:
 - Fetch sessions (KIP-227) are answered as sessionless: session id 0, every request a
   full fetch; an incremental request for a session id we never gave out gets
   FETCH_SESSION_ID_NOT_FOUND. Clients handle this as Kafka's own "no session" answer.
-- read_committed: without transactions the last stable offset equals the high watermark
-  and there are no aborted transactions.
+- read_committed (``isolation_level`` 1): reads stop at the last stable offset (the first
+  offset of the earliest transaction not yet decided and flushed), and each partition
+  names the aborted transactions overlapping what it returns, (producer id, first offset)
+  from the log's ``.txnindex``, so the consumer drops their records. read_uncommitted
+  reads to the high watermark and gets a null list, as on Kafka. Every response carries
+  the last stable offset, whatever the isolation level. A long poll is woken when the
+  high watermark moves, which is also the only time the last stable offset moves.
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from functools import partial
 import trio
 
 from kafkito.protocol import ApiKey, ErrorCode, RecordsRef
-from kafkito.protocol.messages.fetch import FetchableTopicResponse, FetchResponse, PartitionData
+from kafkito.protocol.messages.fetch import (
+    AbortedTransaction,
+    FetchableTopicResponse,
+    FetchResponse,
+    PartitionData,
+)
 
 from ..context import Deferred
 from ._common import ZERO_UUID, resolve_topic
@@ -66,12 +76,13 @@ class _Reader:
         self.watch.append(st)
         plog = st.log
         hw = st.high_watermark
+        lso = plog.last_stable_offset
         log_start = plog.log_start_offset
         result = PartitionData(
             partition_index=index,
             error_code=ErrorCode.NONE,
             high_watermark=hw,
-            last_stable_offset=hw,
+            last_stable_offset=lso,
             log_start_offset=log_start,
             aborted_transactions=[] if self.read_committed else None,
             preferred_read_replica=-1,
@@ -82,18 +93,23 @@ class _Reader:
             self.errors = True
             result.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
             return result
-        if offset >= hw:
+        bound = lso if self.read_committed else hw
+        if offset >= bound:
             return result
         limit = min(part.partition_max_bytes, self.budget - self.nbytes)
         if limit <= 0:
             return result
-        file_slice = plog.read(offset, limit, max_offset=hw)
+        file_slice = plog.read(offset, limit, max_offset=bound)
         if file_slice.size == 0:
             return result
         if file_slice.size > limit and self.nbytes > 0:
             return result  # KIP-74: only the first data may exceed the limits
         self.nbytes += file_slice.size
         result.records = RecordsRef(file_slice)  # a FileSlice is a protocol.FileRegion
+        if self.read_committed:
+            result.aborted_transactions = [
+                AbortedTransaction(producer_id=pid, first_offset=first)
+                for pid, first in plog.aborted_transactions(offset, file_slice.next_offset)]
         return result
 
     def run(self) -> list[FetchableTopicResponse]:

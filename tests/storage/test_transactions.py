@@ -1,0 +1,218 @@
+"""Transactions in the log: transactional batches, COMMIT/ABORT markers, the last stable
+offset, the aborted-transaction index (``.txnindex``), DescribeProducers' data, retention."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from storage_testlib import open_log
+
+from kafkito.records import build_batch, iter_batches
+from kafkito.records.control import ABORT, COMMIT, ReadCommittedFilter, control_marker
+from kafkito.storage import LogConfig
+from kafkito.storage.producer_state import (
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    TransactionCoordinatorFencedError,
+)
+from kafkito.storage.txn_index import decode_entries, txn_index_path
+
+TS = 1_700_000_000_000
+
+
+def txn(pid: int, seq: int, n: int = 2, epoch: int = 0, tag: bytes = b"") -> bytes:
+    return build_batch([(b"k%d" % (seq + i), b"%d/%d/%s" % (pid, seq + i, tag), [], TS)
+                        for i in range(n)],
+                       producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                       is_transactional=True)
+
+
+def plain(value: bytes, n: int = 1) -> bytes:
+    return build_batch([(None, value + b"/%d" % i, [], TS) for i in range(n)])
+
+
+def committed_view(plog, start: int | None = None) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record a read_committed consumer gets from ``start`` on,
+    fetching as the broker does: up to the LSO, with the aborted list of each range."""
+    offset = plog.log_start_offset if start is None else start
+    lso = plog.last_stable_offset
+    out = []
+    while offset < lso:
+        s = plog.read(offset, 300, max_offset=lso)  # small reads: many ranges
+        if s.size == 0:
+            break
+        keep = ReadCommittedFilter(plog.aborted_transactions(offset, s.next_offset))
+        for batch in iter_batches(s.tobytes()):
+            if keep.keep(batch):
+                out.extend((r.offset, r.value) for r in batch.records() if r.offset >= offset)
+        offset = s.next_offset
+    return out
+
+
+def test_commit_abort_lso_and_aborted_index(tmp_path, clock):
+    plog = open_log(tmp_path / "t-0", clock)
+    now = clock.now_ms()
+    plog.append(txn(1, 0), now)  # 0-1: producer 1's transaction
+    plog.append(plain(b"p"), now)  # 2: plain
+    plog.append(txn(2, 0), now)  # 3-4: producer 2's transaction
+    assert plog.last_stable_offset == 0  # nothing flushed yet
+    plog.flush()
+    assert plog.high_watermark == 5 and plog.last_stable_offset == 0
+    assert plog.append_control(1, 0, False, 3, now) == 5  # abort producer 1
+    # The marker is not flushed: producer 1's transaction still holds the LSO.
+    assert plog.last_stable_offset == 0
+    plog.flush()
+    assert plog.last_stable_offset == 3  # producer 2 is still open
+    assert plog.aborted_transactions(0, 6) == [(1, 0)]
+    assert plog.append_control(2, 0, True, 3, now) == 6
+    plog.flush()
+    assert plog.last_stable_offset == plog.high_watermark == 7
+    assert [v for _, v in committed_view(plog)] == [b"p/0", b"2/0/", b"2/1/"]
+    # The .txnindex holds Kafka's 34-byte entry: version, pid, first, last, LSO after it.
+    with open(txn_index_path(plog.directory, 0), "rb") as f:
+        raw = f.read()
+    assert raw == struct.pack(">hqqqq", 0, 1, 0, 5, 3)
+    # Ranges the abort does not overlap get no entry.
+    assert plog.aborted_transactions(6, 7) == []
+    assert plog.aborted_transactions(2, 3) == [(1, 0)]  # first < 3, marker 5 >= 2
+    plog.close()
+
+
+def test_markers_are_control_batches_kafka_can_read(tmp_path, clock):
+    plog = open_log(tmp_path / "t-0", clock)
+    plog.append(txn(9, 0, epoch=4), clock.now_ms())
+    offset = plog.append_control(9, 4, True, 17, clock.now_ms())
+    plog.flush()
+    batch = [b for b in plog.batches(offset)][0]
+    assert batch.is_control and batch.is_transactional and batch.producer_id == 9
+    assert batch.producer_epoch == 4 and batch.base_sequence == -1 and batch.records_count == 1
+    record = next(batch.records())
+    assert record.key == struct.pack(">hh", 0, COMMIT)
+    assert record.value == struct.pack(">hi", 0, 17)
+    marker = control_marker(batch)
+    assert marker.is_commit and marker.coordinator_epoch == 17 and marker.type != ABORT
+    plog.close()
+
+
+def test_fencing_and_transaction_state_errors(tmp_path, clock):
+    plog = open_log(tmp_path / "t-0", clock)
+    now = clock.now_ms()
+    plog.append(txn(1, 0, epoch=2), now)
+    # A plain batch from a producer with an open transaction: refused, nothing written.
+    with pytest.raises(InvalidTxnStateError):
+        plog.append(build_batch([(None, b"x", [], TS)], producer_id=1, producer_epoch=2,
+                                base_sequence=2), now)
+    with pytest.raises(InvalidProducerEpochError):
+        plog.append_control(1, 1, True, 0, now)  # an older producer epoch
+    assert plog.log_end_offset == 2
+    # The coordinator fencing a zombie: a newer epoch is accepted and bumps the epoch.
+    plog.append_control(1, 3, False, 5, now)
+    info = plog.active_producers()[0]
+    assert (info.producer_id, info.producer_epoch, info.coordinator_epoch) == (1, 3, 5)
+    assert info.current_txn_start_offset == -1 and info.last_sequence == -1
+    with pytest.raises(InvalidProducerEpochError):  # the zombie's next write
+        plog.append(txn(1, 2, epoch=2), now)
+    with pytest.raises(TransactionCoordinatorFencedError):
+        plog.append_control(1, 3, True, 4, now)  # an older coordinator
+    # The new epoch starts its sequences at 0.
+    plog.append(txn(1, 0, epoch=3), now)
+    assert plog.active_producers()[0].current_txn_start_offset == 3
+    # A marker for a producer with no open transaction is written anyway (Kafka does).
+    offset = plog.append_control(77, 0, True, 0, now)
+    assert offset == 5 and any(p.producer_id == 77 for p in plog.active_producers())
+    plog.close()
+
+
+def test_describe_producers_data(tmp_path, clock):
+    plog = open_log(tmp_path / "t-0", clock)
+    plog.append(txn(5, 0, n=3, epoch=1), TS + 10)
+    plog.append(build_batch([(None, b"i", [], TS + 20)], producer_id=6, producer_epoch=0,
+                            base_sequence=0), TS + 20)
+    by_id = {p.producer_id: p for p in plog.active_producers()}
+    assert by_id[5].producer_epoch == 1 and by_id[5].last_sequence == 2
+    assert by_id[5].current_txn_start_offset == 0 and by_id[5].last_timestamp == TS
+    assert by_id[6].current_txn_start_offset == -1 and by_id[6].coordinator_epoch == -1
+    plog.append_control(5, 1, True, 2, TS + 30)
+    by_id = {p.producer_id: p for p in plog.active_producers()}
+    assert by_id[5].current_txn_start_offset == -1 and by_id[5].coordinator_epoch == 2
+    assert by_id[5].last_timestamp == TS + 30
+    plog.close()
+
+
+def test_interleaved_transactions_read_committed_sees_exactly_the_committed(tmp_path, clock):
+    config = LogConfig(segment_bytes=600, index_interval_bytes=128)  # many segments
+    plog = open_log(tmp_path / "t-0", clock, config)
+    now = clock.now_ms()
+    seqs = {1: 0, 2: 0, 3: 0}
+    expected = []
+    pending = {1: [], 2: [], 3: []}
+    decisions = [(1, True), (2, False), (3, True), (1, False), (2, True), (3, False)] * 3
+    for round_, (pid, commit) in enumerate(decisions):
+        for other in (pid, (pid % 3) + 1):
+            base = plog.append(txn(other, seqs[other], tag=b"%d" % round_), now).base_offset
+            pending[other].extend((base + i, b"%d/%d/%d" % (other, seqs[other] + i, round_))
+                                  for i in range(2))
+            seqs[other] += 2
+        base = plog.append(plain(b"r%d" % round_), now).base_offset
+        expected.append((base, b"r%d/0" % round_))
+        plog.append_control(pid, 0, commit, 0, now)
+        if commit:
+            expected.extend(pending[pid])
+        pending[pid] = []
+    for pid in (1, 2, 3):  # end what is still open
+        if pending[pid]:
+            plog.append_control(pid, 0, True, 0, now)
+            expected.extend(pending[pid])
+    plog.flush()
+    assert len(plog.segments) > 3
+    assert plog.last_stable_offset == plog.high_watermark
+    assert committed_view(plog) == sorted(expected)
+    # From any start offset, the consumer sees the committed records from there on.
+    for start in range(0, plog.log_end_offset, 7):
+        assert committed_view(plog, start) == [e for e in sorted(expected) if e[0] >= start]
+    plog.close()
+
+
+def test_retention_and_delete_records_keep_lso_and_index_right(tmp_path, clock):
+    config = LogConfig(segment_bytes=400, index_interval_bytes=128, file_delete_delay_ms=0)
+    plog = open_log(tmp_path / "t-0", clock, config)
+    now = clock.now_ms()
+    plog.append(txn(1, 0), now)  # open, first offset 0
+    plog.append(txn(2, 0), now)
+    plog.append_control(2, 0, False, 0, now)  # an abort in the first segment
+    for i in range(10):
+        plog.append(plain(b"f%d" % i, n=3), now)
+    plog.flush()
+    assert len(plog.segments) > 2 and plog.last_stable_offset == 0
+    first_index = txn_index_path(plog.directory, 0)
+    assert os.path.exists(first_index)
+    # DeleteRecords past the open transaction's start: the LSO follows the log start.
+    target = plog.segments[2].base_offset
+    plog.delete_records_before(target)
+    assert plog.log_start_offset == target
+    assert plog.last_stable_offset == target  # not stuck below the log start
+    assert not os.path.exists(first_index)  # the deleted segment's index went with it
+    assert plog.aborted_transactions(target, plog.high_watermark) == []
+    # Producer 1 is still open: only its marker ends it.
+    assert any(p.producer_id == 1 and p.current_txn_start_offset == 0
+               for p in plog.active_producers())
+    plog.append_control(1, 0, True, 0, now)
+    plog.flush()
+    assert plog.last_stable_offset == plog.high_watermark
+    plog.close()
+    # Reopened: the same.
+    plog = open_log(tmp_path / "t-0", clock, config)
+    assert plog.last_stable_offset == plog.high_watermark == plog.log_end_offset
+    assert not any(p.current_txn_start_offset >= 0 for p in plog.active_producers())
+    plog.close()
+
+
+def test_txn_index_decoder_reports_torn_and_bad_entries():
+    good = struct.pack(">hqqqq", 0, 1, 0, 5, 6)
+    assert decode_entries(good) == ([(1, 0, 5, 6)], None)
+    entries, problem = decode_entries(good + good[:10])
+    assert entries == [(1, 0, 5, 6)] and "torn" in problem
+    entries, problem = decode_entries(good + struct.pack(">hqqqq", 3, 1, 0, 5, 6))
+    assert len(entries) == 1 and "version" in problem
