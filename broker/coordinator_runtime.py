@@ -45,10 +45,11 @@ import trio
 
 from kafkito.protocol import ErrorCode
 from kafkito.records.batch import build_batch
+from kafkito.records.control import control_marker
+from kafkito.records.errors import CorruptRecordError
 from kafkito.storage.log import ORIGIN_COORDINATOR
 
 from .errors import storage_error_code
-from .txn.markers import is_commit_marker
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
@@ -299,7 +300,11 @@ class CoordinatorShell:
                 for batch in plog.batches():
                     if batch.is_control:
                         # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
-                        coordinator.replay_marker(p, batch.producer_id, is_commit_marker(batch))
+                        try:
+                            commit = control_marker(batch).is_commit
+                        except CorruptRecordError:
+                            continue
+                        coordinator.replay_marker(p, batch.producer_id, commit)
                         continue
                     txn_producer = batch.producer_id if batch.is_transactional else None
                     for record in batch.records():

@@ -1,3 +1,2 @@
-"""The transaction coordinator (KIP-98, KIP-447): see coordinator.py and service.py.
-
-Nothing is imported here, so ``coordinator_runtime`` can use ``markers`` without a cycle."""
+"""The transaction coordinator (KIP-98, KIP-447): the pure state machine in coordinator.py,
+its trio shell in service.py, its records in records.py."""
