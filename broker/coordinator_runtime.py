@@ -53,7 +53,7 @@ from .errors import storage_error_code
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
-__all__ = ["CoordinatorShell", "DeadlineTimer", "FactCodec", "Outbox", "Waiter", "Write"]
+__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "FactCodec", "Outbox", "Waiter", "Write"]
 
 T = TypeVar("T")
 Fact = tuple[Any, Any]  # (key, value); a None value is a tombstone
@@ -265,6 +265,38 @@ class Coordinator(Protocol):
     def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None: ...
 
     def finish_load(self, now_ms: int) -> None: ...
+
+
+class CoordinatorBase:
+    """What every pure coordinator does alike: keep the time it is given, fire its timers,
+    hand its outbox's writes to the shell and take their reports back. A subclass sets
+    ``timer`` and ``outbox`` and decides everything else."""
+
+    timer: DeadlineTimer
+    outbox: Outbox
+    now_ms: int = 0
+
+    def poll(self, now_ms: int) -> None:
+        """Fire every timer due at ``now_ms``, in deadline order."""
+        self.now_ms = max(self.now_ms, now_ms)
+        while (action := self.timer.pop_due(self.now_ms)) is not None:
+            action()
+
+    def next_deadline_ms(self) -> int | None:
+        return self.timer.next_deadline_ms()
+
+    def take_writes(self) -> list[Write]:
+        return self.outbox.take()
+
+    def write_done(self, write: Write, error: ErrorCode = ErrorCode.NONE) -> None:
+        """The owner appended ``write`` (error NONE) or failed to."""
+        self.outbox.done(write, error)
+
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None:
+        """A record of a transactional batch at load; only a topic holding them overrides this."""
+
+    def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker at load; only a topic holding them overrides this."""
 
 
 class CoordinatorShell:

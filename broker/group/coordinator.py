@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import DeadlineTimer, Outbox, Waiter, Write
+from ..coordinator_runtime import CoordinatorBase, DeadlineTimer, Outbox, Waiter, Write
 from .classic import (
     ClassicGroupCoordinator,
     DescribedGroup,
@@ -194,7 +194,7 @@ def _timed(op):
     return wrapper
 
 
-class GroupCoordinator:
+class GroupCoordinator(CoordinatorBase):
     def __init__(self, config: GroupConfig | None = None, *,
                  new_member_suffix: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self.config = cfg = config or GroupConfig()
@@ -237,23 +237,6 @@ class GroupCoordinator:
 
     def _simple_group_ids(self) -> list[str]:
         return [g for g in self.offset_store.group_ids() if self._is_simple_group(g)]
-
-    # ============================================================ time and writes
-    def poll(self, now_ms: int) -> None:
-        """Fire every timer due at ``now_ms``, in deadline order."""
-        self.now_ms = max(self.now_ms, now_ms)
-        while (action := self.timer.pop_due(self.now_ms)) is not None:
-            action()
-
-    def next_deadline_ms(self) -> int | None:
-        return self.timer.next_deadline_ms()
-
-    def take_writes(self) -> list[Write]:
-        return self.outbox.take()
-
-    def write_done(self, write: Write, error: ErrorCode = E.NONE) -> None:
-        """The owner appended ``write`` (error NONE) or failed to."""
-        self.outbox.done(write, error)
 
     # ============================================================ loading
     def replay(self, raw_key: bytes | memoryview | None, raw_value: bytes | memoryview | None) -> None:

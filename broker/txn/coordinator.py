@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import DeadlineTimer, Outbox, Waiter, Write
+from ..coordinator_runtime import CoordinatorBase, DeadlineTimer, Outbox, Waiter
 from ..group.coordinator import partition_for
 from .records import RecordFormatError, TransactionMetadata, TxnState, decode_record, encode_record
 
@@ -166,7 +166,7 @@ def _timed(op):
     return wrapper
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(CoordinatorBase):
     def __init__(self, config: TxnConfig | None = None, *, next_producer_id: Callable[[], int]) -> None:
         self.config = cfg = config or TxnConfig()
         self.next_producer_id = next_producer_id
@@ -184,21 +184,7 @@ class TransactionCoordinator:
         # Called when a MarkerJob is queued: the owner's marker task wakes here.
         self.on_markers: Callable[[], None] = lambda: None
 
-    # ============================================================ time, writes, markers
-    def poll(self, now_ms: int) -> None:
-        self.now_ms = max(self.now_ms, now_ms)
-        while (action := self.timer.pop_due(self.now_ms)) is not None:
-            action()
-
-    def next_deadline_ms(self) -> int | None:
-        return self.timer.next_deadline_ms()
-
-    def take_writes(self) -> list[Write]:
-        return self.outbox.take()
-
-    def write_done(self, write: Write, error: ErrorCode = E.NONE) -> None:
-        self.outbox.done(write, error)
-
+    # ============================================================ markers
     def take_markers(self) -> list[MarkerJob]:
         out, self._markers = self._markers, []
         return out
