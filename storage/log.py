@@ -549,8 +549,8 @@ class PartitionLog:
             self.recovery.producer_snapshot = start = max(offset, start)
         self.txn_indexes.truncate_from(start)  # every entry from here on comes from the replay
         self.recovery.producer_batches_replayed = self._replay_producer_state(start)
-        self.producer_state.truncate_before(self._log_start_offset)
         self.producer_state.on_high_watermark(self.log_end_offset)
+        self._restart_txns(self.producer_state.truncate_before(self._log_start_offset))
         self.txn_indexes.sync()
 
     def _replay_producer_state(self, start: int) -> int:
@@ -586,6 +586,31 @@ class PartitionLog:
                     self._complete_txns([state.record_marker(
                         f[9], f[10], marker.is_commit, marker.coordinator_epoch, f[0], f[8])])
         return count
+
+    def _restart_txns(self, producer_ids: list[int]) -> None:
+        """Transactions that began below the log start begin, from now on, at their
+        producer's first transactional batch at or past it (producer_state.restart_txns):
+        what a replay from the log start finds, so the LSO is the same before and after a
+        restart. Under the lock; headers only, and only when the log start passed an
+        unstable transaction."""
+        if not producer_ids:
+            return
+        start = self._log_start_offset
+        wanted, found = set(producer_ids), {}
+        for seg in self.segments[self._segment_index_for(start):]:
+            pos = self._find_batch(seg, start, seg.size)
+            if pos is None:
+                continue
+            for _p, f, _view in seg.headers_from(pos, seg.size):
+                if f[0] + f[6] >= start and f[9] in wanted and f[5] & TRANSACTIONAL_BIT:
+                    wanted.discard(f[9])
+                    if not f[5] & CONTROL_BIT:
+                        found[f[9]] = f[0]
+                    if not wanted:
+                        break
+            if not wanted:
+                break
+        self.producer_state.restart_txns(found, producer_ids)
 
     def _complete_txns(self, completed: list[CompletedTxn]) -> None:
         """Index the aborted ones of transactions a marker just ended (under the lock)."""
@@ -1181,7 +1206,7 @@ class PartitionLog:
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
             if count or below_log_start_only:
-                self.producer_state.truncate_before(self._log_start_offset)
+                self._restart_txns(self.producer_state.truncate_before(self._log_start_offset))
                 oldest = self.segments[0].base_offset
             else:
                 oldest = None

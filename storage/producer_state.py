@@ -149,6 +149,10 @@ class ProducerEntry:
     coordinator_epoch: int = -1  # of the last marker written for this producer
     current_txn_first_offset: int = -1  # -1: no transaction open
     last_timestamp: int = -1
+    # Retention or DeleteRecords took every batch of a producer whose transaction is open:
+    # its next sequence is unknown, so any is accepted (Kafka forgets such a producer and
+    # accepts any sequence from it; we keep it, since its transaction holds the LSO).
+    sequence_unknown: bool = False
 
     @property
     def last_seq(self) -> int:
@@ -158,6 +162,7 @@ class ProducerEntry:
         last_seq = _last_seq(first_seq, last_offset - first_offset)
         self.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp_ms))
         self.last_timestamp = timestamp_ms
+        self.sequence_unknown = False
 
     def bump_epoch(self, epoch: int) -> None:
         """A newer epoch: its sequences start afresh; an open transaction stays open (only
@@ -165,11 +170,15 @@ class ProducerEntry:
         if epoch > self.epoch:
             self.epoch = epoch
             self.batches.clear()
+            self.sequence_unknown = False
 
     def apply_batch(self, epoch: int, first_seq: int, first_offset: int, last_offset: int,
                     timestamp_ms: int, is_transactional: bool) -> None:
         self.bump_epoch(epoch)
-        self.remember(first_seq, first_offset, last_offset, timestamp_ms)
+        if first_seq >= 0:
+            self.remember(first_seq, first_offset, last_offset, timestamp_ms)
+        else:  # a coordinator's batch carries no sequence (see ProducerAppendInfo.append)
+            self.last_timestamp = timestamp_ms
         if is_transactional and self.current_txn_first_offset < 0:
             self.current_txn_first_offset = first_offset
 
@@ -185,7 +194,7 @@ class ProducerEntry:
     def copy(self) -> "ProducerEntry":
         return ProducerEntry(self.epoch, deque(self.batches, maxlen=BATCHES_KEPT),
                              self.coordinator_epoch, self.current_txn_first_offset,
-                             self.last_timestamp)
+                             self.last_timestamp, self.sequence_unknown)
 
 
 def _last_seq(first_seq: int, record_count_minus_one: int) -> int:
@@ -215,6 +224,8 @@ def _check(entry: "ProducerEntry | None", producer_id: int, epoch: int, first_se
             raise OutOfOrderSequenceError(
                 f"producer {producer_id} new epoch {epoch} starts at sequence {first_seq}, not 0"
             )
+        return None
+    if entry.sequence_unknown:
         return None
     last_seq = _last_seq(first_seq, last_offset_delta)
     for batch in entry.batches:
@@ -299,17 +310,39 @@ class ProducerStateManager:
             if producer_id != NO_PRODUCER_ID:
                 self.record(producer_id, epoch, first_seq, base_offset, last_offset, timestamp)
 
-    def truncate_before(self, offset: int) -> None:
+    def truncate_before(self, offset: int) -> list[int]:
         """Forget batches below ``offset`` (retention/DeleteRecords took them). A producer
-        whose transaction is still open stays: only its marker may end it, and the log
-        keeps its last stable offset at or above the log start meanwhile."""
+        whose transaction is still open stays: only its marker may end it. Returns the
+        producers whose open transaction began below ``offset``: the log finds where their
+        data now begins (``restart_txns``), as a replay from ``offset`` would."""
         for producer_id in list(self.producers):
             entry = self.producers[producer_id]
             while entry.batches and entry.batches[0].last_offset < offset:
                 entry.batches.popleft()
-            if not entry.batches and entry.current_txn_first_offset < 0:
-                del self.producers[producer_id]
+            if not entry.batches:
+                if entry.current_txn_first_offset < 0:
+                    del self.producers[producer_id]
+                else:
+                    entry.sequence_unknown = True
         self.unreplicated = [t for t in self.unreplicated if t.last_offset >= offset]
+        below = {pid for pid, first in self.ongoing.items() if first < offset}
+        below.update(t.producer_id for t in self.unreplicated if t.first_offset < offset)
+        return sorted(below)
+
+    def restart_txns(self, first_offsets: dict[int, int], producer_ids: list[int]) -> None:
+        """The unstable transactions of ``producer_ids`` now begin at their first data
+        batch at or past the log start (``first_offsets``), as a replay from there finds
+        them. An open one with no batch left there holds no data anyone can read, so it no
+        longer holds the LSO (its marker still ends it); a completed one whose marker is
+        not flushed yet begins at the marker then."""
+        for pid in producer_ids:
+            entry = self.producers.get(pid)
+            if entry is not None and entry.current_txn_first_offset >= 0:
+                entry.current_txn_first_offset = first_offsets.get(pid, -1)
+                self._track(pid, entry)
+        self.unreplicated = [
+            t._replace(first_offset=first_offsets.get(t.producer_id, t.last_offset))
+            if t.producer_id in producer_ids else t for t in self.unreplicated]
 
     # -- transactions ---------------------------------------------------------------------
     def complete_txn(self, completed: CompletedTxn) -> None:
@@ -347,7 +380,8 @@ class ProducerStateManager:
             str(pid): {"epoch": e.epoch, "batches": [list(b) for b in e.batches],
                        "coordinator_epoch": e.coordinator_epoch,
                        "txn_first_offset": e.current_txn_first_offset,
-                       "last_timestamp": e.last_timestamp}
+                       "last_timestamp": e.last_timestamp,
+                       "sequence_unknown": e.sequence_unknown}
             for pid, e in self.producers.items()
         }
 
@@ -360,7 +394,8 @@ class ProducerStateManager:
             entry = ProducerEntry(int(item["epoch"]),
                                   coordinator_epoch=int(item.get("coordinator_epoch", -1)),
                                   current_txn_first_offset=int(item.get("txn_first_offset", -1)),
-                                  last_timestamp=int(item.get("last_timestamp", -1)))
+                                  last_timestamp=int(item.get("last_timestamp", -1)),
+                                  sequence_unknown=bool(item.get("sequence_unknown", False)))
             for b in item["batches"]:
                 entry.batches.append(BatchMetadata(*b))
             if entry.last_timestamp < 0 and entry.batches:
@@ -399,9 +434,18 @@ class ProducerAppendInfo:
         if producer_id == NO_PRODUCER_ID:
             return None
         entry = self._staged.get(producer_id) or self._manager.producers.get(producer_id)
-        duplicate = _check(entry, producer_id, epoch, first_seq, last_offset - first_offset)
-        if duplicate is not None:
-            return duplicate
+        if first_seq < 0:
+            # Written by a coordinator for the producer (TxnOffsetCommit's offsets, Kafka's
+            # AppendOrigin.COORDINATOR): no sequence to check, but the epoch still fences.
+            # The validator refuses a client's producer batch without a sequence.
+            if entry is not None and epoch < entry.epoch:
+                raise InvalidProducerEpochError(
+                    f"producer {producer_id} epoch {epoch} is older than the current epoch "
+                    f"{entry.epoch}")
+        else:
+            duplicate = _check(entry, producer_id, epoch, first_seq, last_offset - first_offset)
+            if duplicate is not None:
+                return duplicate
         _check_txn(entry, producer_id, is_transactional)
         self._entry(producer_id, epoch).apply_batch(epoch, first_seq, first_offset, last_offset,
                                                     timestamp_ms, is_transactional)

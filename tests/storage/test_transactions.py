@@ -184,25 +184,37 @@ def test_retention_and_delete_records_keep_lso_and_index_right(tmp_path, clock):
     plog.append_control(2, 0, False, 0, now)  # an abort in the first segment
     for i in range(10):
         plog.append(plain(b"f%d" % i, n=3), now)
+    straddler = plog.append(txn(3, 0, n=4), now).base_offset  # open, 4 records
+    plog.append(plain(b"g"), now)
     plog.flush()
     assert len(plog.segments) > 2 and plog.last_stable_offset == 0
     first_index = txn_index_path(plog.directory, 0)
     assert os.path.exists(first_index)
-    # DeleteRecords past the open transaction's start: the LSO follows the log start.
+    # DeleteRecords past producer 1's only batch: nothing of its transaction can be read
+    # any more, so it no longer holds the LSO; producer 3's does.
     target = plog.segments[2].base_offset
+    assert target < straddler
     plog.delete_records_before(target)
     assert plog.log_start_offset == target
-    assert plog.last_stable_offset == target  # not stuck below the log start
+    assert plog.last_stable_offset == straddler
     assert not os.path.exists(first_index)  # the deleted segment's index went with it
     assert plog.aborted_transactions(target, plog.high_watermark) == []
-    # Producer 1 is still open: only its marker ends it.
-    assert any(p.producer_id == 1 and p.current_txn_start_offset == 0
-               for p in plog.active_producers())
-    plog.append_control(1, 0, True, 0, now)
+    by_id = {p.producer_id: p for p in plog.active_producers()}
+    assert by_id[1].current_txn_start_offset == -1 and by_id[3].current_txn_start_offset == straddler
+    # Into producer 3's batch: its transaction holds the LSO at the log start, never below.
+    plog.delete_records_before(straddler + 2)
+    assert plog.last_stable_offset == straddler + 2
+    assert committed_view(plog) == []
+    plog.close()
+    # Reopened: the same, from the snapshot or from a replay.
+    plog = open_log(tmp_path / "t-0", clock, config)
+    assert plog.last_stable_offset == straddler + 2
+    plog.append_control(3, 0, True, 0, now)
+    plog.append_control(1, 0, False, 0, now)  # its coordinator ends producer 1's too
     plog.flush()
     assert plog.last_stable_offset == plog.high_watermark
+    assert [v for _, v in committed_view(plog)] == [b"3/2/", b"3/3/", b"g/0"]
     plog.close()
-    # Reopened: the same.
     plog = open_log(tmp_path / "t-0", clock, config)
     assert plog.last_stable_offset == plog.high_watermark == plog.log_end_offset
     assert not any(p.current_txn_start_offset >= 0 for p in plog.active_producers())
@@ -216,3 +228,39 @@ def test_txn_index_decoder_reports_torn_and_bad_entries():
     assert entries == [(1, 0, 5, 6)] and "torn" in problem
     entries, problem = decode_entries(good + struct.pack(">hqqqq", 3, 1, 0, 5, 6))
     assert len(entries) == 1 and "version" in problem
+
+
+def test_coordinator_batches_without_sequence_join_the_transaction(tmp_path, clock):
+    """TxnOffsetCommit's offsets: a transactional batch the coordinator writes for the
+    producer (base sequence -1) opens or extends its transaction; its epoch still fences."""
+    plog = open_log(tmp_path / "t-0", clock)
+    now = clock.now_ms()
+
+    def offsets(epoch: int) -> bytes:
+        return build_batch([(b"offset-key", b"offset-value", [], TS)], producer_id=8,
+                           producer_epoch=epoch, base_sequence=-1, is_transactional=True)
+
+    plog.append(plain(b"before"), now, origin="coordinator")
+    assert plog.append(offsets(2), now, origin="coordinator").base_offset == 1
+    assert plog.append(offsets(2), now, origin="coordinator").base_offset == 2  # no dedup
+    plog.flush()
+    assert plog.last_stable_offset == 1
+    with pytest.raises(InvalidProducerEpochError):
+        plog.append(offsets(1), now, origin="coordinator")
+    with pytest.raises(Exception):  # a client may not send a producer batch without sequence
+        plog.append(offsets(2), now)
+    plog.append_control(8, 2, True, 0, now)
+    plog.flush()
+    assert plog.last_stable_offset == plog.high_watermark == 4
+    assert [v for _, v in committed_view(plog)] == [b"before/0", b"offset-value", b"offset-value"]
+    plog.close()
+    for name in os.listdir(tmp_path / "t-0"):  # no snapshot: the state is replayed from the log
+        if name.endswith(".snapshot"):
+            os.unlink(tmp_path / "t-0" / name)
+    plog = open_log(tmp_path / "t-0", clock, clean_shutdown=False)
+    assert plog.recovery.producer_batches_replayed == 4
+    assert plog.last_stable_offset == 4
+    assert plog.append(offsets(3), now, origin="coordinator").base_offset == 4
+    plog.flush()
+    assert plog.last_stable_offset == 4
+    plog.close()
