@@ -305,3 +305,49 @@ def test_send_offsets_to_transaction_pending_until_commit(tbroker, topic_name):
     finally:
         raw.close()
         consumer.close()
+
+
+def test_restart_in_prepare_commit_completes_the_commit(tmp_path):
+    """A broker that stopped after PrepareCommit was durable but before any marker was
+    written (simulated: the record is appended to __transaction_state offline) writes the
+    COMMIT markers at start, so read_committed then sees the transaction's records."""
+    from confluent_kafka import Producer
+
+    from kafkito.broker.config import load_config, log_config_from
+    from kafkito.broker.txn.records import TxnState, decode_record, encode_record
+    from kafkito.records.batch import build_batch
+    from kafkito.storage import LogManager
+
+    tid, topic = "restart-tx", "restart-topic"
+    with embedded_broker(tmp_path) as b:
+        bs = b.bootstrap_servers
+        _create(bs, topic)
+        p = Producer({"bootstrap.servers": bs, "transactional.id": tid})
+        p.init_transactions(10)
+        p.begin_transaction()
+        p.produce(topic, b"r1")
+        p.produce(topic, b"r2")
+        p.flush(10)
+        assert consume(bs, topic, "read_committed", wait_s=1) == []
+    # offline: the coordinator's next step, PrepareCommit, made durable
+    config = load_config(environ={}, overrides=[("log.dirs", str(tmp_path))])
+    logs = LogManager(str(tmp_path), log_config_from(config))
+    logs.startup()
+    try:
+        plog = logs.log("__transaction_state", 0)
+        last = None
+        for batch in plog.batches():
+            for record in batch.records():
+                decoded = decode_record(record.key, record.value)
+                if decoded is not None and decoded[0] == tid:
+                    last = decoded[1]
+        assert last is not None and last.state == TxnState.ONGOING
+        key, value = encode_record(last.replace(state=TxnState.PREPARE_COMMIT), tid)
+        plog.append(build_batch([(key, value, None, last.last_update_ms)]), last.last_update_ms)
+        plog.flush()
+    finally:
+        logs.shutdown()
+    with embedded_broker(tmp_path) as b:
+        bs = b.bootstrap_servers
+        assert values(consume(bs, topic, "read_committed", expect=2)) == [b"r1", b"r2"]
+        assert _describe(bs, tid).transaction_state == "CompleteCommit"
