@@ -407,9 +407,8 @@ class TransactionCoordinator(CoordinatorBase):
                 continue
             if pids and m.producer_id not in pids:
                 continue
-            if duration_ms >= 0 and (m.start_ms < 0 or now_ms - m.start_ms < duration_ms
-                                     or m.state != S.ONGOING):
-                continue
+            if duration_ms >= 0 and now_ms - m.start_ms < duration_ms:
+                continue  # Kafka's test, on the latest transaction's start
             if pattern is not None and not pattern.fullmatch(tid):
                 continue
             out.append((tid, m.producer_id, m.state.kafka_name))

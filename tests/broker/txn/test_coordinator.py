@@ -173,6 +173,11 @@ def test_describe_and_list_with_filters():
     assert rows == [] and unknown == ["Bogus"]
     rows, _ = d.c.list_transactions(id_pattern="b", now_ms=d.now)
     assert [r[0] for r in rows] == ["b"]
+    d.advance(1000)
+    b = d.c.txns["b"].meta
+    d.add("b", b.producer_id, b.producer_epoch, ("x", 1))
+    rows, _ = d.c.list_transactions(duration_ms=500, states=["Ongoing"], now_ms=d.now)
+    assert [r[0] for r in rows] == ["a"]  # b's transaction is younger than 500 ms
 
 
 def test_verify_partition():
