@@ -269,17 +269,90 @@ def test_admin_apis_describe_list_and_producers(tbroker, topic_name):
         raw.close()
 
 
-def test_send_offsets_to_transaction_pending_until_commit(tbroker, topic_name):
+class _OffsetsInTxn:
+    """One client's producer with begin / send_offsets / commit / abort (each a step)."""
+
+    def __init__(self, client: str, bs: str, tid: str, topic: str, group: str) -> None:
+        self.client, self.topic, self.group = client, topic, group
+        if client == "confluent":
+            from confluent_kafka import Consumer, Producer
+
+            self.consumer = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+            self.p = Producer({"bootstrap.servers": bs, "transactional.id": tid})
+            self.p.init_transactions(10)
+        elif client == "kafka-python":
+            from kafka import KafkaProducer
+
+            self.p = KafkaProducer(bootstrap_servers=bs, transactional_id=tid)
+            self.p.init_transactions()
+        else:
+            from aiokafka import AIOKafkaProducer
+
+            self.loop = asyncio.new_event_loop()
+
+            async def start():
+                p = AIOKafkaProducer(bootstrap_servers=bs, transactional_id=tid)
+                await p.start()
+                return p
+
+            self.p = self.loop.run_until_complete(start())
+
+    def step(self, what: str, offset: int = 0) -> None:
+        if self.client == "confluent":
+            from confluent_kafka import TopicPartition
+
+            if what == "begin":
+                self.p.begin_transaction()
+                self.p.produce(self.topic, b"out")
+            elif what == "offsets":
+                self.p.send_offsets_to_transaction([TopicPartition(self.topic, 0, offset)],
+                                                   self.consumer.consumer_group_metadata(), 10)
+            else:
+                getattr(self.p, f"{what}_transaction")(10)
+        elif self.client == "kafka-python":
+            from kafka import TopicPartition
+            from kafka.structs import OffsetAndMetadata
+
+            if what == "begin":
+                self.p.begin_transaction()
+                self.p.send(self.topic, b"out").get(10)
+            elif what == "offsets":
+                self.p.send_offsets_to_transaction(
+                    {TopicPartition(self.topic, 0): OffsetAndMetadata(offset, "", -1)}, self.group)
+            else:
+                getattr(self.p, f"{what}_transaction")()
+        else:
+            from aiokafka.structs import TopicPartition
+
+            async def run():
+                if what == "begin":
+                    await self.p.begin_transaction()
+                    await (await self.p.send(self.topic, b"out"))
+                elif what == "offsets":
+                    await self.p.send_offsets_to_transaction({TopicPartition(self.topic, 0): offset}, self.group)
+                else:
+                    await getattr(self.p, f"{what}_transaction")()
+
+            self.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        if self.client == "confluent":
+            self.consumer.close()
+        elif self.client == "kafka-python":
+            self.p.close()
+        else:
+            self.loop.run_until_complete(self.p.stop())
+            self.loop.close()
+
+
+@pytest.mark.parametrize("client", sorted(SCRIPTS))
+def test_send_offsets_to_transaction_pending_until_commit(tbroker, topic_name, client):
     """TxnOffsetCommit's offsets are invisible until the commit; OffsetFetch with
     require_stable answers UNSTABLE_OFFSET_COMMIT meanwhile; an abort drops them."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
     bs = tbroker.bootstrap_servers
     _create(bs, topic_name)
     group = f"g-{topic_name}"
-    consumer = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
-    p = Producer({"bootstrap.servers": bs, "transactional.id": f"tx-{topic_name}"})
-    p.init_transactions(10)
+    producer = _OffsetsInTxn(client, bs, f"tx-{topic_name}", topic_name, group)
     host, port = bs.split(":")
     raw = RawClient(host, int(port))
 
@@ -290,21 +363,16 @@ def test_send_offsets_to_transaction_pending_until_commit(tbroker, topic_name):
         return part.error_code, part.committed_offset
 
     try:
-        for offset, commit in ((5, False), (7, True)):
-            p.begin_transaction()
-            p.produce(topic_name, b"out")
-            p.send_offsets_to_transaction([TopicPartition(topic_name, 0, offset)],
-                                          consumer.consumer_group_metadata(), 10)
+        for offset, end in ((5, "abort"), (7, "commit")):
+            producer.step("begin")
+            producer.step("offsets", offset)
             assert fetch(True) == (ErrorCode.UNSTABLE_OFFSET_COMMIT, -1)
             assert fetch(False) == (ErrorCode.NONE, -1)  # the committed offset: none yet
-            if commit:
-                p.commit_transaction(10)
-            else:
-                p.abort_transaction(10)
+            producer.step(end)
         assert fetch(True) == (ErrorCode.NONE, 7)
     finally:
         raw.close()
-        consumer.close()
+        producer.close()
 
 
 def test_restart_in_prepare_commit_completes_the_commit(tmp_path):
