@@ -244,6 +244,24 @@ class TxnIndexes:
             self._bases.remove(segment_base)
             index.delete()
 
+    def replace(self, old_bases: list[int], new_base: int) -> None:
+        """Segments at ``old_bases`` were replaced by one at ``new_base`` (a compaction's
+        swap): their entries move to its index, in marker order, written at the next sync.
+        The entries stay facts about the log (a cleaned-away aborted batch is simply not
+        read any more), so none is dropped here."""
+        moved = []
+        for base in sorted(old_bases):
+            index = self._by_base.get(base)
+            if index is not None:
+                moved.extend(index.entries)
+                self.drop(base)
+        if not moved and new_base not in self._by_base:
+            return
+        index = self._by_base.get(new_base) or TransactionIndex(self.directory, new_base, self.io)
+        index.entries = sorted(index.entries + moved, key=lambda e: e.last_offset)
+        index.mark_for_rewrite()
+        self._put(index)
+
     def dirty(self) -> list[TransactionIndex]:
         return [self._by_base[b] for b in self._bases if self._by_base[b].dirty]
 
@@ -258,8 +276,13 @@ class TxnIndexes:
         from the segment at ``start_segment_base`` (the one holding ``fetch_offset``)."""
         found = []
         for base in self._bases[bisect.bisect_left(self._bases, start_segment_base):]:
-            for e in self._by_base[base].entries:
-                if e.last_offset >= fetch_offset and e.first_offset < upper_bound_offset:
+            entries = self._by_base[base].entries
+            # Entries are in marker order: those whose marker is below fetch_offset cannot
+            # overlap, nor can any abort after one whose LSO reached the upper bound (it
+            # began at or past that LSO), so skipping the former is safe.
+            first = bisect.bisect_left(entries, fetch_offset, key=lambda e: e.last_offset)
+            for e in entries[first:]:
+                if e.first_offset < upper_bound_offset:
                     found.append(e)
                 if e.last_stable_offset >= upper_bound_offset:
                     return found

@@ -2,9 +2,10 @@
 names the aborted transactions; ListOffsets latest answers the LSO; real clients configured
 for read_committed see exactly the committed records, in offset order.
 
-Transactional batches go in through Produce (the log checks them; the coordinator's
-AddPartitionsToTxn check is not part of this) and markers through the coordinator's door,
-``PartitionManager.append_control`` then ``flush_to``, run on the broker's trio thread."""
+Plain records go in through Produce. Transactional batches and markers go in on the
+broker's trio thread, through ``PartitionManager.append`` and the coordinator's door
+``append_control``, then ``flush_to``: the read side is under test here, not the
+coordinator (whose AddPartitionsToTxn check a raw transactional Produce would meet)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ class Partition:
         self.seqs: dict[int, int] = {}
 
     def produce(self, values: list[bytes], pid: int = -1) -> int:
-        seq = self.seqs.get(pid, 0) if pid >= 0 else -1
-        batch = build_batch([(b"k", v, [], TS) for v in values], producer_id=pid,
-                            producer_epoch=0 if pid >= 0 else -1, base_sequence=seq,
-                            is_transactional=pid >= 0)
         if pid >= 0:
+            seq = self.seqs.get(pid, 0)
             self.seqs[pid] = seq + len(values)
+            return self._in_broker(lambda partitions, st: partitions.append(st, build_batch(
+                [(b"k", v, [], TS) for v in values], producer_id=pid, producer_epoch=0,
+                base_sequence=seq, is_transactional=True)).base_offset)
+        batch = build_batch([(b"k", v, [], TS) for v in values])
         request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[TopicProduceData(
             name=self.topic, partition_data=[PartitionProduceData(index=0, records=batch)])])
         part = self.raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0]
@@ -53,15 +55,21 @@ class Partition:
         return part.base_offset
 
     def marker(self, pid: int, commit: bool) -> int:
-        state = self.kbroker.broker.state
+        return self._in_broker(
+            lambda partitions, st: partitions.append_control(st, pid, 0, commit, 0))
 
-        async def write() -> int:
-            st = state.partitions.state(self.topic, 0)
-            offset = state.partitions.append_control(st, pid, 0, commit, 0)
-            await state.partitions.flush_to(st, offset + 1)
+    def _in_broker(self, write) -> int:
+        """Run ``write(partitions, st)`` -> offset on the broker's trio thread, then wait
+        until that offset is flushed."""
+        partitions = self.kbroker.broker.state.partitions
+
+        async def run() -> int:
+            st = partitions.state(self.topic, 0)
+            offset = write(partitions, st)
+            await partitions.flush_to(st, st.log.log_end_offset)
             return offset
 
-        return trio.from_thread.run(write, trio_token=self.kbroker.broker.trio_token)
+        return trio.from_thread.run(run, trio_token=self.kbroker.broker.trio_token)
 
     def fetch(self, offset: int, isolation: int, version: int = 11, max_wait_ms: int = 0,
               raw: RawClient | None = None):
@@ -73,10 +81,11 @@ class Partition:
         response = (raw or self.raw).call(ApiKey.FETCH, version, request)
         return response.responses[0].partitions[0]
 
-    def latest(self, isolation: int) -> int:
+    def latest(self, isolation: int, timestamp: int = -1) -> int:
+        """ListOffsets v5: latest (-1) or the first offset at or after ``timestamp``."""
         request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=[
             ListOffsetsTopic(name=self.topic, partitions=[
-                ListOffsetsPartition(partition_index=0, timestamp=-1)])])
+                ListOffsetsPartition(partition_index=0, timestamp=timestamp)])])
         part = self.raw.call(ApiKey.LIST_OFFSETS, 5, request).topics[0].partitions[0]
         assert part.error_code == 0
         return part.offset
@@ -102,6 +111,8 @@ def test_fetch_stops_at_the_lso_and_names_aborted_transactions(kbroker, topic_na
     assert _offsets(uncommitted) == [0, 2, 3] and uncommitted.last_stable_offset == 0
     assert uncommitted.aborted_transactions is None
     assert (p.latest(1), p.latest(0)) == (0, 5)
+    # A timestamp lookup under read_committed finds nothing past the LSO either.
+    assert (p.latest(1, TS), p.latest(0, TS)) == (-1, 0)
 
     assert p.marker(1000, commit=False) == 5
     committed = p.fetch(0, 1, version)

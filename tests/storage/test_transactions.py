@@ -7,11 +7,13 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from storage_testlib import open_log
 
 from kafkito.records import build_batch, iter_batches
 from kafkito.records.control import ABORT, COMMIT, ReadCommittedFilter, control_marker
-from kafkito.storage import LogConfig
+from kafkito.storage import LogConfig, ManualClock
 from kafkito.storage.producer_state import (
     InvalidProducerEpochError,
     InvalidTxnStateError,
@@ -264,3 +266,57 @@ def test_coordinator_batches_without_sequence_join_the_transaction(tmp_path, clo
     plog.flush()
     assert plog.last_stable_offset == 4
     plog.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(plan=st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["data", "commit", "abort",
+                                                                    "plain", "roll"])),
+                     min_size=1, max_size=60),
+       ranges=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=10))
+def test_aborted_search_finds_exactly_the_overlapping_aborts(tmp_path_factory, plan, ranges):
+    """The search (from the fetch offset's segment, bisected, stopped by the recorded LSO)
+    returns exactly the aborts overlapping the range, as a scan of every entry would."""
+    clock = ManualClock(TS)
+    plog = open_log(tmp_path_factory.mktemp("log") / "t-0", clock)
+    seqs: dict[int, int] = {}
+    open_: set[int] = set()
+    for pid, op in plan:
+        if op == "data":
+            plog.append(txn(pid, seqs.get(pid, 0), n=1), TS)
+            seqs[pid] = seqs.get(pid, 0) + 1
+            open_.add(pid)
+        elif op in ("commit", "abort") and pid in open_:
+            plog.append_control(pid, 0, op == "commit", 0, TS)
+            open_.discard(pid)
+        elif op == "plain":
+            plog.append(plain(b"p"), TS)
+        elif op == "roll":
+            plog.roll(TS)
+    plog.flush()
+    every = plog.txn_indexes.entries()
+    end = plog.log_end_offset
+    for a, b in ranges:
+        fetch, upper = sorted((int(a * end), int(b * end)))
+        expected = [(e.producer_id, e.first_offset) for e in every
+                    if e.last_offset >= fetch and e.first_offset < upper]
+        assert plog.aborted_transactions(fetch, upper) == expected
+    plog.close()
+
+
+def test_txn_indexes_follow_a_segment_swap(tmp_path):
+    """What compaction's swap calls: the replaced segments' entries move to the new one."""
+    from kafkito.storage.fileio import DEFAULT_IO
+    from kafkito.storage.txn_index import AbortedTxn, TxnIndexes
+
+    indexes = TxnIndexes(str(tmp_path), DEFAULT_IO)
+    indexes.append(0, AbortedTxn(1, 0, 5, 6))
+    indexes.append(10, AbortedTxn(2, 8, 12, 13))
+    indexes.append(20, AbortedTxn(3, 21, 22, 23))
+    indexes.sync()
+    indexes.replace([0, 10], 0)
+    indexes.sync()
+    assert sorted(os.listdir(tmp_path)) == [f"{0:020d}.txnindex", f"{20:020d}.txnindex"]
+    reloaded = TxnIndexes(str(tmp_path), DEFAULT_IO)
+    assert reloaded.load([0, 20]) == {}
+    assert reloaded.entries() == [(1, 0, 5, 6), (2, 8, 12, 13), (3, 21, 22, 23)]
+    assert [e.producer_id for e in reloaded.collect(9, 30, 0)] == [2, 3]
