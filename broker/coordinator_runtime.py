@@ -53,7 +53,7 @@ from .errors import storage_error_code
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
-__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "FactCodec", "Outbox", "Waiter", "Write"]
+__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox", "Waiter", "Write"]
 
 T = TypeVar("T")
 Fact = tuple[Any, Any]  # (key, value); a None value is a tombstone
@@ -297,6 +297,18 @@ class CoordinatorBase:
 
     def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
         """A transaction marker at load; only a topic holding them overrides this."""
+
+
+def ensure_coordinator_topic(partitions, topic: str, num_partitions: int, configs: dict[str, str],
+                             setting: str) -> int:
+    """Create the coordinator's internal topic if missing; returns the partitions it has.
+    The topic outlives the setting (``setting``, e.g. offsets.topic.num.partitions): the
+    keys stay where they were written, so an existing topic keeps its count."""
+    meta = partitions.ensure_internal_topic(topic, num_partitions, dict(configs))
+    if meta.num_partitions != num_partitions:
+        log.info("%s has %d partitions (%s=%d): using %d", topic, meta.num_partitions, setting, num_partitions,
+                 meta.num_partitions)
+    return meta.num_partitions
 
 
 class CoordinatorShell:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import CoordinatorShell, Waiter
+from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
 from .classic import DescribedGroup, JoinResult, LeaveResult, SyncResult
 from .consumer_group import ConsumerGroup, HeartbeatResult
 from .coordinator import GroupConfig, GroupCoordinator, ListedGroup
@@ -63,16 +63,13 @@ class GroupService:
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
-        meta = self.state.partitions.ensure_internal_topic(
-            OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, dict(OFFSETS_TOPIC_CONFIGS))
-        if meta.num_partitions != self.config.offsets_topic_num_partitions:
-            # The topic outlives the setting: groups stay where they were written.
-            log.info("%s has %d partitions (offsets.topic.num.partitions=%d): using %d",
-                     OFFSETS_TOPIC, meta.num_partitions, self.config.offsets_topic_num_partitions,
-                     meta.num_partitions)
-            self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=meta.num_partitions)
+        n_partitions = ensure_coordinator_topic(self.state.partitions, OFFSETS_TOPIC,
+                                                self.config.offsets_topic_num_partitions, OFFSETS_TOPIC_CONFIGS,
+                                                "offsets.topic.num.partitions")
+        if n_partitions != self.config.offsets_topic_num_partitions:
+            self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=n_partitions)
             self._use(GroupCoordinator(self.config))
-        n = await self.shell.load(meta.num_partitions)
+        n = await self.shell.load(n_partitions)
         self.loading = False
         coordinator = self.coordinator
         log.info("group coordinator loaded %d records: %d groups, %d with offsets",

@@ -17,8 +17,6 @@ Not served: v5 (KIP-890 transaction version 2, which adds the partition implicit
 
 from __future__ import annotations
 
-from functools import partial
-
 from kafkito.broker.group.coordinator import OffsetCommitEntry, partition_for
 from kafkito.broker.group.service import OFFSETS_TOPIC
 from kafkito.protocol import ApiKey, ErrorCode
@@ -39,7 +37,6 @@ MAX_VERSION = 4
 async def handle(ctx, request) -> TxnOffsetCommitResponse | Deferred:
     v = ctx.api_version
     state = ctx.broker
-    errors: dict[tuple[str, int], ErrorCode] = {}
     down = _txn.unavailable(ctx) or _group.unavailable(ctx)
     if down is None:
         partition = partition_for(request.group_id, state.groups.config.offsets_topic_num_partitions)
@@ -47,21 +44,9 @@ async def handle(ctx, request) -> TxnOffsetCommitResponse | Deferred:
             request.transactional_id, request.producer_id, request.producer_epoch, OFFSETS_TOPIC, partition))
         if down == ErrorCode.NONE:
             down = None
-    to_commit: list[tuple[str, list[OffsetCommitEntry]]] = []
-    for topic in request.topics:
-        meta = state.logs.topic(topic.name)
-        entries = []
-        for p in topic.partitions:
-            if down is not None:
-                errors[(topic.name, p.partition_index)] = down
-            elif meta is None or not 0 <= p.partition_index < meta.num_partitions:
-                errors[(topic.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                entries.append(OffsetCommitEntry(p.partition_index, p.committed_offset,
-                                                 leader_epoch=p.committed_leader_epoch if v >= 2 else -1,
-                                                 metadata=p.committed_metadata))
-        if entries:
-            to_commit.append((topic.name, entries))
+    errors, to_commit = _group.split_commit(ctx, request.topics, down, lambda p: OffsetCommitEntry(
+        p.partition_index, p.committed_offset, leader_epoch=p.committed_leader_epoch if v >= 2 else -1,
+        metadata=p.committed_metadata))
     if not to_commit:
         return _response(request, errors)
     groups = state.groups
@@ -70,14 +55,11 @@ async def handle(ctx, request) -> TxnOffsetCommitResponse | Deferred:
         member_id=request.member_id if v >= 3 else "",
         group_instance_id=request.group_instance_id if v >= 3 else None,
         generation_id=request.generation_id if v >= 3 else -1, topics=to_commit)
-    return Deferred(partial(_answer, groups, waiter, request, errors))
 
+    async def answer() -> TxnOffsetCommitResponse:
+        return _response(request, await _group.commit_answered(groups, waiter, errors))
 
-async def _answer(groups, waiter, request, errors) -> TxnOffsetCommitResponse:
-    for topic_name, rows in await groups.wait(waiter):
-        for partition, error in rows:
-            errors[(topic_name, partition)] = error
-    return _response(request, errors)
+    return Deferred(answer)
 
 
 def _response(request, errors) -> TxnOffsetCommitResponse:

@@ -34,7 +34,7 @@ import trio
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import CoordinatorShell, Waiter
+from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
 from ..errors import storage_error_code
 from ..group.service import OFFSETS_TOPIC
 from .coordinator import DescribedTxn, InitResult, MarkerJob, TransactionCoordinator, TxnConfig
@@ -71,15 +71,12 @@ class TransactionService:
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
-        n_partitions = self.config.transaction_state_log_num_partitions
-        meta = self.state.partitions.ensure_internal_topic(
-            TRANSACTION_STATE_TOPIC, n_partitions, dict(TRANSACTION_STATE_TOPIC_CONFIGS))
-        if meta.num_partitions != n_partitions:
-            # The topic outlives the setting: transactional ids stay where they were written.
-            log.info("%s has %d partitions (transaction.state.log.num.partitions=%d): using %d",
-                     TRANSACTION_STATE_TOPIC, meta.num_partitions, n_partitions, meta.num_partitions)
-            self._use(dataclasses.replace(self.config, transaction_state_log_num_partitions=meta.num_partitions))
-        n = await self.shell.load(meta.num_partitions)
+        n_partitions = ensure_coordinator_topic(
+            self.state.partitions, TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions,
+            TRANSACTION_STATE_TOPIC_CONFIGS, "transaction.state.log.num.partitions")
+        if n_partitions != self.config.transaction_state_log_num_partitions:
+            self._use(dataclasses.replace(self.config, transaction_state_log_num_partitions=n_partitions))
+        n = await self.shell.load(n_partitions)
         self.loading = False
         pending = sum(1 for t in self.coordinator.txns.values() if t.meta.state.name.startswith("PREPARE"))
         log.info("transaction coordinator loaded %d records: %d transactional ids, %d to complete",
