@@ -36,7 +36,7 @@ from kafkito.protocol import ErrorCode
 
 from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
 from ..errors import storage_error_code
-from ..group.service import OFFSETS_TOPIC
+from ..group.service import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS
 from .coordinator import DescribedTxn, InitResult, MarkerJob, TransactionCoordinator, TxnConfig
 
 log = logging.getLogger("kafkito.broker.txn")
@@ -44,11 +44,8 @@ log = logging.getLogger("kafkito.broker.txn")
 __all__ = ["TRANSACTION_STATE_TOPIC", "TransactionService"]
 
 TRANSACTION_STATE_TOPIC = "__transaction_state"
-# Kafka's transaction.state.log.* settings: compacted, 100 MiB segments.
-TRANSACTION_STATE_TOPIC_CONFIGS = {
-    "cleanup.policy": "compact",
-    "segment.bytes": str(100 * 1024 * 1024),
-}
+# Kafka's transaction.state.log.* defaults are the offsets topic's: compacted, 100 MiB segments.
+TRANSACTION_STATE_TOPIC_CONFIGS = OFFSETS_TOPIC_CONFIGS
 MARKER_RETRY_BACKOFF_S = 0.1
 MARKER_RETRY_BACKOFF_MAX_S = 5.0
 
