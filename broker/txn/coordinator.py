@@ -192,10 +192,14 @@ class TransactionCoordinator(CoordinatorBase):
     def markers_done(self, job: MarkerJob, *, now_ms: int) -> None:
         """Every marker of ``job`` is durable: complete the transaction."""
         self.poll(now_ms)
-        txn = self.txns[job.transactional_id]
+        txn = self.txns.get(job.transactional_id)
+        if (txn is None or txn.meta.state not in (S.PREPARE_COMMIT, S.PREPARE_ABORT)
+                or txn.meta.producer_id != job.producer_id or txn.pending is not None):
+            # A repeated job whose transaction another one completed already: nothing to do.
+            log.info("markers of %r done again (%s): ignored", job.transactional_id,
+                     "gone" if txn is None else txn.meta.state.kafka_name)
+            return
         meta = txn.meta
-        assert meta.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT) and meta.producer_id == job.producer_id, \
-            (meta, job)
         done = meta.replace(state=S.COMPLETE_COMMIT if job.commit else S.COMPLETE_ABORT,
                             partitions=frozenset(), last_update_ms=self.now_ms)
         then = self._after_markers.pop(job.transactional_id, None)
