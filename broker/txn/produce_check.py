@@ -34,12 +34,14 @@ def check_transactional_produce(state, transactional_id: str | None, topic: str,
     (attributes,) = _ATTRIBUTES.unpack_from(records, ATTRIBUTES_AT)
     if not attributes & TRANSACTIONAL_BIT:
         return ErrorCode.NONE
+    producer_id, producer_epoch = _PRODUCER.unpack_from(records, PRODUCER_ID_AT)
+    if producer_id < 0:
+        return ErrorCode.NONE  # not a producer's batch at all: the validator refuses it
     txns = state.txns
     if txns is None or txns.loading:
         return ErrorCode.NOT_ENOUGH_REPLICAS
     if not transactional_id:
         return ErrorCode.INVALID_TXN_STATE
-    producer_id, producer_epoch = _PRODUCER.unpack_from(records, PRODUCER_ID_AT)
     error = txns.verify_partition(transactional_id, producer_id, producer_epoch, topic, partition)
     if error == ErrorCode.PRODUCER_FENCED:
         return ErrorCode.INVALID_PRODUCER_EPOCH
