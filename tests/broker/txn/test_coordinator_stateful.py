@@ -233,4 +233,4 @@ class TxnMachine(RuleBasedStateMachine):
 
 
 TestTxnCoordinator = TxnMachine.TestCase
-TestTxnCoordinator.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestTxnCoordinator.settings = settings(settings(), stateful_step_count=40, max_examples=max(150, settings().max_examples))
