@@ -339,11 +339,15 @@ class TransactionCoordinator(CoordinatorBase):
     def verify_partition(self, transactional_id: str, producer_id: int, producer_epoch: int,
                          topic: str, partition: int) -> ErrorCode:
         """May this producer write transactional records to this partition now (the check
-        KIP-890 puts before a transactional Produce and TxnOffsetCommit)?"""
-        txn, error = self._check_producer(transactional_id, producer_id, producer_epoch, pending_ok=True)
+        KIP-890 puts before a transactional Produce and TxnOffsetCommit)? As Kafka's:
+        CONCURRENT_TRANSACTIONS while a transition is in flight or the transaction is
+        completing (the writer retries), INVALID_TXN_STATE for a partition not in it."""
+        txn, error = self._check_producer(transactional_id, producer_id, producer_epoch)
         if error != E.NONE:
             return error
         meta = txn.meta
+        if meta.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+            return E.CONCURRENT_TRANSACTIONS
         if meta.state != S.ONGOING or (topic, partition) not in meta.partitions:
             return E.INVALID_TXN_STATE
         return E.NONE
@@ -419,8 +423,8 @@ class TransactionCoordinator(CoordinatorBase):
         return out, unknown
 
     # ============================================================ internals
-    def _check_producer(self, transactional_id: str, producer_id: int, producer_epoch: int, *,
-                        pending_ok: bool = False) -> tuple[Txn | None, ErrorCode]:
+    def _check_producer(self, transactional_id: str, producer_id: int,
+                        producer_epoch: int) -> tuple[Txn | None, ErrorCode]:
         if not transactional_id:
             return None, E.INVALID_REQUEST
         txn = self.txns.get(transactional_id)
@@ -428,7 +432,7 @@ class TransactionCoordinator(CoordinatorBase):
             return None, E.INVALID_PRODUCER_ID_MAPPING
         if producer_epoch != txn.meta.producer_epoch:
             return None, E.PRODUCER_FENCED
-        if txn.pending is not None and not pending_ok:
+        if txn.pending is not None:
             return None, E.CONCURRENT_TRANSACTIONS
         return txn, E.NONE
 

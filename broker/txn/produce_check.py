@@ -10,7 +10,8 @@ so the check is one lookup.
 Answers as Kafka's produce path does: INVALID_TXN_STATE for a partition not in an open
 transaction, INVALID_PRODUCER_EPOCH for a fenced epoch (Produce has no PRODUCER_FENCED),
 INVALID_PRODUCER_ID_MAPPING for a producer id the transactional id does not hold,
-NOT_ENOUGH_REPLICAS (retriable) while the coordinator is not ready.
+NOT_ENOUGH_REPLICAS (retriable) while the coordinator is not ready or the transaction is
+between states (CONCURRENT_TRANSACTIONS at the coordinator: Kafka's mapping too).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def check_transactional_produce(state, transactional_id: str | None, topic: str,
     error = txns.verify_partition(transactional_id, producer_id, producer_epoch, topic, partition)
     if error == ErrorCode.PRODUCER_FENCED:
         return ErrorCode.INVALID_PRODUCER_EPOCH
-    if error in (ErrorCode.CONCURRENT_TRANSACTIONS, ErrorCode.INVALID_REQUEST):
+    if error == ErrorCode.CONCURRENT_TRANSACTIONS:
+        return ErrorCode.NOT_ENOUGH_REPLICAS  # Kafka's retriable stand-in: try again shortly
+    if error == ErrorCode.INVALID_REQUEST:
         return ErrorCode.INVALID_TXN_STATE
     return error

@@ -67,6 +67,7 @@ def test_requests_during_a_commit_get_concurrent_transactions():
     assert d.c.init_producer_id("t", 60_000, now_ms=d.now).result.error == E.CONCURRENT_TRANSACTIONS
     assert d.c.end_txn("t", r.producer_id, 0, True, now_ms=d.now).result == E.CONCURRENT_TRANSACTIONS
     assert d.c.end_txn("t", r.producer_id, 0, False, now_ms=d.now).result == E.INVALID_TXN_STATE
+    assert d.c.verify_partition("t", r.producer_id, 0, "a", 0) == E.CONCURRENT_TRANSACTIONS  # a late batch waits
     assert not w.done
     d.pump()
     assert w.result == E.NONE
