@@ -21,7 +21,7 @@ import pytest
 
 from e2e.serve import ServeProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 N = 1000
 KILLS = 4
@@ -144,7 +144,9 @@ def test_consume_transform_produce_survives_kill_9(tmp_path):
                 assert broker.stop(signal.SIGKILL) == -signal.SIGKILL
                 kills += 1
                 worker.stop.set()
-                worker.join(60)
+                # A librdkafka call caught by the kill may block well past its timeout; the
+                # incarnation is fenced by the next one anyway, so it is left behind.
+                worker.join(10)
                 assert not worker.done, "killed after the copy ended: not mid-stream"
                 broker = ServeProcess(data, SETTINGS, log_dir=tmp_path)
                 continue
