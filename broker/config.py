@@ -130,8 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
       "0: half of the process's RLIMIT_NOFILE (ulimit -n), the rest left to connections.",
       0, INT32_MAX),
     # Log defaults for topics (topic configs override them).
-    S("log.segment.bytes", int, 1024**3, "Roll a segment at this size.", 14, INT32_MAX),
-    S("log.roll.ms", int, 7 * 24 * 3600 * 1000, "Roll a segment at this age.", 1, INT64_MAX),
+    S("log.segment.bytes", int, 1024**3, "Roll a segment at this size.", 1024, INT32_MAX),
+    S("log.roll.ms", int, 7 * 24 * 3600 * 1000, "Roll a segment at this age.", 100, INT64_MAX),
     S("log.retention.ms", int, 7 * 24 * 3600 * 1000, "Delete closed segments older than this (-1: never).", -1, INT64_MAX),
     S("log.retention.bytes", int, -1, "Delete oldest segments beyond this size (-1: never).", -1, INT64_MAX),
     S("log.retention.check.interval.ms", int, 300_000, "How often retention runs.", 1, INT64_MAX),
@@ -160,6 +160,21 @@ SETTINGS: tuple[Setting, ...] = (
       0, INT64_MAX),
     S("compression.type", str, "producer", "Default compression.type.",
       choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
+    # Log compaction (storage/cleaner.py, broker/log_cleaner.py).
+    S("log.cleaner.enable", bool, True, "Run the log cleaner on topics with cleanup.policy=compact."),
+    S("log.cleaner.threads", int, 1, "Cleaner worker threads (each cleans one log at a time; 0: none).", 0, 64),
+    S("log.cleaner.dedupe.buffer.size", int, 128 * 1024 * 1024,
+      "Memory for the key -> offset maps of all cleaner threads (24 bytes a key, as Kafka's); "
+      "a log with more dirty keys is cleaned in several passes.", 1024 * 1024, INT64_MAX),
+    S("log.cleaner.io.buffer.load.factor", float, 0.9, "Share of a dedupe buffer filled before a pass ends.",
+      0.1, 1.0),
+    S("log.cleaner.io.max.bytes.per.second", float, 1.7976931348623157e308,
+      "Cleaner I/O (bytes read plus written, all threads) per second.", 1.0, None),
+    S("log.cleaner.backoff.ms", int, 15_000, "Sleep of an idle cleaner thread before it looks again.", 0, INT64_MAX),
+    S("log.cleaner.min.cleanable.ratio", float, 0.5, "Default min.cleanable.dirty.ratio.", 0.0, 1.0),
+    S("log.cleaner.min.compaction.lag.ms", int, 0, "Default min.compaction.lag.ms.", 0, INT64_MAX),
+    S("log.cleaner.max.compaction.lag.ms", int, INT64_MAX, "Default max.compaction.lag.ms.", 1, INT64_MAX),
+    S("log.cleaner.delete.retention.ms", int, 86_400_000, "Default delete.retention.ms.", 0, INT64_MAX),
     # Network.
     S("socket.request.max.bytes", int, 104_857_600, "Largest request frame; larger ones close the connection.", 1, INT32_MAX),
     S("connections.max.idle.ms", int, 600_000, "Close connections idle this long.", 1, INT64_MAX),
@@ -198,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("group.consumer.heartbeat.interval.ms", int, 1000,
       "Heartbeat interval KIP-848 consumer-group members are told to use.", 1, INT32_MAX, kafka_default=5000),
     S("offsets.topic.num.partitions", int, 1, "Partitions of __consumer_offsets.", 1, 1000, kafka_default=50),
+    S("offsets.topic.segment.bytes", int, 100 * 1024 * 1024,
+      "segment.bytes of __consumer_offsets when it is created (smaller: compacted sooner).",
+      1024 * 1024, INT32_MAX),
     S("offsets.retention.minutes", int, 10080, "Keep an empty group's offsets this long.", 1, INT32_MAX),
     S("offsets.retention.check.interval.ms", int, 600_000, "How often expired offsets are removed.", 1, INT64_MAX),
     S("offset.metadata.max.bytes", int, 4096, "Largest offset-commit metadata string.", 0, INT32_MAX),
@@ -211,6 +229,9 @@ SETTINGS: tuple[Setting, ...] = (
       "How often expired transactional ids are removed.", 1, INT32_MAX),
     S("transaction.state.log.num.partitions", int, 1, "Partitions of __transaction_state.", 1, 1000,
       kafka_default=50),
+    S("transaction.state.log.segment.bytes", int, 100 * 1024 * 1024,
+      "segment.bytes of __transaction_state when it is created (smaller: compacted sooner).",
+      1024 * 1024, INT32_MAX),
 )
 del S
 
@@ -342,6 +363,10 @@ def log_config_from(config: BrokerConfig) -> LogConfig:
             "compression.type": config.compression_type,
             "message.timestamp.before.max.ms": str(config.log_message_timestamp_before_max_ms),
             "message.timestamp.after.max.ms": str(config.log_message_timestamp_after_max_ms),
+            "min.cleanable.dirty.ratio": str(config.log_cleaner_min_cleanable_ratio),
+            "min.compaction.lag.ms": str(config.log_cleaner_min_compaction_lag_ms),
+            "max.compaction.lag.ms": str(config.log_cleaner_max_compaction_lag_ms),
+            "delete.retention.ms": str(config.log_cleaner_delete_retention_ms),
         },
         LogConfig(),
     )

@@ -246,9 +246,10 @@ class TxnIndexes:
 
     def replace(self, old_bases: list[int], new_base: int) -> None:
         """Segments at ``old_bases`` were replaced by one at ``new_base`` (a compaction's
-        swap): their entries move to its index, in marker order, written at the next sync.
-        The entries stay facts about the log (a cleaned-away aborted batch is simply not
-        read any more), so none is dropped here."""
+        swap): their entries move to its index, in marker order, written now (the swap
+        is durable already; a crash in between is caught by the snapshots' counts). The
+        entries stay facts about the log (a cleaned-away aborted batch is simply not read
+        any more), so none is dropped here."""
         moved = []
         for base in sorted(old_bases):
             index = self._by_base.get(base)
@@ -261,6 +262,7 @@ class TxnIndexes:
         index.entries = sorted(index.entries + moved, key=lambda e: e.last_offset)
         index.mark_for_rewrite()
         self._put(index)
+        index.sync()
 
     def dirty(self) -> list[TransactionIndex]:
         return [self._by_base[b] for b in self._bases if self._by_base[b].dirty]
@@ -313,6 +315,10 @@ class TxnIndexes:
             if have != counts.get(base, 0):
                 return base
         return None
+
+    def count_in(self, segment_base: int) -> int:
+        index = self._by_base.get(segment_base)
+        return 0 if index is None else len(index.entries)
 
     def entries(self) -> list[AbortedTxn]:
         return [e for b in self._bases for e in self._by_base[b].entries]

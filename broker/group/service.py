@@ -63,8 +63,10 @@ class GroupService:
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
+        configs = dict(OFFSETS_TOPIC_CONFIGS,
+                       **{"segment.bytes": str(self.state.config.offsets_topic_segment_bytes)})
         n_partitions = ensure_coordinator_topic(self.state.partitions, OFFSETS_TOPIC,
-                                                self.config.offsets_topic_num_partitions, OFFSETS_TOPIC_CONFIGS,
+                                                self.config.offsets_topic_num_partitions, configs,
                                                 "offsets.topic.num.partitions")
         if n_partitions != self.config.offsets_topic_num_partitions:
             self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=n_partitions)

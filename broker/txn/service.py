@@ -68,9 +68,11 @@ class TransactionService:
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
+        configs = dict(TRANSACTION_STATE_TOPIC_CONFIGS,
+                       **{"segment.bytes": str(self.state.config.transaction_state_log_segment_bytes)})
         n_partitions = ensure_coordinator_topic(
             self.state.partitions, TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions,
-            TRANSACTION_STATE_TOPIC_CONFIGS, "transaction.state.log.num.partitions")
+            configs, "transaction.state.log.num.partitions")
         if n_partitions != self.config.transaction_state_log_num_partitions:
             self._use(dataclasses.replace(self.config, transaction_state_log_num_partitions=n_partitions))
         n = await self.shell.load(n_partitions)

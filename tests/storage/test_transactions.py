@@ -320,3 +320,48 @@ def test_txn_indexes_follow_a_segment_swap(tmp_path):
     assert reloaded.load([0, 20]) == {}
     assert reloaded.entries() == [(1, 0, 5, 6), (2, 8, 12, 13), (3, 21, 22, 23)]
     assert [e.producer_id for e in reloaded.collect(9, 30, 0)] == [2, 3]
+
+
+def test_compaction_keeps_the_aborted_index_and_the_lso(tmp_path, clock):
+    """A clean never reaches the LSO, carries the swapped segments' .txnindex entries into
+    the new segment, and what read_committed serves survives a restart after it."""
+    from kafkito.storage.cleaner import Cleaner, cleanable_upper_offset
+
+    config = LogConfig(cleanup_policy=("compact",), segment_bytes=400, index_interval_bytes=128,
+                       delete_retention_ms=60_000, file_delete_delay_ms=0,
+                       min_cleanable_dirty_ratio=0.0)
+    path = tmp_path / "t-0"
+    plog = open_log(path, clock, config)
+    now = clock.now_ms()
+
+    def keyed(pid: int, values: list[bytes]) -> bytes:  # every key distinct: nothing superseded
+        return build_batch([(v, v, [], TS) for v in values], producer_id=pid,
+                           producer_epoch=0 if pid >= 0 else -1,
+                           base_sequence=0 if pid >= 0 else -1, is_transactional=pid >= 0)
+
+    for round_ in range(6):
+        plog.append(keyed(round_, [b"t%d-%d" % (round_, i) for i in range(2)]), now)
+        plog.append(keyed(-1, [b"p%d" % round_]), now)
+        plog.append_control(round_, 0, round_ % 2 == 0, 0, now)
+    lso = plog.append(keyed(99, [b"open-0", b"open-1"]), now).base_offset  # open: LSO here
+    plog.append(keyed(-1, [b"tail"]), now)
+    plog.flush()
+    plog.roll(now)
+    assert plog.last_stable_offset == lso
+    assert cleanable_upper_offset(plog) == lso
+    before = committed_view(plog)
+    aborted_before = plog.aborted_transactions(0, lso)
+    assert len(aborted_before) == 3
+    assert Cleaner(100).clean(plog, now) is not None
+    plog.flush()
+    # The aborted records went; the aborted list still covers whatever remains of them.
+    assert committed_view(plog) == [r for r in before if r[0] in dict(committed_view(plog))]
+    assert {v for _, v in committed_view(plog)} == {v for _, v in before}
+    names = {n for n in os.listdir(path) if n.endswith(".txnindex")}
+    assert names == {f"{s.base_offset:020d}.txnindex" for s in plog.segments
+                     if plog.txn_indexes.count_in(s.base_offset)}
+    plog.close()
+    plog = open_log(path, clock, config)
+    assert plog.last_stable_offset == lso
+    assert {v for _, v in committed_view(plog)} == {v for _, v in before}
+    plog.close()
