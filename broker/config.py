@@ -245,6 +245,17 @@ SETTINGS: tuple[Setting, ...] = (
       "kafkito only: chunks fetched past the one a read needs (sequential consumers).", 0, 1024),
     # Transactions.
     S("transaction.max.timeout.ms", int, 900_000, "Largest transaction timeout a producer may ask for.", 1, INT32_MAX),
+    S("transactional.id.expiration.ms", int, 604_800_000,
+      "Forget a transactional id idle (no transaction) this long.", 1, INT32_MAX),
+    S("transaction.abort.timed.out.transaction.cleanup.interval.ms", int, 10_000,
+      "How often transactions open past their timeout are aborted.", 1, INT32_MAX),
+    S("transaction.remove.expired.transaction.cleanup.interval.ms", int, 3_600_000,
+      "How often expired transactional ids are removed.", 1, INT32_MAX),
+    S("transaction.state.log.num.partitions", int, 1, "Partitions of __transaction_state.", 1, 1000,
+      kafka_default=50),
+    S("transaction.state.log.segment.bytes", int, 100 * 1024 * 1024,
+      "segment.bytes of __transaction_state when it is created (smaller: compacted sooner).",
+      1024 * 1024, INT32_MAX),
 )
 del S
 

@@ -32,6 +32,7 @@ class BrokerState:
     handlers: dict[int, Any] = field(default_factory=dict)
     producer_ids: Any = None  # ProducerIdManager
     groups: Any = None  # GroupService, once the group coordinator is attached
+    txns: Any = None  # TransactionService, once the transaction coordinator is attached
     request_pool: Any = None  # RequestMemoryPool shared by every connection (see request_pool.py)
     request_pool_lot: Any = None  # trio ParkingLot: connections waiting for pool bytes
 

@@ -28,8 +28,10 @@ module holds the pieces that let it work that way, so each coordinator only deci
   Trio runs one task at a time, so coordinator calls never interleave and need no lock.
 
 A coordinator plugged into the shell offers its ``outbox``, ``poll(now_ms)``, ``next_deadline_ms()``,
-``take_writes()``, ``write_done(write, error)``, ``replay(key, value)`` and
-``finish_load(now_ms)``.
+``take_writes()``, ``write_done(write, error)``, ``replay(key, value)``,
+``replay_transactional(partition, producer_id, key, value)`` and
+``replay_marker(partition, producer_id, commit)`` (records of transactional batches and the
+markers that end them: TxnOffsetCommit's offsets) and ``finish_load(now_ms)``.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ import trio
 
 from kafkito.protocol import ErrorCode
 from kafkito.records.batch import build_batch
+from kafkito.records.control import control_marker
+from kafkito.records.errors import CorruptRecordError
+from kafkito.storage.log import ORIGIN_COORDINATOR
 
 from .errors import storage_error_code
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
-__all__ = ["CoordinatorShell", "DeadlineTimer", "FactCodec", "Outbox", "Waiter", "Write"]
+__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox", "Waiter", "Write"]
 
 T = TypeVar("T")
 Fact = tuple[Any, Any]  # (key, value); a None value is a tombstone
@@ -152,16 +157,21 @@ class FactCodec(Protocol):
 
 
 class Write:
-    """Facts to append to one partition of the internal topic, in order."""
+    """Facts to append to one partition of the internal topic, in order.
 
-    __slots__ = ("partition", "facts", "on_done", "_codec")
+    ``producer`` (producer id, epoch) makes the write a transactional batch of that
+    producer's open transaction (TxnOffsetCommit): its facts count only once the
+    transaction's commit marker follows them in the log."""
+
+    __slots__ = ("partition", "facts", "on_done", "_codec", "producer")
 
     def __init__(self, partition: int, facts: list[Fact], on_done: Callable[[ErrorCode], None] | None,
-                 codec: FactCodec) -> None:
+                 codec: FactCodec, producer: tuple[int, int] | None = None) -> None:
         self.partition = partition
         self.facts = facts
         self.on_done = on_done
         self._codec = codec
+        self.producer = producer
 
     def __repr__(self) -> str:
         return f"Write(partition={self.partition}, facts={self.facts!r})"
@@ -183,7 +193,9 @@ class Outbox:
     calls ``on_done`` once, with the first error seen, when every partition's write is
     done. ``on_queued`` sees facts as they are queued and ``on_written`` as each write
     completes (with its own error), before ``on_done``: that is where a coordinator applies
-    what is now durable, partition by partition, exactly as loading would."""
+    what is now durable, partition by partition, exactly as loading would. A transactional
+    write (``producer`` given) skips both hooks: its facts count only when the
+    transaction's marker follows them, which the coordinator learns separately."""
 
     def __init__(self, codec: FactCodec, partition_for: Callable[[str], int], *,
                  on_queued: Callable[[list[Fact]], None] = lambda facts: None,
@@ -198,7 +210,8 @@ class Outbox:
         return len(self._queue)
 
     def write(self, facts_by_key: list[tuple[str, Fact]],
-              on_done: Callable[[ErrorCode], None] | None = None) -> None:
+              on_done: Callable[[ErrorCode], None] | None = None, *,
+              producer: tuple[int, int] | None = None) -> None:
         per_partition: dict[int, list[Fact]] = {}
         for routing_key, fact in facts_by_key:
             per_partition.setdefault(self.partition_for(routing_key), []).append(fact)
@@ -217,8 +230,9 @@ class Outbox:
                 on_done(first_error[0])
 
         for partition, facts in per_partition.items():
-            self.on_queued(facts)
-            self._queue.append(Write(partition, facts, one_done, self.codec))
+            if producer is None:  # a transaction's facts count only once its marker is written
+                self.on_queued(facts)
+            self._queue.append(Write(partition, facts, one_done, self.codec, producer))
 
     def take(self) -> list[Write]:
         out, self._queue = self._queue, []
@@ -226,7 +240,8 @@ class Outbox:
 
     def done(self, write: Write, error: ErrorCode = ErrorCode.NONE) -> None:
         """The shell appended ``write`` (error NONE) or failed to."""
-        self.on_written(write.facts, error)
+        if write.producer is None:
+            self.on_written(write.facts, error)
         if write.on_done is not None:
             write.on_done(error)
 
@@ -245,7 +260,55 @@ class Coordinator(Protocol):
 
     def replay(self, raw_key, raw_value) -> None: ...
 
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None: ...
+
+    def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None: ...
+
     def finish_load(self, now_ms: int) -> None: ...
+
+
+class CoordinatorBase:
+    """What every pure coordinator does alike: keep the time it is given, fire its timers,
+    hand its outbox's writes to the shell and take their reports back. A subclass sets
+    ``timer`` and ``outbox`` and decides everything else."""
+
+    timer: DeadlineTimer
+    outbox: Outbox
+    now_ms: int = 0
+
+    def poll(self, now_ms: int) -> None:
+        """Fire every timer due at ``now_ms``, in deadline order."""
+        self.now_ms = max(self.now_ms, now_ms)
+        while (action := self.timer.pop_due(self.now_ms)) is not None:
+            action()
+
+    def next_deadline_ms(self) -> int | None:
+        return self.timer.next_deadline_ms()
+
+    def take_writes(self) -> list[Write]:
+        return self.outbox.take()
+
+    def write_done(self, write: Write, error: ErrorCode = ErrorCode.NONE) -> None:
+        """The owner appended ``write`` (error NONE) or failed to."""
+        self.outbox.done(write, error)
+
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None:
+        """A record of a transactional batch at load; only a topic holding them overrides this."""
+
+    def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker at load; only a topic holding them overrides this."""
+
+
+def ensure_coordinator_topic(partitions, topic: str, num_partitions: int, configs: dict[str, str],
+                             setting: str) -> int:
+    """Create the coordinator's internal topic if missing; returns the partitions it has.
+    The topic outlives the setting (``setting``, e.g. offsets.topic.num.partitions): the
+    keys stay where they were written, so an existing topic keeps its count."""
+    meta = partitions.ensure_internal_topic(topic, num_partitions, dict(configs))
+    if meta.num_partitions != num_partitions:
+        log.info("%s has %d partitions (%s=%d): using %d", topic, meta.num_partitions, setting, num_partitions,
+                 meta.num_partitions)
+    return meta.num_partitions
 
 
 class CoordinatorShell:
@@ -280,9 +343,19 @@ class CoordinatorShell:
                     continue
                 for batch in plog.batches():
                     if batch.is_control:
+                        # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
+                        try:
+                            commit = control_marker(batch).is_commit
+                        except CorruptRecordError:
+                            continue
+                        coordinator.replay_marker(p, batch.producer_id, commit)
                         continue
+                    txn_producer = batch.producer_id if batch.is_transactional else None
                     for record in batch.records():
-                        coordinator.replay(record.key, record.value)
+                        if txn_producer is None:
+                            coordinator.replay(record.key, record.value)
+                        else:
+                            coordinator.replay_transactional(p, txn_producer, record.key, record.value)
                         n += 1
             return n
 
@@ -352,16 +425,22 @@ class CoordinatorShell:
     async def _append(self, writes: list[Write]) -> None:
         """One batch per partition, all partitions concurrently. A write counts once it is
         in the log, or, if ``durable``, once it is fsynced (acks=all)."""
-        by_partition: dict[int, list[Write]] = {}
+        by_partition: dict[tuple[int, tuple[int, int] | None], list[Write]] = {}
         for w in writes:
-            by_partition.setdefault(w.partition, []).append(w)
+            by_partition.setdefault((w.partition, w.producer), []).append(w)
         partitions, coordinator, topic = self.partitions, self.coordinator, self.topic
 
-        async def one(partition: int, ws: list[Write]) -> None:
+        async def one(key: tuple[int, tuple[int, int] | None], ws: list[Write]) -> None:
+            partition, producer = key
             now = self.now_ms()
             records = [(key, value, None, now) for w in ws for key, value in w.records()]
             try:
-                st, info = partitions.append_nowait(topic, partition, build_batch(records))
+                if producer is None:
+                    batch = build_batch(records)
+                else:  # Kafka's coordinator-origin transactional batch: no sequence
+                    batch = build_batch(records, producer_id=producer[0], producer_epoch=producer[1],
+                                        is_transactional=True)
+                st, info = partitions.append_nowait(topic, partition, batch, origin=ORIGIN_COORDINATOR)
             except Exception as exc:
                 error = self._append_error(exc, partition, len(records))
                 for w in ws:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import trio
 
 from kafkito.storage import AppendInfo, LogManager, PartitionLog, StorageError
+from kafkito.storage.log import ORIGIN_CLIENT
 
 from .internal_topics import config_error as internal_config_error
 from .internal_topics import repaired_overrides
@@ -130,7 +131,8 @@ class PartitionManager:
                 log.error("cannot restore the configs of %s: %s", name, exc)
         return meta
 
-    def append_nowait(self, topic: str, partition: int, records, *, schedule_flush: bool = True):
+    def append_nowait(self, topic: str, partition: int, records, *, schedule_flush: bool = True,
+                      origin: str = ORIGIN_CLIENT):
         """Append in the calling task; the caller decides whether to wait for the fsync.
 
         Produce appends every partition of a request first and then waits for all their
@@ -139,10 +141,11 @@ class PartitionManager:
         st = self.state(topic, partition)
         if st is None:
             raise KeyError((topic, partition))
-        return st, self.append(st, records, schedule_flush=schedule_flush)
+        return st, self.append(st, records, schedule_flush=schedule_flush, origin=origin)
 
-    def append(self, st: PartitionState, records, *, schedule_flush: bool = True) -> AppendInfo:
-        info = st.log.append(records, self.clock.now_ms())
+    def append(self, st: PartitionState, records, *, schedule_flush: bool = True,
+               origin: str = ORIGIN_CLIENT) -> AppendInfo:
+        info = st.log.append(records, self.clock.now_ms(), origin=origin)
         if schedule_flush:
             self._schedule_background_flush(st)
         return info

@@ -47,6 +47,7 @@ from .connection import Connection
 from .connection_quotas import ConnectionQuotas
 from .context import BrokerState
 from .group.service import GroupService
+from .txn.service import TransactionService
 from .handlers import load_handlers
 from .log_cleaner import LogCleanerService
 from .partitions import PartitionManager
@@ -147,14 +148,17 @@ class Broker:
                 request_pool_lot=trio.lowlevel.ParkingLot(),
             )
             state.groups = GroupService(state)
+            state.txns = TransactionService(state)
             try:  # before the nursery, so a failure is this error and not a group of them
                 await state.groups.load()
+                await state.txns.load()
             except StorageError as exc:
-                raise BrokerStartError(f"cannot load the consumer groups: {exc}") from None
+                raise BrokerStartError(f"cannot load the consumer groups or transactions: {exc}") from None
             self.log_cleaner = LogCleanerService(logs, config, self.clock.now_ms, partitions.refresh)
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
                 nursery.start_soon(state.groups.run)
+                nursery.start_soon(state.txns.run)
                 nursery.start_soon(self.log_cleaner.run)
                 nursery.start_soon(self._retention_loop, state)
                 nursery.start_soon(self._recovery_point_loop, state)
@@ -187,6 +191,7 @@ class Broker:
                             await self._all_closed.wait()
                     conn_nursery.cancel_scope.cancel()
                 await state.groups.shutdown()
+                await state.txns.shutdown()
                 with trio.CancelScope(shield=True):
                     await partitions.flush_all()
                 nursery.cancel_scope.cancel()

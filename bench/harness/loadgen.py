@@ -154,6 +154,62 @@ def run_produce(job: dict) -> dict:
             "first_error": first_error[0] if first_error else None}
 
 
+def run_txn_produce(job: dict) -> dict:
+    """Produce as fast as possible inside transactions, committing every
+    ``commit_interval_ms``, for ``duration_s``. Each commit first flushes what the client
+    still queues (timed apart: that is the client's backlog, not the commit), then times
+    commit_transaction() itself: EndTxn, i.e. the coordinator's prepare, markers, complete."""
+    from confluent_kafka import KafkaException, Producer
+
+    size = int(job["size"])
+    topic = job["topic"]
+    conf = _producer_config(job)
+    conf["transactional.id"] = f"bench-txn-{os.getpid()}"
+    producer = Producer(conf)
+    producer.list_topics(topic, timeout=30)
+    producer.init_transactions(30)
+    pool = payload_pool()
+    span = POOL_BYTES - size
+    interval_s = float(job.get("commit_interval_ms", 100)) / 1000
+    duration_s = float(job.get("duration_s", 3.0))
+    commits_ms: list[float] = []
+    _barrier()
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    deadline = start + duration_s
+    count = pos = 0
+    try:
+        producer.begin_transaction()
+        next_commit = start + interval_s
+        while True:
+            try:
+                producer.produce(topic, pool[pos:pos + size])
+            except BufferError:
+                producer.poll(0.002)
+                continue
+            count += 1
+            pos = (pos + size + 7) % span
+            if count % 64 == 0:
+                producer.poll(0)
+                now = time.perf_counter()
+                if now >= next_commit or now >= deadline:
+                    producer.flush(60)
+                    t0 = time.perf_counter()
+                    producer.commit_transaction(60)
+                    commits_ms.append((time.perf_counter() - t0) * 1000)
+                    if now >= deadline:
+                        break
+                    producer.begin_transaction()
+                    next_commit = time.perf_counter() + interval_s
+    except KafkaException as exc:
+        return {"error": str(exc)}
+    elapsed = time.perf_counter() - start
+    out = {"messages": count, "delivered": count, "errors": 0, "undelivered": 0, "bytes": count * size,
+           "elapsed_s": elapsed, "client_cpu_s": time.process_time() - cpu0, "first_error": None}
+    out["commits"] = _percentiles(commits_ms)
+    return out
+
+
 def run_latency(job: dict) -> dict:
     """One message at a time: produce, wait for its acknowledgement, repeat."""
     from confluent_kafka import Producer
@@ -425,7 +481,7 @@ def run_topic(job: dict) -> dict:
             "create_topics_error": created_error}
 
 
-MODES = {"topic": run_topic, "produce": run_produce, "latency": run_latency,
+MODES = {"topic": run_topic, "produce": run_produce, "txn_produce": run_txn_produce, "latency": run_latency,
          "latency_raw": run_latency_raw, "consume": run_consume,
          "e2e_consume": run_e2e_consume, "e2e_produce": run_e2e_produce, "group_join": run_group_join}
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from .brokers import REPO
 
-BARRIER_MODES = {"produce", "consume", "e2e_consume"}
+BARRIER_MODES = {"produce", "txn_produce", "consume", "e2e_consume"}
 
 
 class Worker:

@@ -485,6 +485,55 @@ def idle_connections_case(count: int) -> Case:
                 note="each connection did one ApiVersions, then sits idle; RSS 3 s later")
 
 
+# -- transactional produce against idempotent produce, in one session ---------------------
+
+def txn_case(size: int = 1 * KB, commit_interval_ms: int = 100) -> Case:
+    """Transactions cost: the same producers, idempotent and acks=all, first plain then
+    inside transactions committed every ``commit_interval_ms``; their ratio, and the
+    latency of commit_transaction() (EndTxn: prepare, markers, complete)."""
+
+    def run(ctx: Context, broker: BrokerUnderTest) -> dict:
+        with ctx.session(broker):
+            out: dict = {}
+            rates: dict[str, list[float]] = {"idempotent": [], "txn": []}
+            commit_p50: list[float] = []
+            commit_p99: list[float] = []
+            # Interleaved twice, so a drift of the shared machine weighs on both alike.
+            for i, kind in enumerate(("idempotent", "txn", "txn", "idempotent")):
+                topic = f"txn-bench-{kind}-{i}"
+                create_topic(broker.bootstrap, topic, 1)
+                jobs = produce_jobs(broker.bootstrap, topic, size, "all", "none", processes=ctx.producers,
+                                    duration_s=ctx.produce_s)
+                for job in jobs:
+                    job["producer_config"] = {"enable.idempotence": True}
+                    if kind == "txn":
+                        job["mode"] = "txn_produce"
+                        job["commit_interval_ms"] = commit_interval_ms
+                results, _ = run_together(jobs)
+                err = first_error(results)
+                if err and kind == "txn":
+                    raise NotSupported(f"transactions: {err}")
+                rates[kind].append(summarize_produce(results)["mb_s"])
+                if kind == "txn":
+                    commit_p50 += [r["commits"]["p50_ms"] for r in results if r["commits"].get("count")]
+                    commit_p99 += [r["commits"]["p99_ms"] for r in results if r["commits"].get("count")]
+                    out["commits"] = out.get("commits", 0) + sum(r["commits"].get("count", 0) for r in results)
+            for kind, samples in rates.items():
+                out[f"{kind}_mb_s"] = sum(samples) / len(samples)
+            # per-process percentiles: the median of the p50s, the worst p99
+            out["commit_p50_ms"] = sorted(commit_p50)[len(commit_p50) // 2] if commit_p50 else None
+            out["commit_p99_ms"] = max(commit_p99) if commit_p99 else None
+            out["mb_s"] = out["txn_mb_s"]
+            out["txn_ratio"] = out["txn_mb_s"] / out["idempotent_mb_s"]
+            return out
+
+    metrics = [MB_S, Metric("txn_ratio", "txn / idempotent", "x", "higher"),
+               Metric("commit_p50_ms", "commit p50", "ms", "lower"),
+               Metric("commit_p99_ms", "commit p99", "ms", "lower")]
+    return Case(f"txn/{_label_size(size)}/commit={commit_interval_ms}ms", "transactions", run, metrics,
+                note="acks=all; ratio to idempotent produce measured in the same session")
+
+
 # -- the plan --------------------------------------------------------------------------------
 
 TARGET_PRODUCE = {(1 * KB, 1), (10 * KB, 1), (1 * KB, "all"), (10 * KB, "all")}
@@ -508,6 +557,7 @@ def plan(ctx: Context) -> list[Case]:
     cases.append(e2e_case(1000, 3 if quick else 10))
     cases.append(consume_case(1 * GB, reps=1 if quick else 3))
     cases.append(group_join_case())
+    cases.append(txn_case())
     # partitions/1 is produce/1KB/acks=1/none again: quick runs skip it, with the 1,000 case.
     for partitions in (100,) if quick else (1, 100, 1000):
         cases.append(produce_case(1 * KB, 1, "none", partitions=partitions, group="scaling",

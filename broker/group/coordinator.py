@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import DeadlineTimer, Outbox, Waiter, Write
+from ..coordinator_runtime import CoordinatorBase, DeadlineTimer, Outbox, Waiter, Write
 from .classic import (
     ClassicGroupCoordinator,
     DescribedGroup,
@@ -194,7 +194,7 @@ def _timed(op):
     return wrapper
 
 
-class GroupCoordinator:
+class GroupCoordinator(CoordinatorBase):
     def __init__(self, config: GroupConfig | None = None, *,
                  new_member_suffix: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self.config = cfg = config or GroupConfig()
@@ -238,23 +238,6 @@ class GroupCoordinator:
     def _simple_group_ids(self) -> list[str]:
         return [g for g in self.offset_store.group_ids() if self._is_simple_group(g)]
 
-    # ============================================================ time and writes
-    def poll(self, now_ms: int) -> None:
-        """Fire every timer due at ``now_ms``, in deadline order."""
-        self.now_ms = max(self.now_ms, now_ms)
-        while (action := self.timer.pop_due(self.now_ms)) is not None:
-            action()
-
-    def next_deadline_ms(self) -> int | None:
-        return self.timer.next_deadline_ms()
-
-    def take_writes(self) -> list[Write]:
-        return self.outbox.take()
-
-    def write_done(self, write: Write, error: ErrorCode = E.NONE) -> None:
-        """The owner appended ``write`` (error NONE) or failed to."""
-        self.outbox.done(write, error)
-
     # ============================================================ loading
     def replay(self, raw_key: bytes | memoryview | None, raw_value: bytes | memoryview | None) -> None:
         """Apply one ``__consumer_offsets`` record, in log order (startup only)."""
@@ -270,6 +253,20 @@ class GroupCoordinator:
             self.offset_store.replay(key, value)  # type: ignore[arg-type]
         else:
             self.classic.replay(key, value)  # type: ignore[arg-type]
+
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None:
+        """A record of a transactional batch (TxnOffsetCommit's offsets), in log order."""
+        try:
+            decoded = decode_record(raw_key, raw_value)
+        except RecordFormatError as exc:
+            log.warning("skipping an undecodable __consumer_offsets record: %s", exc)
+            return
+        if decoded is not None and isinstance(decoded[0], OffsetCommitKey):
+            self.offset_store.replay_transactional(producer_id, decoded[0], decoded[1])  # type: ignore[arg-type]
+
+    def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker, in log order."""
+        self.complete_txn(partition, producer_id, commit)
 
     def finish_load(self, now_ms: int) -> None:
         """Build groups from the replayed records and arm the timers."""
@@ -373,7 +370,40 @@ class GroupCoordinator:
                       require_stable: bool = False, now_ms: int) -> list[tuple[str, list[FetchedOffset]]]:
         """OffsetFetch for one group: the listed partitions, or every committed one when
         ``topics`` is None. Unknown groups and partitions read as offset -1."""
-        return self.offset_store.fetch(group_id, topics)
+        return self.offset_store.fetch(group_id, topics, require_stable)
+
+    @_timed
+    def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                           group_instance_id: str | None, generation_id: int,
+                           topics: Iterable[tuple[str, Iterable[OffsetCommitEntry]]],
+                           now_ms: int) -> Waiter[TopicResults]:
+        """TxnOffsetCommit (the transaction coordinator has checked the producer): the
+        group checks the member (KIP-447), the offset store writes the offsets as the
+        producer's transactional batch; they count once its COMMIT marker is written."""
+        topics = [(t, list(parts)) for t, parts in topics]
+        error = E.NONE
+        if not group_id:
+            error = E.INVALID_GROUP_ID
+        elif group_id in self.consumer.groups:
+            if member_id or generation_id >= 0:
+                error = self.consumer.validate_offset_commit(group_id, member_id, generation_id, 9)
+        elif generation_id >= 0 or member_id or group_instance_id is not None:
+            # A producer without KIP-447's group metadata (TxnOffsetCommit v0-v2, or
+            # send_offsets_to_transaction with a bare group id) is not checked, as in Kafka.
+            try:
+                self.classic.validate_offset_commit(group_id, member_id, group_instance_id, generation_id, 8)
+            except ValidationError as exc:
+                error = exc.error
+        if error != E.NONE:
+            return Waiter.completed([(t, [(p.partition, error) for p in parts]) for t, parts in topics])
+        return self.offset_store.commit(group_id, topics, retention_time_ms=-1, now_ms=self.now_ms,
+                                        producer=(producer_id, producer_epoch))
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker of ``producer_id`` was written to ``__consumer_offsets``
+        partition ``partition``: its offsets for groups placed there count (or go)."""
+        n = self.config.offsets_topic_num_partitions
+        self.offset_store.complete_txn(producer_id, commit, lambda group_id: partition_for(group_id, n) == partition)
 
     @_timed
     def delete_offsets(self, *, group_id: str, topics: Iterable[tuple[str, Iterable[int]]],

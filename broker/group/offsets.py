@@ -23,6 +23,13 @@ group's offsets stay when its last member leaves.
   offset committed with an explicit retention (OffsetCommit v2-v4) expires at its own
   deadline instead.
 
+* **Transactional offsets** (TxnOffsetCommit, KIP-98/447) are written as a transactional
+  batch of the committing producer and held per producer id in ``txn_offsets`` until the
+  transaction's marker reaches their ``__consumer_offsets`` partition: a COMMIT moves them
+  into the offsets table, an ABORT drops them (``complete_txn``; loading replays both the
+  batches and the markers the same way). Until then OffsetFetch answers the committed
+  offset, or UNSTABLE_OFFSET_COMMIT when asked for stable offsets only (``require_stable``).
+
 Nothing here reads a clock: ``now_ms`` comes with every call.
 """
 
@@ -101,6 +108,9 @@ class OffsetStore:
         self.offsets: dict[str, dict[tuple[str, int], OffsetCommitValue]] = {}
         # group -> (topic, partition) -> how many commits are queued but not written.
         self._pending: dict[str, dict[tuple[str, int], int]] = {}
+        # producer id -> group -> (topic, partition) -> offset written in the producer's
+        # open transaction, applied by its COMMIT marker.
+        self.txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetCommitValue]]] = {}
 
     # ============================================================ what exists
     def has_group(self, group_id: str) -> bool:
@@ -108,7 +118,10 @@ class OffsetStore:
         return group_id in self.offsets or group_id in self._pending
 
     def has_pending(self, group_id: str) -> bool:
-        return group_id in self._pending
+        return group_id in self._pending or any(group_id in groups for groups in self.txn_offsets.values())
+
+    def _unstable(self, group_id: str, topic: str, partition: int) -> bool:
+        return any((topic, partition) in groups.get(group_id, ()) for groups in self.txn_offsets.values())
 
     def group_ids(self) -> list[str]:
         return list({**self.offsets, **self._pending})
@@ -159,8 +172,10 @@ class OffsetStore:
 
     # ============================================================ OffsetCommit
     def commit(self, group_id: str, topics: list[tuple[str, list[OffsetCommitEntry]]], *,
-               retention_time_ms: int, now_ms: int) -> Waiter[TopicResults]:
-        """Store already validated commits: per (topic, [(partition, error)]) once durable."""
+               retention_time_ms: int, now_ms: int,
+               producer: tuple[int, int] | None = None) -> Waiter[TopicResults]:
+        """Store already validated commits: per (topic, [(partition, error)]) once durable.
+        With ``producer`` (id, epoch) they are that producer's transactional offsets."""
         waiter: Waiter[TopicResults] = Waiter()
         expire_ms = -1 if retention_time_ms == -1 else now_ms + retention_time_ms
         max_meta = self.offset_metadata_max_bytes
@@ -187,32 +202,55 @@ class OffsetStore:
                 for ti, pi in written:
                     part, _ = results[ti][1][pi]
                     results[ti][1][pi] = (part, mapped)
+            elif producer is not None:
+                for _, (key, value) in facts:
+                    self.replay_transactional(producer[0], key, value)
             waiter.complete(results)
 
-        self._queue(facts, persisted)
+        self.outbox.write(facts, persisted, producer=producer)
         return waiter
 
+    # ============================================================ transactions
+    def replay_transactional(self, producer_id: int, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
+        """An offset written in ``producer_id``'s open transaction (pending until its marker)."""
+        if value is not None:
+            self.txn_offsets.setdefault(producer_id, {}).setdefault(key.group, {})[(key.topic, key.partition)] = value
+
+    def complete_txn(self, producer_id: int, commit: bool, in_partition: Callable[[str], bool]) -> None:
+        """The producer's transaction ended in the ``__consumer_offsets`` partition holding
+        the groups ``in_partition`` accepts: apply (COMMIT) or drop (ABORT) its offsets."""
+        groups = self.txn_offsets.get(producer_id)
+        if not groups:
+            return
+        for group_id in [g for g in groups if in_partition(g)]:
+            tps = groups.pop(group_id)
+            if commit:
+                for (topic, partition), value in tps.items():
+                    self.replay(OffsetCommitKey(group_id, topic, partition), value)
+        if not groups:
+            del self.txn_offsets[producer_id]
+
     # ============================================================ OffsetFetch
-    def fetch(self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
-              ) -> list[tuple[str, list[FetchedOffset]]]:
+    def fetch(self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None,
+              require_stable: bool = False) -> list[tuple[str, list[FetchedOffset]]]:
         """The listed partitions, or every committed one when ``topics`` is None. Unknown
-        groups and partitions read as offset -1."""
+        groups and partitions read as offset -1; with ``require_stable``, one with an
+        offset pending in an open transaction reads as UNSTABLE_OFFSET_COMMIT."""
         committed = self.offsets.get(group_id, {})
+
+        def one(topic: str, partition: int) -> FetchedOffset:
+            if require_stable and self._unstable(group_id, topic, partition):
+                return FetchedOffset(partition, error=E.UNSTABLE_OFFSET_COMMIT)
+            v = committed.get((topic, partition))
+            return FetchedOffset(partition) if v is None \
+                else FetchedOffset(partition, v.offset, v.leader_epoch, v.metadata)
+
         if topics is None:
             by_topic: dict[str, list[FetchedOffset]] = {}
-            for (topic, partition), v in sorted(committed.items()):
-                by_topic.setdefault(topic, []).append(
-                    FetchedOffset(partition, v.offset, v.leader_epoch, v.metadata))
+            for topic, partition in sorted(committed):
+                by_topic.setdefault(topic, []).append(one(topic, partition))
             return list(by_topic.items())
-        out = []
-        for topic, partitions in topics:
-            row = []
-            for partition in partitions:
-                v = committed.get((topic, partition))
-                row.append(FetchedOffset(partition) if v is None
-                           else FetchedOffset(partition, v.offset, v.leader_epoch, v.metadata))
-            out.append((topic, row))
-        return out
+        return [(topic, [one(topic, p) for p in partitions]) for topic, partitions in topics]
 
     # ============================================================ deletion
     def delete(self, group_id: str, topics: list[tuple[str, list[int]]],

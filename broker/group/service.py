@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import CoordinatorShell, Waiter
+from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
 from .classic import DescribedGroup, JoinResult, LeaveResult, SyncResult
 from .consumer_group import ConsumerGroup, HeartbeatResult
 from .coordinator import GroupConfig, GroupCoordinator, ListedGroup
@@ -65,16 +65,13 @@ class GroupService:
     async def load(self) -> None:
         configs = dict(OFFSETS_TOPIC_CONFIGS,
                        **{"segment.bytes": str(self.state.config.offsets_topic_segment_bytes)})
-        meta = self.state.partitions.ensure_internal_topic(
-            OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs)
-        if meta.num_partitions != self.config.offsets_topic_num_partitions:
-            # The topic outlives the setting: groups stay where they were written.
-            log.info("%s has %d partitions (offsets.topic.num.partitions=%d): using %d",
-                     OFFSETS_TOPIC, meta.num_partitions, self.config.offsets_topic_num_partitions,
-                     meta.num_partitions)
-            self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=meta.num_partitions)
+        n_partitions = ensure_coordinator_topic(self.state.partitions, OFFSETS_TOPIC,
+                                                self.config.offsets_topic_num_partitions, configs,
+                                                "offsets.topic.num.partitions")
+        if n_partitions != self.config.offsets_topic_num_partitions:
+            self.config = dataclasses.replace(self.config, offsets_topic_num_partitions=n_partitions)
             self._use(GroupCoordinator(self.config))
-        n = await self.shell.load(meta.num_partitions)
+        n = await self.shell.load(n_partitions)
         self.loading = False
         coordinator = self.coordinator
         log.info("group coordinator loaded %d records: %d groups, %d with offsets",
@@ -159,6 +156,17 @@ class GroupService:
                       require_stable: bool = False) -> list[tuple[str, list[FetchedOffset]]]:
         return self.coordinator.fetch_offsets(group_id=group_id, topics=topics, require_stable=require_stable,
                                               now_ms=self._now())
+
+    def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                           group_instance_id: str | None, generation_id: int,
+                           topics: Iterable[tuple[str, Iterable[OffsetCommitEntry]]]) -> Waiter[TopicResults]:
+        return self.coordinator.commit_txn_offsets(
+            group_id=group_id, producer_id=producer_id, producer_epoch=producer_epoch, member_id=member_id,
+            group_instance_id=group_instance_id, generation_id=generation_id, topics=topics, now_ms=self._now())
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker is durable in ``__consumer_offsets`` partition ``partition``."""
+        self.coordinator.complete_txn(partition, producer_id, commit)
 
     def delete_offsets(self, *, group_id: str, topics: Iterable[tuple[str, Iterable[int]]]
                        ) -> Waiter[tuple[ErrorCode, TopicResults]]:

@@ -6,6 +6,8 @@ wire structs to coordinator calls and back, version by version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kafkito.protocol import ErrorCode
 
 
@@ -29,3 +31,34 @@ def client_host(ctx) -> str:
 
 def client_id(ctx) -> str:
     return ctx.header.client_id or ""
+
+
+def split_commit(ctx, topics, down: ErrorCode | None, entry: Callable) -> tuple[dict, list]:
+    """An OffsetCommit/TxnOffsetCommit request's partitions: (errors answered without the
+    coordinator, by (topic, partition): ``down`` for all when the request cannot be served,
+    UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist, as in Kafka; and
+    [(topic, [entry(partition)])] for the rest)."""
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    to_commit: list = []
+    for topic in topics:
+        meta = ctx.broker.logs.topic(topic.name)
+        entries = []
+        for p in topic.partitions:
+            if down is not None:
+                errors[(topic.name, p.partition_index)] = down
+            elif meta is None or not 0 <= p.partition_index < meta.num_partitions:
+                errors[(topic.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                entries.append(entry(p))
+        if entries:
+            to_commit.append((topic.name, entries))
+    return errors, to_commit
+
+
+async def commit_answered(groups, waiter, errors: dict) -> dict:
+    """``errors`` completed with the coordinator's per-partition answers, once it gives them
+    (the commit's fsync), parked off the connection's turn."""
+    for topic_name, rows in await groups.wait(waiter):
+        for partition, error in rows:
+            errors[(topic_name, partition)] = error
+    return errors

@@ -20,10 +20,8 @@ v10 (topic ids, part of KIP-848).
 
 from __future__ import annotations
 
-from functools import partial
-
 from kafkito.broker.group.coordinator import OffsetCommitEntry
-from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol import ApiKey
 from kafkito.protocol.messages.offset_commit import (
     OffsetCommitResponse,
     OffsetCommitResponsePartition,
@@ -31,7 +29,7 @@ from kafkito.protocol.messages.offset_commit import (
 )
 
 from ..context import Deferred
-from ._group import unavailable
+from ._group import commit_answered, split_commit, unavailable
 
 API_KEY = ApiKey.OFFSET_COMMIT
 MIN_VERSION = 1
@@ -40,26 +38,12 @@ MAX_VERSION = 9
 
 async def handle(ctx, request) -> Deferred | OffsetCommitResponse:
     v = ctx.api_version
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    to_commit: list[tuple[str, list[OffsetCommitEntry]]] = []
-    down = unavailable(ctx)
-    for topic in request.topics:
-        meta = ctx.broker.logs.topic(topic.name)
-        entries = []
-        for p in topic.partitions:
-            if down is not None:
-                errors[(topic.name, p.partition_index)] = down
-            elif meta is None or not 0 <= p.partition_index < meta.num_partitions:
-                errors[(topic.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                entries.append(OffsetCommitEntry(
-                    p.partition_index, p.committed_offset,
-                    leader_epoch=p.committed_leader_epoch if v >= 6 else -1,
-                    metadata=p.committed_metadata,
-                    commit_timestamp_ms=p.commit_timestamp if v == 1 else -1,
-                ))
-        if entries:
-            to_commit.append((topic.name, entries))
+    errors, to_commit = split_commit(ctx, request.topics, unavailable(ctx), lambda p: OffsetCommitEntry(
+        p.partition_index, p.committed_offset,
+        leader_epoch=p.committed_leader_epoch if v >= 6 else -1,
+        metadata=p.committed_metadata,
+        commit_timestamp_ms=p.commit_timestamp if v == 1 else -1,
+    ))
     if to_commit:
         groups = ctx.broker.groups
         waiter = groups.commit_offsets(
@@ -71,15 +55,11 @@ async def handle(ctx, request) -> Deferred | OffsetCommitResponse:
             retention_time_ms=request.retention_time_ms if 2 <= v <= 4 else -1,
             api_version=v,
         )
-        return Deferred(partial(_answer, groups, waiter, request, errors))
-    return _response(request, errors)
 
+        async def answer() -> OffsetCommitResponse:
+            return _response(request, await commit_answered(groups, waiter, errors))
 
-async def _answer(groups, waiter, request, errors) -> OffsetCommitResponse:
-    # Parked on the coordinator (the commit's fsync), off the connection's turn.
-    for topic_name, rows in await groups.wait(waiter):
-        for partition, error in rows:
-            errors[(topic_name, partition)] = error
+        return Deferred(answer)
     return _response(request, errors)
 
 

@@ -3,9 +3,10 @@
 Returns committed offsets (offset -1 and empty metadata where nothing is committed, also
 for unknown groups, as Kafka does). v2+ may ask for every committed partition of the
 group (null topics) and report a group-level error in ``error_code``; v1 reports it in
-each partition. v5+ return the committed leader epoch. v7 adds ``require_stable``: offsets
-pending in an open transaction would answer UNSTABLE_OFFSET_COMMIT; without transactional
-offset commits nothing is ever pending, so every offset is stable. v8+ fetch several
+each partition. v5+ return the committed leader epoch. v7 adds ``require_stable``: a
+partition with an offset pending in an open transaction (TxnOffsetCommit, not yet
+committed by its marker) answers UNSTABLE_OFFSET_COMMIT, and the client retries;
+without it the committed offset is answered, the pending one never. v8+ fetch several
 groups in one request. v9 adds the KIP-848 member id/epoch, which classic groups ignore.
 
 Not served: v0 (ZooKeeper-stored offsets, gone with KRaft) and v10 (topic ids, KIP-848).

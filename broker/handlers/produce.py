@@ -28,8 +28,10 @@ Idempotent producers: a retried batch is answered with its original offsets, and
 sequence gap or a fenced epoch gets its error (the log checks every batch: storage/log.py,
 storage/producer_state.py).
 
-Not implemented: transactional produce (InitProducerId refuses transactional ids);
-v0-2 (message format v0/v1).
+Transactional batches are appended only to a partition in the producer's open transaction
+(broker/txn/produce_check.py: INVALID_TXN_STATE otherwise, as Kafka's KIP-890 check).
+
+Not implemented: v0-2 (message format v0/v1).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from kafkito.protocol.messages.produce import (
 )
 
 from ..context import CloseConnection, Deferred
+from ..txn.produce_check import check_transactional_produce
 from ._common import ZERO_UUID, is_internal, resolve_topic, storage_error_code
 
 API_KEY = ApiKey.PRODUCE
@@ -66,7 +69,7 @@ def _error(index: int, code: ErrorCode, message: str | None = None,
     )
 
 
-def _append_topic(state, topic, acks, flush_targets, pending):
+def _append_topic(state, topic, acks, flush_targets, pending, transactional_id=None):
     """Append one topic's partitions; return their responses (some filled in later)."""
     meta = resolve_topic(state, topic.name, getattr(topic, "topic_id", None))
     responses = []
@@ -81,6 +84,10 @@ def _append_topic(state, topic, acks, flush_targets, pending):
             continue
         if part.records is None or len(part.records) == 0:
             responses.append(_error(index, ErrorCode.INVALID_RECORD, "produce request without records"))
+            continue
+        txn_error = check_transactional_produce(state, transactional_id, meta.name, index, part.records)
+        if txn_error != ErrorCode.NONE:
+            responses.append(_error(index, txn_error, "the partition is not in the producer's open transaction"))
             continue
         try:
             info = state.partitions.append(st, part.records, schedule_flush=acks != -1)
@@ -117,7 +124,8 @@ async def handle(ctx, request) -> ProduceResponse | Deferred | None:
         return ProduceResponse(responses=topics, throttle_time_ms=0)
     flush_targets: list = []
     pending: list[PartitionProduceResponse] = []
-    topics = [_append_topic(state, t, acks, flush_targets, pending) for t in request.topic_data]
+    topics = [_append_topic(state, t, acks, flush_targets, pending, request.transactional_id)
+              for t in request.topic_data]
     if acks == 0:
         failed = [p for t in topics for p in t.partition_responses if p.error_code != ErrorCode.NONE]
         if failed:

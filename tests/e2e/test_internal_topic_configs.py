@@ -91,9 +91,10 @@ def test_raw_alter_configs_on_consumer_offsets_refused_with_the_rule_finding_8(t
             resource_type=TOPIC_RESOURCE, resource_name="data",
             configs=[iac.AlterableConfig(name="retention.ms", config_operation=SET, value="1")])])
         assert raw.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, request).responses[0].error_code == ErrorCode.NONE
-        # CreateTopics naming an internal topic is refused outright.
+        # CreateTopics naming an internal topic is refused outright (__transaction_state
+        # exists from the start now, so a name the broker has not created: Kafka's metadata topic).
         request = ct.CreateTopicsRequest(timeout_ms=5000, validate_only=True, topics=[ct.CreatableTopic(
-            name="__transaction_state", num_partitions=1, replication_factor=1, assignments=[],
+            name="__cluster_metadata", num_partitions=1, replication_factor=1, assignments=[],
             configs=[ct.CreatableTopicConfig(name="cleanup.policy", value="delete")])])
         assert raw.call(ApiKey.CREATE_TOPICS, 5, request).topics[0].error_code == ErrorCode.INVALID_REQUEST
         raw.close()

@@ -402,6 +402,10 @@ class Simulation:
                         if table is pm.served:
                             pm.where.pop(value, None)
                 pm.hw_max = hw
+            if reported:
+                # A reported cut of damaged data at the front moved the log start: it stays
+                # there at later starts, as if DeleteRecords had asked for it.
+                pm.delete_attempted = max(pm.delete_attempted, start)
             pm.may_lose_from.clear()
             self.warned.discard(f"{tp[0]}-{tp[1]}")
             for o in list(pm.acked_one):  # acks=1 promised nothing past a crash

@@ -35,10 +35,10 @@ class InlinePartitions:
     def ensure_internal_topic(self, name, num_partitions, configs):
         return self.logs.topic(name) or self.logs.create_topic(name, num_partitions, configs)
 
-    def append_nowait(self, topic, partition, records, *, schedule_flush=True):
+    def append_nowait(self, topic, partition, records, *, schedule_flush=True, origin="client"):
         plog = self.logs.log(topic, partition)
         self.appends += 1
-        return plog, plog.append(records, 0)
+        return plog, plog.append(records, 0, origin=origin)
 
     async def flush_to(self, plog, offset):
         await trio.sleep(0.005)  # an fsync takes a while, in virtual time
