@@ -1,0 +1,508 @@
+"""The per-key index: for each segment, record key hash -> the batches holding that key.
+
+Theory of operation. Agent events are keyed by session id, and "the last 50 events of
+session X" should not mean scanning the partition. A topic with ``key.index.enable=true``
+(kafkito only; off by default) keeps, beside each segment, a sidecar ``<base>.keyindex``
+mapping the FNV-1a 64 hash of every record key (``records.recordscan.key_hash``) to the
+base offset and file position of each batch holding a record with that key.
+
+*Cost at append.* Produce validation already walks every record (the C walk of
+validator.py, on the decompressed section); with the index on, the same walk also hashes
+the keys (``scan(section, count, keys=True)``), so the index costs no second decompression
+or parse: only a dict update per distinct key of each batch, in memory. Nothing is written
+to disk at append.
+
+*Active segment.* Its index lives in memory (``dict[hash] -> array('q')`` of interleaved
+offset, position pairs: about 16 bytes per keyed batch plus ~150 bytes per distinct key).
+When the segment is rolled it is frozen; the next ``flush`` (in the flusher's thread, as
+producer snapshots are) writes it sorted by hash to the sidecar and from then on lookups
+binary-search the mapped file. ``close`` writes the active segment's sidecar too, so a clean
+restart reads no data to get the index back.
+
+*Sidecar format* (big-endian, as Kafka's index files): a 40-byte header ``magic 'KKIX',
+version u16, 0 u16, base_offset i64, covered_bytes i64, next_offset i64, entries u32,
+crc32c(entries) u32`` then ``entries`` x 16 bytes ``(hash u64, offset - base_offset u32,
+position u32)`` sorted by (hash, position).
+
+*Derived data, rebuilt on recovery* (STYLE habit 8). At open (``load``), a sidecar is used
+only when its header and CRC are right and it covers the segment exactly (its
+``covered_bytes`` and ``next_offset`` equal the segment's after recovery); the active
+segment's is used only after a clean shutdown. Any other segment is re-walked: its batches
+are read, decompressed and scanned once (``rebuild``). A crash therefore costs a walk of the
+active segment (recovery CRC-checks it then anyway) and of segments rolled since the last
+flush. Sidecars are never fsynced: a torn one fails its checks and is rebuilt.
+
+*Kept right by the log.* Retention and DeleteRecords delete whole segments, and
+``PartitionLog`` calls ``drop`` for each, which removes the sidecar; records below the log
+start offset in a kept segment are filtered at read. A segment replaced by compaction or
+recovery must be re-indexed with ``rebuild(seg)`` (the cleaner calls it after its swap).
+Segments moved to the remote tier are not indexed: reads through the index see the local
+log only.
+
+*Reading* (``read_key_records``): the candidate batches of every segment are collected
+under the log's lock (dict look-ups and binary searches only), then read without it, newest
+first when only the last N records are wanted; each batch is CRC-checked, decompressed and
+its records compared by key (a hash collision costs a batch read, never a wrong answer), up
+to the high watermark and from the log start offset, as a consumer would see them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import mmap
+import os
+import struct
+from array import array
+from typing import Callable, Iterable, NamedTuple
+
+from crc32c import crc32c
+
+from kafkito.records import codecs
+from kafkito.records.batch import (
+    ATTRIBUTES_AT,
+    COMPRESSION_MASK,
+    CONTROL_BIT,
+    HEADER,
+    HEADER_BYTES,
+    LOG_APPEND_TIME,
+    LOG_OVERHEAD,
+    Record,
+    RecordBatch,
+    iter_records,
+)
+from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
+from kafkito.records.errors import ApiError
+from kafkito.records.recordscan import RecordScanError, key_hash, scan
+
+from .fileio import FileIO
+from .segment import segment_prefix
+
+log = logging.getLogger("kafkito.storage.key_index")
+
+KEYINDEX_SUFFIX = ".keyindex"
+_MAGIC = b"KKIX"
+_VERSION = 1
+_HEADER = struct.Struct(">4sHHqqqII")
+_ENTRY = struct.Struct(">QII")
+_HASH = struct.Struct(">Q")
+# A batch read at a guessed size first: most agent events are far smaller.
+_READ_GUESS_BYTES = 16 * 1024
+
+__all__ = ["KEYINDEX_SUFFIX", "KeyIndex", "KeyRecords", "keyindex_path", "read_key_records"]
+
+
+def keyindex_path(directory: str, base_offset: int) -> str:
+    return os.path.join(directory, segment_prefix(base_offset) + KEYINDEX_SUFFIX)
+
+
+class _Mapped:
+    """A sealed segment's sidecar, mapped read-only: binary search, no Python objects per entry."""
+
+    __slots__ = ("map", "count", "base_offset")
+
+    def __init__(self, data: mmap.mmap, count: int, base_offset: int):
+        self.map, self.count, self.base_offset = data, count, base_offset
+
+    def lookup(self, h: int) -> list[tuple[int, int]]:
+        m, lo, hi = self.map, 0, self.count
+        target = _HASH.pack(h)
+        while lo < hi:  # lower bound on the hash (the first 8 bytes of an entry)
+            mid = (lo + hi) // 2
+            at = _HEADER.size + mid * _ENTRY.size
+            if m[at : at + 8] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        out = []
+        for i in range(lo, self.count):
+            eh, rel, pos = _ENTRY.unpack_from(m, _HEADER.size + i * _ENTRY.size)
+            if eh != h:
+                break
+            out.append((self.base_offset + rel, pos))
+        return out
+
+    def close(self) -> None:
+        try:
+            self.map.close()
+        except BufferError:  # a lookup still holds a view: the GC unmaps it
+            pass
+
+
+class _SegmentEntries:
+    """One segment's index: in memory (active, or sealed but not yet written) or mapped."""
+
+    __slots__ = ("base_offset", "memory", "mapped", "covered_bytes", "next_offset")
+
+    def __init__(self, base_offset: int):
+        self.base_offset = base_offset
+        self.memory: dict[int, array] | None = {}
+        self.mapped: _Mapped | None = None
+        self.covered_bytes = 0
+        self.next_offset = base_offset
+
+    def add(self, h: int, offset: int, position: int) -> None:
+        entries = self.memory.get(h)
+        if entries is None:
+            self.memory[h] = array("q", (offset, position))
+        elif entries[-1] != position:  # one entry per batch
+            entries.append(offset)
+            entries.append(position)
+
+    def lookup(self, h: int) -> list[tuple[int, int]]:
+        if self.memory is not None:
+            entries = self.memory.get(h)
+            if entries is None:
+                return []
+            e = entries.tolist()
+            return list(zip(e[0::2], e[1::2]))
+        if self.mapped is not None:
+            return self.mapped.lookup(h)
+        return []
+
+    def encode(self) -> bytes:
+        """The sidecar (module docstring, *Sidecar format*)."""
+        body = bytearray()
+        pack = _ENTRY.pack
+        base = self.base_offset
+        count = 0
+        for h in sorted(self.memory):
+            e = self.memory[h]
+            for i in range(0, len(e), 2):
+                body += pack(h, e[i] - base, e[i + 1])
+                count += 1
+        header = _HEADER.pack(_MAGIC, _VERSION, 0, base, self.covered_bytes, self.next_offset,
+                              count, crc32c(body))
+        return header + bytes(body)
+
+    def close(self) -> None:
+        if self.mapped is not None:
+            self.mapped.close()
+            self.mapped = None
+
+
+class KeyIndex:
+    """One partition's key index (module docstring). Every mutating call is made by
+    ``PartitionLog`` under ``lock`` (its state lock), except ``write_pending`` and ``close``,
+    which take it themselves around the swaps."""
+
+    def __init__(self, directory: str, io: FileIO, lock, name: str,
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
+        self.directory = directory
+        self.io = io
+        self.lock = lock
+        self.name = name
+        self.decompressed_bytes_max = decompressed_bytes_max
+        self.segments: dict[int, _SegmentEntries] = {}
+        self._pending: list[_SegmentEntries] = []  # sealed in memory, written by the next flush
+        self.rebuilt: list[int] = []  # base offsets re-walked by load/rebuild (tests, logs)
+
+    # ---------------------------------------------------------------------- append path
+    def on_append(self, seg, position: int, base_offset: int, headers) -> None:
+        """A validated append landed in ``seg`` at ``position``: ``headers`` are its
+        ``BatchHeader``s (with ``key_hashes``), ``base_offset`` its first offset."""
+        entries = self.segments.get(seg.base_offset)
+        if entries is None or entries.memory is None:
+            entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
+        offset = base_offset
+        for h in headers:
+            hashes = h.key_hashes
+            if hashes and not h.attributes & CONTROL_BIT:
+                for kh in hashes:
+                    entries.add(kh, offset, position)
+            position += h.size
+            offset += h.last_offset_delta + 1
+        entries.covered_bytes = position
+        entries.next_offset = offset
+
+    def on_roll(self, seg) -> None:
+        """``seg`` stopped being the active segment: its sidecar is due at the next flush."""
+        entries = self.segments.get(seg.base_offset)
+        if entries is not None and entries.memory is not None:
+            entries.covered_bytes, entries.next_offset = seg.size, seg.next_offset
+            self._pending.append(entries)
+
+    def write_pending(self) -> None:
+        """Write the sidecars of segments rolled since the last call (the flusher's thread),
+        then serve them from the mapped files. A failed write only costs memory: the entries
+        stay in memory and the next open rebuilds the file."""
+        with self.lock:
+            pending, self._pending = self._pending, []
+        for entries in pending:
+            path = keyindex_path(self.directory, entries.base_offset)
+            try:
+                self._write(path, entries.encode())
+                mapped = self._map(path, entries.base_offset)
+            except OSError as e:
+                log.warning("%s: cannot write %s: %s", self.name, os.path.basename(path),
+                            e.strerror or e)
+                continue
+            with self.lock:
+                if self.segments.get(entries.base_offset) is entries and mapped is not None:
+                    entries.mapped, entries.memory = mapped, None
+                elif mapped is not None:
+                    mapped.close()
+
+    def close(self, active) -> None:
+        """Clean shutdown: write every sidecar still in memory, the active segment's too."""
+        with self.lock:
+            entries = self.segments.get(active.base_offset)
+            if entries is not None and entries.memory is not None and entries not in self._pending:
+                entries.covered_bytes, entries.next_offset = active.size, active.next_offset
+                self._pending.append(entries)
+        self.write_pending()
+        with self.lock:
+            for entries in self.segments.values():
+                entries.close()
+            self.segments.clear()
+
+    # --------------------------------------------------------------------- maintenance
+    def drop(self, base_offset: int) -> None:
+        """The segment at ``base_offset`` is gone (retention, DeleteRecords, quarantine, a
+        compaction swap): forget its entries and remove its sidecar."""
+        entries = self.segments.pop(base_offset, None)
+        if entries is not None:
+            if entries in self._pending:
+                self._pending.remove(entries)
+            entries.close()
+        try:
+            self.io.unlink(keyindex_path(self.directory, base_offset))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("%s: cannot remove the key index of segment %d: %s", self.name,
+                        base_offset, e.strerror or e)
+
+    def load(self, segments: list, clean: bool) -> None:
+        """At open, after recovery: use each valid sidecar, rebuild the rest, remove the
+        sidecars of segments that are gone (module docstring, *Derived data*)."""
+        bases = {s.base_offset for s in segments}
+        for name in self.io.listdir(self.directory):
+            if name.endswith(KEYINDEX_SUFFIX):
+                try:
+                    base = int(name[: -len(KEYINDEX_SUFFIX)])
+                except ValueError:
+                    continue
+                if base not in bases:
+                    self.drop(base)
+        active = segments[-1]
+        for seg in segments:
+            is_active = seg is active
+            entries = None
+            if clean or not is_active:
+                entries = self._read_valid(seg, to_memory=is_active)
+            if entries is None:
+                self.rebuild(seg, sealed=not is_active)
+            else:
+                self.segments[seg.base_offset] = entries
+
+    def rebuild(self, seg, *, sealed: bool = True) -> None:
+        """Re-walk ``seg`` and index it anew (recovery; the cleaner after a segment swap).
+        A sealed segment's sidecar is written by the next ``write_pending``."""
+        self.drop(seg.base_offset)
+        entries = _SegmentEntries(seg.base_offset)
+        for position, fields, view in seg.bodies_from(0, seg.size):
+            if fields[5] & CONTROL_BIT:
+                continue
+            hashes = self._batch_key_hashes(fields, view)
+            for kh in hashes:
+                entries.add(kh, fields[0], position)
+        entries.covered_bytes, entries.next_offset = seg.size, seg.next_offset
+        self.segments[seg.base_offset] = entries
+        if sealed:
+            self._pending.append(entries)
+        self.rebuilt.append(seg.base_offset)
+
+    def remove_all(self) -> None:
+        """The topic turned the index off: forget it and remove every sidecar."""
+        for base in list(self.segments):
+            self.drop(base)
+        self._pending = []
+        for name in self.io.listdir(self.directory):
+            if name.endswith(KEYINDEX_SUFFIX):
+                try:
+                    self.io.unlink(os.path.join(self.directory, name))
+                except OSError:
+                    pass
+
+    # ------------------------------------------------------------------------- lookup
+    def candidates(self, key: bytes) -> list[tuple[int, int, int]]:
+        """(segment base offset, batch offset, position) of every batch that may hold
+        ``key``, in log order. Call under the log's lock."""
+        h = key_hash(key)
+        out = []
+        for base in sorted(self.segments):
+            for offset, position in self.segments[base].lookup(h):
+                out.append((base, offset, position))
+        return out
+
+    # -------------------------------------------------------------------------- helpers
+    def _batch_key_hashes(self, fields: tuple, view) -> list[int]:
+        section = view[HEADER_BYTES:]
+        codec = fields[5] & COMPRESSION_MASK
+        try:
+            if codec:
+                section = codecs.decompress(codec, section, self.decompressed_bytes_max)
+            return scan(section, fields[12], True)[3]
+        except (RecordScanError, ApiError) as e:  # a batch stored before validation
+
+            log.warning("%s: batch at offset %d cannot be indexed: %s", self.name, fields[0], e)
+            return []
+
+    def _write(self, path: str, data: bytes) -> None:
+        tmp = path + ".tmp"
+        fd = self.io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            self.io.pwritev(fd, [data], 0)
+        finally:
+            self.io.close(fd)
+        self.io.rename(tmp, path)
+
+    def _map(self, path: str, base_offset: int) -> _Mapped | None:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < _HEADER.size:
+                return None
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        count = _HEADER.unpack_from(data, 0)[6]
+        if size != _HEADER.size + count * _ENTRY.size:
+            data.close()
+            return None
+        return _Mapped(data, count, base_offset)
+
+    def _read_valid(self, seg, *, to_memory: bool) -> _SegmentEntries | None:
+        path = keyindex_path(self.directory, seg.base_offset)
+        if not self.io.exists(path):
+            return None
+        try:
+            mapped = self._map(path, seg.base_offset)
+        except (OSError, ValueError) as e:
+            log.warning("%s: cannot read %s: %s", self.name, os.path.basename(path), e)
+            return None
+        if mapped is None:
+            return None
+        magic, version, _, base, covered, next_offset, count, crc = _HEADER.unpack_from(mapped.map, 0)
+        body = memoryview(mapped.map)[_HEADER.size:]
+        try:
+            ok = (magic == _MAGIC and version == _VERSION and base == seg.base_offset
+                  and covered == seg.size and next_offset == seg.next_offset
+                  and crc32c(body) == crc)
+        finally:
+            body.release()
+        if not ok:
+            mapped.close()
+            return None
+        entries = _SegmentEntries(seg.base_offset)
+        entries.covered_bytes, entries.next_offset = covered, next_offset
+        if to_memory:  # the active segment keeps growing: back into the dict
+            for i in range(count):
+                h, rel, pos = _ENTRY.unpack_from(mapped.map, _HEADER.size + i * _ENTRY.size)
+                entries.add(h, seg.base_offset + rel, pos)
+            mapped.close()
+        else:
+            entries.memory, entries.mapped = None, mapped
+        return entries
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+class KeyRecords(NamedTuple):
+    records: list[Record]  # in log order
+    batches_read: int
+    high_watermark: int
+    log_start_offset: int
+
+
+def read_key_records(plog, key: bytes, *, last: int | None = None, from_ms: int | None = None,
+                     to_ms: int | None = None) -> KeyRecords:
+    """The records with ``key`` in [log start, high watermark) of ``plog`` (a PartitionLog
+    whose topic has ``key.index.enable``), with timestamps in [from_ms, to_ms] when given,
+    the ``last`` of them when given; in log order. Reads only the batches the index names."""
+    with plog._lock:  # the log's state lock: segments, offsets and the index move together
+        index: KeyIndex = plog.key_index
+        start, hw = plog.log_start_offset, plog.flushed_offset
+        segs = {s.base_offset: s for s in plog.segments}
+        found = [c for c in index.candidates(key) if c[0] in segs]
+    batches_read = 0
+    picked: list[list[Record]] = []
+    total = 0
+    for base, offset, position in reversed(found):
+        if offset >= hw:
+            continue
+        seg = segs[base]
+        batch = _read_batch(seg, position)
+        batches_read += 1
+        if batch is None or batch.base_offset != offset:
+            log.warning("%s: key index names a batch at %s:%d that is not there; skipped",
+                        plog.name, segment_prefix(base), position)
+            continue
+        if batch.last_offset < start:
+            break
+        if from_ms is not None and batch.max_timestamp < from_ms:
+            if batch.timestamp_type != LOG_APPEND_TIME:
+                continue
+        lat = batch.max_timestamp if batch.timestamp_type == LOG_APPEND_TIME else None
+        mine = [r for r in _records(batch, lat, plog.decompressed_bytes_max)
+                if r.key == key and start <= r.offset < hw
+                and (from_ms is None or r.timestamp >= from_ms)
+                and (to_ms is None or r.timestamp <= to_ms)]
+        if mine:
+            picked.append(mine)
+            total += len(mine)
+            if last is not None and total >= last:
+                break
+    records = [r for group in reversed(picked) for r in group]
+    if last is not None:
+        records = records[len(records) - last:] if last < len(records) else records
+        if last == 0:
+            records = []
+    return KeyRecords(records, batches_read, hw, start)
+
+
+def _records(batch: RecordBatch, lat: int | None, cap: int) -> Iterable[Record]:
+    section = batch.records_section(cap)
+    return iter_records(section, batch.records_count, batch.base_offset, batch.base_timestamp, lat)
+
+
+def _read_batch(seg, position: int) -> RecordBatch | None:
+    """The batch at ``position``, CRC-checked (the bytes may not have been verified in this
+    process yet), or None when what is there is not a whole valid batch."""
+    data = seg.file.pread(_READ_GUESS_BYTES, position)
+    if len(data) < HEADER_BYTES:
+        return None
+    size = HEADER.unpack_from(data, 0)[1] + LOG_OVERHEAD
+    if size > len(data):
+        data = seg.file.pread(size, position)
+        if len(data) < size:
+            return None
+    try:
+        batch = RecordBatch(data)
+    except ApiError:
+        return None
+    if crc32c(batch.buf[ATTRIBUTES_AT:]) != batch.crc:
+        return None
+    return batch
+
+
+def full_scan_key_records(plog, key: bytes, *, last: int | None = None,
+                          from_ms: int | None = None, to_ms: int | None = None,
+                          batches: Callable | None = None) -> list[Record]:
+    """The same answer as ``read_key_records`` by reading every batch (the oracle of the
+    tests, and the answer for a topic without the index)."""
+    start, hw = plog.log_start_offset, plog.flushed_offset
+    out = []
+    for batch in plog.batches(start):
+        if batch.base_offset >= hw:
+            break
+        if batch.is_control:
+            continue
+        lat = batch.max_timestamp if batch.timestamp_type == LOG_APPEND_TIME else None
+        for r in _records(batch, lat, plog.decompressed_bytes_max):
+            if (r.key == key and start <= r.offset < hw
+                    and (from_ms is None or r.timestamp >= from_ms)
+                    and (to_ms is None or r.timestamp <= to_ms)):
+                out.append(r)
+    if last is not None:
+        out = out[max(0, len(out) - last):] if last else []
+    return out
