@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", help="listener (listeners; default 127.0.0.1:9092)")
     serve.add_argument("--advertised-listener", metavar="HOST:PORT",
                        help="address clients are told to use (advertised.listeners)")
+    serve.add_argument("--http", metavar="HOST:PORT|off",
+                       help="HTTP listener (http.listeners; default 127.0.0.1:9080; off disables it)")
     serve.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="a setting by its Kafka name, e.g. --set num.partitions=4 (repeatable)")
@@ -78,7 +80,7 @@ def _verify(data_dir: str) -> int:
 def build_config(args: argparse.Namespace):
     overrides = parse_set_flags(args.set)
     for flag, name in (("data_dir", "log.dirs"), ("listen", "listeners"),
-                       ("advertised_listener", "advertised.listeners")):
+                       ("advertised_listener", "advertised.listeners"), ("http", "http.listeners")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append((name, value))
