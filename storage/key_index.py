@@ -200,16 +200,23 @@ class KeyIndex:
     # ---------------------------------------------------------------------- append path
     def on_append(self, seg, position: int, base_offset: int, headers) -> None:
         """A validated append landed in ``seg`` at ``position``: ``headers`` are its
-        ``BatchHeader``s (with ``key_hashes``), ``base_offset`` its first offset."""
+        ``BatchHeader``s (with ``key_hashes``), ``base_offset`` its first offset. The hot
+        path of the index: kept to dict probes and array appends."""
         entries = self.segments.get(seg.base_offset)
         if entries is None or entries.memory is None:
             entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
+        memory = entries.memory
         offset = base_offset
         for h in headers:
             hashes = h.key_hashes
             if hashes and not h.attributes & CONTROL_BIT:
                 for kh in hashes:
-                    entries.add(kh, offset, position)
+                    e = memory.get(kh)
+                    if e is None:
+                        memory[kh] = array("q", (offset, position))
+                    elif e[-1] != position:  # one entry per batch
+                        e.append(offset)
+                        e.append(position)
             position += h.size
             offset += h.last_offset_delta + 1
         entries.covered_bytes = position
