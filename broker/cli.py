@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="list every setting, its environment variable and default")
     verify = sub.add_parser("verify", help="CRC-check every segment of a data directory (read-only)")
     verify.add_argument("data_dir", metavar="DIR")
+    from kafkito.agents.cli import add_commands as add_agent_commands
+
+    add_agent_commands(sub)  # replay, diff, sessions, watch (each sets args.run)
     return parser
 
 
@@ -110,6 +113,8 @@ async def _serve(broker: Broker) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "run", None) is not None:  # commands that bring their own runner
+        return args.run(args)
     if args.command == "verify":
         return _verify(args.data_dir)
     if args.command == "config":

@@ -11,11 +11,12 @@ a Kafka client would (tests/broker/http compares the two byte for byte).
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timezone
 from typing import Any
 
 from .batch import Record
 
-__all__ = ["decode_bytes", "encode_bytes", "record_from_json", "record_to_json"]
+__all__ = ["decode_bytes", "encode_bytes", "parse_time_ms", "record_from_json", "record_to_json"]
 
 
 def encode_bytes(data: bytes | None) -> str | dict | None:
@@ -54,3 +55,15 @@ def record_from_json(obj: dict) -> tuple[int, Record]:
     return int(obj["partition"]), Record(int(obj["offset"]), int(obj["timestamp"]),
                                          decode_bytes(obj["key"]), decode_bytes(obj["value"]),
                                          headers)
+
+
+def parse_time_ms(raw: str) -> int:
+    """A time as the HTTP API and the tools accept it: epoch milliseconds, or ISO-8601
+    (UTC when it names no zone). ValueError otherwise."""
+    text = raw.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)

@@ -19,34 +19,22 @@ is 413 ``TOO_MANY_RECORDS`` (ask with ``last`` or a time range).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from urllib.parse import unquote_to_bytes
 
 import trio
 
-from kafkito.records.jsonview import encode_bytes, record_to_json
+from kafkito.records.jsonview import encode_bytes, parse_time_ms, record_to_json
 from kafkito.storage.key_index import read_key_records
 
 from .routes import HttpError, HttpRequest, HttpResponse, Router
 
-__all__ = ["register", "parse_time_ms"]
+__all__ = ["register"]
 
 KEY_RECORDS_LAST_MAX = 100_000
 KEY_RECORDS_MAX = 100_000
 # Index reads run in worker threads, at most this many at once (the trio thread stays free
 # for the Kafka listener).
 KEY_READ_THREADS = 2
-
-
-def parse_time_ms(raw: str) -> int:
-    """Epoch milliseconds, or an ISO-8601 time (UTC when it names no zone)."""
-    text = raw.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
 
 
 def _int_param(request: HttpRequest, name: str, low: int, high: int) -> int | None:

@@ -1,0 +1,19 @@
+"""The errors of kafkito.agents' readers and SDK, each with the CLI's exit code."""
+
+from __future__ import annotations
+
+__all__ = ["BrokerUnreachable", "SourceError", "TopicNotFound"]
+
+
+class SourceError(Exception):
+    """Reading events failed; ``str(self)`` is the one-line message the CLI prints."""
+
+    exit_code = 1
+
+
+class TopicNotFound(SourceError):
+    exit_code = 3
+
+
+class BrokerUnreachable(SourceError):
+    exit_code = 4
