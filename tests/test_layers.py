@@ -26,6 +26,8 @@ FORBIDDEN = {
                         "kafkito.testing", "trio"},
     "kafkito.protocol": {"kafkito.storage", "kafkito.broker", "kafkito.client",
                          "kafkito.testing", "trio"},
+    # The client runs under asyncio or trio through anyio, and speaks only protocol and records.
+    "kafkito.client": {"kafkito.storage", "kafkito.broker", "kafkito.testing", "trio"},
 }
 
 

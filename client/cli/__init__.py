@@ -1,0 +1,1 @@
+"""The client commands of the ``kafkito`` command line (registered by broker/cli.py)."""
