@@ -140,6 +140,8 @@ async def _read(args, session: str):
     got = await read_session(args.bootstrap_server, args.topic, session, http=args.http,
                              from_ms=args.from_ms, to_ms=args.to_ms,
                              last=getattr(args, "last", None), timeout_s=args.timeout)
+    if got.note:
+        print(f"kafkito {args.command}: {got.note}", file=sys.stderr)
     if not got.events:
         where = (f"partition {got.partition}" if got.partition is not None else "its partition")
         window = " in the given time range" if args.from_ms is not None or args.to_ms is not None else ""
@@ -205,9 +207,8 @@ async def _sessions(args) -> int:
     from .source import scan_topic
 
     found = patterns.Patterns(retry_threshold=args.retry_threshold, top=args.top)
-    async for e in scan_topic(args.bootstrap_server, args.topic, since_ms=since,
-                              timeout_s=args.timeout, progress=_Progress(f"scanning {args.topic}")):
-        found.observe(e)
+    await scan_topic(args.bootstrap_server, args.topic, found.observe, since_ms=since,
+                     timeout_s=args.timeout, progress=_Progress(f"scanning {args.topic}"))
     if not found.sessions:
         window = " in the given time range" if since is not None else ""
         raise _NotFound(f"topic {args.topic!r} holds no events{window}")
@@ -228,8 +229,8 @@ async def _watch(args) -> int:
         return EXIT_USAGE
     w = patterns.Watch(args.max_cost, args.max_tool_calls)
     stop = None if args.duration is None else args.duration / 1000
-    async for e in follow_topic(args.bootstrap_server, args.topic, from_beginning=args.from_beginning,
-                                timeout_s=args.timeout, stop_after_s=stop):
+
+    async def on_event(e) -> None:
         for alert in w.observe(e):
             payload = alert.to_json()
             _emit(args, alert.line() + "\n", {"alert": payload})
@@ -238,6 +239,9 @@ async def _watch(args) -> int:
                 if code != 0:
                     print(f"kafkito watch: --exec command exited {code} for the alert on "
                           f"session {alert.session}", file=sys.stderr)
+
+    await follow_topic(args.bootstrap_server, args.topic, on_event, from_beginning=args.from_beginning,
+                       timeout_s=args.timeout, stop_after_s=stop)
     return 0
 
 

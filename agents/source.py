@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 import anyio
@@ -43,6 +43,7 @@ __all__ = ["BrokerUnreachable", "DEFAULT_HTTP_PORT", "SessionRead", "SourceError
 DEFAULT_HTTP_PORT = 9080  # kafkito's http.listeners default
 HTTP_AUTO_TIMEOUT_S = 2.0  # "auto" gives up on the HTTP path this fast
 POLL_TIMEOUT_S = 0.5
+TOPIC_WAIT_S = 2.0  # how long a topic may take to appear in metadata before it is "missing"
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SessionRead:
     events: list[Event]
     via: str  # "index" or "scan"
     partition: int | None
+    note: str | None = None  # why the index was not used, when the user named an HTTP URL
 
 
 def _client():
@@ -85,7 +87,8 @@ def _http_get(url: str, timeout_s: float) -> tuple[int, dict | None]:
 
 
 async def _read_via_http(base: str, topic: str, session: str, from_ms, to_ms, last,
-                         explicit: bool) -> list[Event] | None:
+                         explicit: bool) -> tuple[list[Event] | None, str | None]:
+    """(events, None) from the index, or (None, why not) to scan instead."""
     params = [f"{n}={v}" for n, v in (("from", from_ms), ("to", to_ms), ("last", last)) if v is not None]
     url = (f"{base}/v1/topics/{quote(topic, safe='')}/keys/{quote(session, safe='')}/records"
            + ("?" + "&".join(params) if params else ""))
@@ -95,31 +98,33 @@ async def _read_via_http(base: str, topic: str, session: str, from_ms, to_ms, la
     except OSError as e:
         if explicit:
             raise BrokerUnreachable(f"cannot reach the HTTP listener {base}: {getattr(e, 'reason', e)}") from None
-        return None
+        return None, None
     if data is None or "error" not in data and "records" not in data:
-        if explicit:
-            raise SourceError(f"{base} did not answer as kafkito's HTTP listener (status {status})")
-        return None
+        return None, f"{base} did not answer as kafkito's HTTP listener (status {status}); scanning"
     if status == 200:
         out = []
         for obj in data["records"]:
             partition, rec = record_from_json(obj)
             out.append(parse_event(partition, rec))
-        return out
+        return out, None
     if status == 404 and data.get("error") == "UNKNOWN_TOPIC_OR_PARTITION":
         raise TopicNotFound(f"topic {topic!r} does not exist")
-    return None  # KEY_INDEX_NOT_ENABLED and the like: scan instead
+    # KEY_INDEX_NOT_ENABLED and the like: scan instead
+    return None, f"{data.get('error')}: {data.get('message')}; scanning"
 
 
 async def read_session(bootstrap: str, topic: str, session: str, *, http: str = "auto",
                        from_ms: int | None = None, to_ms: int | None = None,
                        last: int | None = None, timeout_s: float = 30.0) -> SessionRead:
     base = _http_base(bootstrap, http)
+    note = None
     if base is not None:
-        events = await _read_via_http(base, topic, session, from_ms, to_ms, last,
-                                      explicit=http != "auto")
+        events, note = await _read_via_http(base, topic, session, from_ms, to_ms, last,
+                                            explicit=http != "auto")
         if events is not None:
             return SessionRead(events, "index", events[0].partition if events else None)
+        if http == "auto":
+            note = None  # the quiet fallback: most brokers have no index
     key = session.encode("utf-8")
     Consumer, KafkaError, TopicPartition, partition_for_key = _client()
     found: list[Event] = []
@@ -132,14 +137,15 @@ async def read_session(bootstrap: str, topic: str, session: str, *, http: str = 
                 found.append(parse_event(p, rec))
     if last is not None:
         found = found[max(0, len(found) - last):]
-    return SessionRead(found, "scan", p)
+    return SessionRead(found, "scan", p, note)
 
 
-async def scan_topic(bootstrap: str, topic: str, *, since_ms: int | None = None,
-                     timeout_s: float = 30.0,
-                     progress: Callable[[int, int], None] | None = None) -> AsyncIterator[Event]:
-    """Every event of every partition from ``since_ms`` (or the start) to the high
-    watermarks at the start of the scan. ``progress(done, total)`` counts offsets."""
+async def scan_topic(bootstrap: str, topic: str, on_event: Callable[[Event], None], *,
+                     since_ms: int | None = None, timeout_s: float = 30.0,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    """``on_event`` for every event of every partition from ``since_ms`` (or the start) to
+    the high watermarks at the start of the scan. ``progress(done, total)`` counts offsets.
+    (Callbacks, not an async generator: the client's task group must not span a yield.)"""
     Consumer, KafkaError, TopicPartition, _ = _client()
     async with _consumer(bootstrap, timeout_s) as c:
         n = await _partition_count(c, topic, timeout_s)
@@ -155,16 +161,17 @@ async def scan_topic(bootstrap: str, topic: str, *, since_ms: int | None = None,
                 if progress:
                     progress(before + rec.offset + 1 - start, total)
                 if since_ms is None or rec.timestamp >= since_ms:
-                    yield parse_event(tp.partition, rec)
+                    on_event(parse_event(tp.partition, rec))
             before += max(0, end - start)
         if progress:
             progress(total, total)
 
 
-async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = False,
-                       timeout_s: float = 30.0, stop_after_s: float | None = None) -> AsyncIterator[Event]:
+async def follow_topic(bootstrap: str, topic: str, on_event: Callable[[Event], Awaitable[None]], *,
+                       from_beginning: bool = False, timeout_s: float = 30.0,
+                       stop_after_s: float | None = None) -> None:
     """Tail every partition of ``topic`` (from its end, or its start), forever or for
-    ``stop_after_s`` seconds."""
+    ``stop_after_s`` seconds, awaiting ``on_event`` for each event."""
     Consumer, KafkaError, TopicPartition, _ = _client()
     async with _consumer(bootstrap, timeout_s) as c:
         n = await _partition_count(c, topic, timeout_s)
@@ -181,11 +188,22 @@ async def follow_topic(bootstrap: str, topic: str, *, from_beginning: bool = Fal
             except KafkaError as e:
                 raise BrokerUnreachable(f"lost the broker at {bootstrap}: {e}") from None
             for r in batch:
-                yield parse_event(r.partition, Record(r.offset, r.timestamp_ms, r.key, r.value,
-                                                      list(r.headers)))
+                await on_event(parse_event(r.partition, Record(r.offset, r.timestamp_ms, r.key,
+                                                               r.value, list(r.headers))))
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _why(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
+def _leaf(group: BaseExceptionGroup) -> BaseException:
+    e: BaseException = group
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
 
 
 class _consumer:
@@ -200,32 +218,35 @@ class _consumer:
         self.c = Consumer(self.bootstrap, group_id=None, auto_offset_reset="earliest",
                           request_timeout_ms=ms, connect_timeout_ms=min(ms, 10_000))
         try:
-            with anyio.fail_after(self.timeout_s):
-                await self.c.start()
+            try:
+                await self.c.start()  # bounded by connect_timeout_ms
+            except BaseExceptionGroup as group:  # the client's task group may wrap the cause
+                raise _leaf(group) from None
         except (KafkaError, OSError, TimeoutError) as e:
             try:
                 await self.c.close(autocommit=False)
             except Exception:
                 pass
-            raise BrokerUnreachable(f"cannot reach a broker at {self.bootstrap}: {e or 'timed out'}") from None
+            raise BrokerUnreachable(f"cannot reach a broker at {self.bootstrap}: {_why(e)}") from None
         return self.c
 
     async def __aexit__(self, *exc):
-        with anyio.CancelScope(shield=True):
-            await self.c.close(autocommit=False)
+        await self.c.close(autocommit=False)
 
 
 async def _partition_count(c, topic: str, timeout_s: float) -> int:
     _, KafkaError, _, _ = _client()
     try:
         with anyio.fail_after(timeout_s):
-            parts = await c.partitions_for_topic(topic)
+            # A short wait: on Kafka a missing topic answers UNKNOWN_TOPIC_OR_PARTITION, which
+            # is retriable only while a new topic propagates.
+            parts = await c.cluster.partitions_for(topic, wait_ms=int(min(timeout_s, TOPIC_WAIT_S) * 1000))
     except TimeoutError:
         raise BrokerUnreachable(f"no metadata for {topic!r} within {timeout_s:g} s") from None
     except KafkaError as e:
-        if "UNKNOWN_TOPIC" in str(e) or "UNKNOWN_TOPIC" in type(e).__name__.upper():
+        if getattr(e, "name", "") == "UNKNOWN_TOPIC_OR_PARTITION":
             raise TopicNotFound(f"topic {topic!r} does not exist") from None
-        raise BrokerUnreachable(f"cannot read metadata of {topic!r}: {e}") from None
+        raise BrokerUnreachable(f"cannot read metadata of {topic!r}: {_why(e)}") from None
     if not parts:
         raise TopicNotFound(f"topic {topic!r} does not exist")
     return len(parts)
@@ -241,7 +262,7 @@ async def _bounds(c, tps, since_ms, timeout_s) -> dict:
                 at = await c.offsets_for_times({tp: since_ms for tp in tps})
                 starts = {tp: (at[tp].offset if at.get(tp) is not None else ends[tp]) for tp in tps}
     except (KafkaError, TimeoutError) as e:
-        raise BrokerUnreachable(f"cannot list offsets: {e or 'timed out'}") from None
+        raise BrokerUnreachable(f"cannot list offsets: {_why(e)}") from None
     return {tp: (starts[tp], ends[tp]) for tp in tps}
 
 
