@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BrokerUnreachable", "SourceError", "TopicNotFound"]
+__all__ = ["BrokerUnreachable", "SourceError", "TopicNotFound", "leaf_exception"]
 
 
 class SourceError(Exception):
@@ -17,3 +17,11 @@ class TopicNotFound(SourceError):
 
 class BrokerUnreachable(SourceError):
     exit_code = 4
+
+
+def leaf_exception(e: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups: the client's task groups may
+    wrap the cause of a failed start."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e

@@ -35,7 +35,7 @@ from kafkito.records.batch import Record
 from kafkito.records.jsonview import record_from_json
 
 from .envelope import Event, parse_event
-from .errors import BrokerUnreachable, SourceError, TopicNotFound
+from .errors import BrokerUnreachable, SourceError, TopicNotFound, leaf_exception
 
 __all__ = ["BrokerUnreachable", "DEFAULT_HTTP_PORT", "SessionRead", "SourceError", "TopicNotFound",
            "follow_topic", "read_session", "scan_topic"]
@@ -199,13 +199,6 @@ def _why(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _leaf(group: BaseExceptionGroup) -> BaseException:
-    e: BaseException = group
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    return e
-
-
 class _consumer:
     """The client's Consumer, with its connection errors turned into ``BrokerUnreachable``."""
 
@@ -221,7 +214,7 @@ class _consumer:
             try:
                 await self.c.start()  # bounded by connect_timeout_ms
             except BaseExceptionGroup as group:  # the client's task group may wrap the cause
-                raise _leaf(group) from None
+                raise leaf_exception(group) from None
         except (KafkaError, OSError, TimeoutError) as e:
             try:
                 await self.c.close(autocommit=False)

@@ -36,6 +36,7 @@ sent again after a reconnect.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -45,7 +46,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from .errors import SourceError
+from .errors import SourceError, leaf_exception
 
 __all__ = ["Span", "Tracer", "TracerBufferFull", "TracerError", "TracerSession"]
 
@@ -198,7 +199,10 @@ class Tracer:
         self.buffer_max_events = buffer_max_events
         self.buffer_max_age_s = buffer_max_age_s
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self.producer_config = {"acks": "all", "enable_idempotence": True, "connect_timeout_ms": 5000,
+        # Each attempt to reach the broker is bounded well inside the buffer's time limit.
+        attempt_ms = max(1000, min(10_000, int(buffer_max_age_s * 500)))
+        self.producer_config = {"acks": "all", "enable_idempotence": True,
+                                "connect_timeout_ms": attempt_ms, "request_timeout_ms": attempt_ms,
                                 "delivery_timeout_ms": int(DELIVERY_WAIT_S * 1000), **(producer_config or {})}
         self._buffer: collections.deque = collections.deque()  # (enqueued monotonic, key, value, headers, ts)
         self._cond = threading.Condition()
@@ -315,6 +319,17 @@ class Tracer:
             self._buffer.append((time.monotonic(), key, value, headers, ts))
             self._cond.notify_all()
 
+    def _wait_delivery(self, future, oldest: float) -> None:
+        """Wait for one delivery, but never past the buffer's time limit (the client's own
+        delivery timeout may be longer)."""
+        while True:
+            try:
+                future.result(0.2)
+                return
+            except concurrent.futures.TimeoutError:
+                if time.monotonic() - oldest > self.buffer_max_age_s:
+                    raise TimeoutError("no delivery within buffer_max_age_s") from None
+
     def _sender(self) -> None:
         producer = None
         backoff = RETRY_BACKOFF_S[0]
@@ -335,8 +350,9 @@ class Tracer:
                     futures = [producer.produce(self.topic, value=v, key=k, headers=h, timestamp_ms=ts)
                                for _t, k, v, h, ts in batch]
                     for f in futures:
-                        f.result(DELIVERY_WAIT_S)
+                        self._wait_delivery(f, batch[0][0])
                 except Exception as e:  # the broker is unreachable or refused: keep and retry
+                    e = leaf_exception(e)
                     last_error = f"{type(e).__name__}: {e}"
                     if producer is not None:
                         try:
