@@ -319,6 +319,8 @@ class KeyIndex:
         if sealed:
             self._pending.append(entries)
         self.rebuilt.append(seg.base_offset)
+        log.info("%s: key index of segment %s rebuilt from the log (%d keys)", self.name,
+                 segment_prefix(seg.base_offset), len(entries.memory))
 
     def remove_all(self) -> None:
         """The topic turned the index off: forget it and remove every sidecar."""
