@@ -19,16 +19,20 @@ producer snapshots are) writes it sorted by hash to the sidecar and from then on
 binary-search the mapped file. ``close`` writes the active segment's sidecar too, so a clean
 restart reads no data to get the index back.
 
-*Sidecar format* (big-endian, as Kafka's index files): a 40-byte header ``magic 'KKIX',
+*Sidecar format* (big-endian, as Kafka's index files): a 48-byte header ``magic 'KKIX',
 version u16, 0 u16, base_offset i64, covered_bytes i64, next_offset i64, entries u32,
-crc32c(entries) u32`` then ``entries`` x 16 bytes ``(hash u64, offset - base_offset u32,
-position u32)`` sorted by (hash, position).
+crc32c(entries) u32, last_batch_position u32, last_batch_crc u32`` then ``entries`` x 16
+bytes ``(hash u64, offset - base_offset u32, position u32)`` sorted by (hash, position).
+The last batch's position and CRC tie the sidecar to the segment's bytes, not only to its
+size: a segment rewritten under the same name (a compaction swap finished by recovery)
+does not pass for the one the sidecar describes.
 
 *Derived data, rebuilt on recovery* (STYLE habit 8). At open (``load``), a sidecar is used
 only when its header and CRC are right and it covers the segment exactly (its
 ``covered_bytes`` and ``next_offset`` equal the segment's after recovery); the active
 segment's is used only after a clean shutdown. Any other segment is re-walked: its batches
-are read, decompressed and scanned once (``rebuild``). A crash therefore costs a walk of the
+are read, decompressed and scanned once (``rebuild``). The sidecar's last-batch CRC is compared
+with the batch in the segment (one 21-byte read). A crash therefore costs a walk of the
 active segment (recovery CRC-checks it then anyway) and of segments rolled since the last
 flush. Sidecars are never fsynced: a torn one fails its checks and is rebuilt.
 
@@ -63,6 +67,7 @@ from kafkito.records.batch import (
     ATTRIBUTES_AT,
     COMPRESSION_MASK,
     CONTROL_BIT,
+    CRC_AT,
     HEADER,
     HEADER_BYTES,
     LOG_APPEND_TIME,
@@ -82,10 +87,11 @@ log = logging.getLogger("kafkito.storage.key_index")
 
 KEYINDEX_SUFFIX = ".keyindex"
 _MAGIC = b"KKIX"
-_VERSION = 1
-_HEADER = struct.Struct(">4sHHqqqII")
+_VERSION = 2
+_HEADER = struct.Struct(">4sHHqqqIIII")
 _ENTRY = struct.Struct(">QII")
 _HASH = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
 # A batch read at a guessed size first: most agent events are far smaller.
 _READ_GUESS_BYTES = 16 * 1024
 
@@ -132,7 +138,8 @@ class _Mapped:
 class _SegmentEntries:
     """One segment's index: in memory (active, or sealed but not yet written) or mapped."""
 
-    __slots__ = ("base_offset", "memory", "mapped", "covered_bytes", "next_offset")
+    __slots__ = ("base_offset", "memory", "mapped", "covered_bytes", "next_offset",
+                 "last_position", "last_crc")
 
     def __init__(self, base_offset: int):
         self.base_offset = base_offset
@@ -140,6 +147,8 @@ class _SegmentEntries:
         self.mapped: _Mapped | None = None
         self.covered_bytes = 0
         self.next_offset = base_offset
+        self.last_position = 0  # the last batch covered: where it is, and its CRC
+        self.last_crc = 0
 
     def add(self, h: int, offset: int, position: int) -> None:
         entries = self.memory.get(h)
@@ -172,7 +181,7 @@ class _SegmentEntries:
                 body += pack(h, e[i] - base, e[i + 1])
                 count += 1
         header = _HEADER.pack(_MAGIC, _VERSION, 0, base, self.covered_bytes, self.next_offset,
-                              count, crc32c(body))
+                              count, crc32c(body), self.last_position, self.last_crc)
         return header + bytes(body)
 
     def close(self) -> None:
@@ -198,10 +207,10 @@ class KeyIndex:
         self.rebuilt: list[int] = []  # base offsets re-walked by load/rebuild (tests, logs)
 
     # ---------------------------------------------------------------------- append path
-    def on_append(self, seg, position: int, base_offset: int, headers) -> None:
+    def on_append(self, seg, position: int, base_offset: int, headers, blob) -> None:
         """A validated append landed in ``seg`` at ``position``: ``headers`` are its
-        ``BatchHeader``s (with ``key_hashes``), ``base_offset`` its first offset. The hot
-        path of the index: kept to dict probes and array appends."""
+        ``BatchHeader``s (with ``key_hashes``) in ``blob``, ``base_offset`` its first offset.
+        The hot path of the index: kept to dict probes and array appends."""
         entries = self.segments.get(seg.base_offset)
         if entries is None or entries.memory is None:
             entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
@@ -219,6 +228,9 @@ class KeyIndex:
                         e.append(position)
             position += h.size
             offset += h.last_offset_delta + 1
+        last = headers[-1]
+        entries.last_position = position - last.size
+        entries.last_crc = _U32.unpack_from(blob, last.position + CRC_AT)[0]
         entries.covered_bytes = position
         entries.next_offset = offset
 
@@ -309,6 +321,7 @@ class KeyIndex:
         self.drop(seg.base_offset)
         entries = _SegmentEntries(seg.base_offset)
         for position, fields, view in seg.bodies_from(0, seg.size):
+            entries.last_position, entries.last_crc = position, fields[4]
             if fields[5] & CONTROL_BIT:
                 continue
             hashes = self._batch_key_hashes(fields, view)
@@ -390,12 +403,14 @@ class KeyIndex:
             return None
         if mapped is None:
             return None
-        magic, version, _, base, covered, next_offset, count, crc = _HEADER.unpack_from(mapped.map, 0)
+        (magic, version, _, base, covered, next_offset, count, crc, last_position,
+         last_crc) = _HEADER.unpack_from(mapped.map, 0)
         body = memoryview(mapped.map)[_HEADER.size:]
         try:
             ok = (magic == _MAGIC and version == _VERSION and base == seg.base_offset
                   and covered == seg.size and next_offset == seg.next_offset
-                  and crc32c(body) == crc)
+                  and crc32c(body) == crc
+                  and (covered == 0 or _stored_crc(seg, last_position) == last_crc))
         finally:
             body.release()
         if not ok:
@@ -403,6 +418,7 @@ class KeyIndex:
             return None
         entries = _SegmentEntries(seg.base_offset)
         entries.covered_bytes, entries.next_offset = covered, next_offset
+        entries.last_position, entries.last_crc = last_position, last_crc
         if to_memory:  # the active segment keeps growing: back into the dict
             for i in range(count):
                 h, rel, pos = _ENTRY.unpack_from(mapped.map, _HEADER.size + i * _ENTRY.size)
@@ -411,6 +427,15 @@ class KeyIndex:
         else:
             entries.memory, entries.mapped = None, mapped
         return entries
+
+
+def _stored_crc(seg, position: int) -> int | None:
+    """The CRC field of the batch at ``position`` in ``seg`` (None when unreadable)."""
+    try:
+        data = seg.file.pread(CRC_AT + 4, position)
+    except OSError:
+        return None
+    return _U32.unpack_from(data, CRC_AT)[0] if len(data) == CRC_AT + 4 else None
 
 
 # ------------------------------------------------------------------------------ reading

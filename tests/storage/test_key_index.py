@@ -168,3 +168,26 @@ def test_index_matches_a_full_scan_through_appends_crashes_retention_and_delete_
                 assert int(n[: -len(KEYINDEX_SUFFIX)]) in bases
     finally:
         plog.close()
+
+
+def test_a_segment_rewritten_under_its_name_is_reindexed(tmp_path):
+    """As after a compaction swap that recovery finished: same base, same size, other
+    bytes. The sidecar's last-batch CRC no longer matches, so the index is rebuilt."""
+    clock = ManualClock(T0)
+    logs = {}
+    for name, keys in (("a", [b"s-a", b"s-b"]), ("b", [b"s-c", b"s-a"])):
+        plog = open_log(tmp_path / name, clock, config())
+        for i in range(40):
+            plog.append(batch([keys[i % 2]]), T0)
+        plog.flush()
+        logs[name] = [s.base_offset for s in plog.segments]
+        plog.close()
+    assert logs["a"] == logs["b"]
+    base = logs["a"][1]
+    name = f"{base:020d}.log"
+    (tmp_path / "a" / name).write_bytes((tmp_path / "b" / name).read_bytes())
+    plog = open_log(tmp_path / "a", clock, config())
+    assert plog.key_index.rebuilt == [base]
+    assert_consistent(plog)
+    assert read_key_records(plog, b"s-c").records  # the rewritten segment's own key
+    plog.close()
