@@ -4,16 +4,19 @@ Theory of operation. Agent events are keyed by session id, and "the last 50 even
 session X" should not mean scanning the partition. A topic with ``key.index.enable=true``
 (kafkito only; off by default) keeps, beside each segment, a sidecar ``<base>.keyindex``
 mapping the FNV-1a 64 hash of every record key (``records.recordscan.key_hash``) to the
-base offset and file position of each batch holding a record with that key.
+file position of each batch holding a record with that key (the batch's header gives its
+offsets when it is read).
 
 *Cost at append.* Produce validation already walks every record (the C walk of
 validator.py, on the decompressed section); with the index on, the same walk also hashes
 the keys (``scan(section, count, keys=True)``), so the index costs no second decompression
-or parse: only a dict update per distinct key of each batch, in memory. Nothing is written
-to disk at append.
+or parse: only two array appends (hash, position) per distinct key of each batch, in
+memory. Nothing is written to disk at append.
 
-*Active segment.* Its index lives in memory (``dict[hash] -> array('q')`` of interleaved
-offset, position pairs: about 16 bytes per keyed batch plus ~150 bytes per distinct key).
+*Active segment.* Its index lives in memory: the appended pairs (12 bytes each) are folded,
+by the first look-up that needs them (under the log's lock), into a ``dict[hash] ->
+array('I')`` of batch positions (4 bytes per keyed batch plus ~150 bytes per distinct key).
+So appends stay cheap and a look-up pays for the pairs appended since the previous one.
 When the segment is rolled it is frozen; the next ``flush`` (in the flusher's thread, as
 producer snapshots are) writes it sorted by hash to the sidecar and from then on lookups
 binary-search the mapped file. ``close`` writes the active segment's sidecar too, so a clean
@@ -21,8 +24,8 @@ restart reads no data to get the index back.
 
 *Sidecar format* (big-endian, as Kafka's index files): a 48-byte header ``magic 'KKIX',
 version u16, 0 u16, base_offset i64, covered_bytes i64, next_offset i64, entries u32,
-crc32c(entries) u32, last_batch_position u32, last_batch_crc u32`` then ``entries`` x 16
-bytes ``(hash u64, offset - base_offset u32, position u32)`` sorted by (hash, position).
+crc32c(entries) u32, last_batch_position u32, last_batch_crc u32`` then ``entries`` x 12
+bytes ``(hash u64, position u32)`` sorted by (hash, position).
 The last batch's position and CRC tie the sidecar to the segment's bytes, not only to its
 size: a segment rewritten under the same name (a compaction swap finished by recovery)
 does not pass for the one the sidecar describes.
@@ -89,7 +92,7 @@ KEYINDEX_SUFFIX = ".keyindex"
 _MAGIC = b"KKIX"
 _VERSION = 2
 _HEADER = struct.Struct(">4sHHqqqIIII")
-_ENTRY = struct.Struct(">QII")
+_ENTRY = struct.Struct(">QI")
 _HASH = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 # A batch read at a guessed size first: most agent events are far smaller.
@@ -122,10 +125,10 @@ class _Mapped:
                 hi = mid
         out = []
         for i in range(lo, self.count):
-            eh, rel, pos = _ENTRY.unpack_from(m, _HEADER.size + i * _ENTRY.size)
+            eh, pos = _ENTRY.unpack_from(m, _HEADER.size + i * _ENTRY.size)
             if eh != h:
                 break
-            out.append((self.base_offset + rel, pos))
+            out.append(pos)
         return out
 
     def close(self) -> None:
@@ -139,10 +142,14 @@ class _SegmentEntries:
     """One segment's index: in memory (active, or sealed but not yet written) or mapped."""
 
     __slots__ = ("base_offset", "memory", "mapped", "covered_bytes", "next_offset",
-                 "last_position", "last_crc")
+                 "last_position", "last_crc", "hashes", "positions")
 
     def __init__(self, base_offset: int):
         self.base_offset = base_offset
+        # In memory: the (hash, position) pairs appended since the last fold, and the dict
+        # they are folded into when someone looks (append only pays two array appends).
+        self.hashes = array("Q")
+        self.positions = array("I")
         self.memory: dict[int, array] | None = {}
         self.mapped: _Mapped | None = None
         self.covered_bytes = 0
@@ -150,35 +157,40 @@ class _SegmentEntries:
         self.last_position = 0  # the last batch covered: where it is, and its CRC
         self.last_crc = 0
 
-    def add(self, h: int, offset: int, position: int) -> None:
-        entries = self.memory.get(h)
-        if entries is None:
-            self.memory[h] = array("q", (offset, position))
-        elif entries[-1] != position:  # one entry per batch
-            entries.append(offset)
-            entries.append(position)
-
-    def lookup(self, h: int) -> list[tuple[int, int]]:
-        if self.memory is not None:
-            entries = self.memory.get(h)
+    def fold(self) -> None:
+        """Move the appended pairs into the dict (under the log's lock)."""
+        if not self.hashes:
+            return
+        memory = self.memory
+        for h, position in zip(self.hashes, self.positions):
+            entries = memory.get(h)
             if entries is None:
-                return []
-            e = entries.tolist()
-            return list(zip(e[0::2], e[1::2]))
+                memory[h] = array("I", (position,))
+            elif entries[-1] != position:  # one entry per batch
+                entries.append(position)
+        self.hashes = array("Q")
+        self.positions = array("I")
+
+    def lookup(self, h: int) -> list[int]:
+        """Positions of the batches that may hold a key with hash ``h``, in log order."""
+        if self.memory is not None:
+            self.fold()
+            entries = self.memory.get(h)
+            return entries.tolist() if entries is not None else []
         if self.mapped is not None:
             return self.mapped.lookup(h)
         return []
 
     def encode(self) -> bytes:
         """The sidecar (module docstring, *Sidecar format*)."""
+        self.fold()
         body = bytearray()
         pack = _ENTRY.pack
         base = self.base_offset
         count = 0
         for h in sorted(self.memory):
-            e = self.memory[h]
-            for i in range(0, len(e), 2):
-                body += pack(h, e[i] - base, e[i + 1])
+            for position in self.memory[h]:
+                body += pack(h, position)
                 count += 1
         header = _HEADER.pack(_MAGIC, _VERSION, 0, base, self.covered_bytes, self.next_offset,
                               count, crc32c(body), self.last_position, self.last_crc)
@@ -204,42 +216,47 @@ class KeyIndex:
         self.decompressed_bytes_max = decompressed_bytes_max
         self.segments: dict[int, _SegmentEntries] = {}
         self._pending: list[_SegmentEntries] = []  # sealed in memory, written by the next flush
+        self._active: _SegmentEntries | None = None  # the active segment's (append's shortcut)
         self.rebuilt: list[int] = []  # base offsets re-walked by load/rebuild (tests, logs)
 
     # ---------------------------------------------------------------------- append path
-    def on_append(self, seg, position: int, base_offset: int, headers, blob) -> None:
-        """A validated append landed in ``seg`` at ``position``: ``headers`` are its
-        ``BatchHeader``s (with ``key_hashes``) in ``blob``, ``base_offset`` its first offset.
-        The hot path of the index: kept to dict probes and array appends."""
-        entries = self.segments.get(seg.base_offset)
-        if entries is None or entries.memory is None:
-            entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
-        memory = entries.memory
-        offset = base_offset
+    def on_append(self, seg, position: int, headers) -> None:
+        """A validated append landed in ``seg`` at ``position``; ``headers`` are its
+        ``BatchHeader``s (with ``key_hashes``). The hot path of the index: a dict probe
+        pair of array appends per key, nothing else (folded into the dict at look-up)."""
+        entries = self._active
+        if entries is None or entries.base_offset != seg.base_offset or entries.memory is None:
+            entries = self._active = self._entries_for(seg)
+        add_hash, add_position = entries.hashes.append, entries.positions.append
         for h in headers:
             hashes = h.key_hashes
             if hashes and not h.attributes & CONTROL_BIT:
                 for kh in hashes:
-                    e = memory.get(kh)
-                    if e is None:
-                        memory[kh] = array("q", (offset, position))
-                    elif e[-1] != position:  # one entry per batch
-                        e.append(offset)
-                        e.append(position)
+                    add_hash(kh)
+                    add_position(position)
             position += h.size
-            offset += h.last_offset_delta + 1
-        last = headers[-1]
-        entries.last_position = position - last.size
-        entries.last_crc = _U32.unpack_from(blob, last.position + CRC_AT)[0]
-        entries.covered_bytes = position
-        entries.next_offset = offset
+        entries.last_position = position - headers[-1].size
+
+    def _entries_for(self, seg) -> _SegmentEntries:
+        entries = self.segments.get(seg.base_offset)
+        if entries is None or entries.memory is None:
+            entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
+        return entries
+
+    def _seal(self, entries: _SegmentEntries, seg) -> None:
+        """What the sidecar's header says about ``seg`` (a 21-byte read of its last batch,
+        in the page cache)."""
+        entries.covered_bytes, entries.next_offset = seg.size, seg.next_offset
+        entries.last_crc = (_stored_crc(seg, entries.last_position) or 0) if seg.size else 0
 
     def on_roll(self, seg) -> None:
         """``seg`` stopped being the active segment: its sidecar is due at the next flush."""
         entries = self.segments.get(seg.base_offset)
         if entries is not None and entries.memory is not None:
-            entries.covered_bytes, entries.next_offset = seg.size, seg.next_offset
+            self._seal(entries, seg)
             self._pending.append(entries)
+        if self._active is entries:
+            self._active = None
 
     def write_pending(self) -> None:
         """Write the sidecars of segments rolled since the last call (the flusher's thread),
@@ -247,6 +264,8 @@ class KeyIndex:
         stay in memory and the next open rebuilds the file."""
         with self.lock:
             pending, self._pending = self._pending, []
+            for entries in pending:  # a look-up may fold concurrently: fold here, locked
+                entries.fold()
         for entries in pending:
             path = keyindex_path(self.directory, entries.base_offset)
             try:
@@ -267,8 +286,9 @@ class KeyIndex:
         with self.lock:
             entries = self.segments.get(active.base_offset)
             if entries is not None and entries.memory is not None and entries not in self._pending:
-                entries.covered_bytes, entries.next_offset = active.size, active.next_offset
+                self._seal(entries, active)
                 self._pending.append(entries)
+            self._active = None
         self.write_pending()
         with self.lock:
             for entries in self.segments.values():
@@ -280,6 +300,8 @@ class KeyIndex:
         """The segment at ``base_offset`` is gone (retention, DeleteRecords, quarantine, a
         compaction swap): forget its entries and remove its sidecar."""
         entries = self.segments.pop(base_offset, None)
+        if entries is not None and entries is self._active:
+            self._active = None
         if entries is not None:
             if entries in self._pending:
                 self._pending.remove(entries)
@@ -324,16 +346,16 @@ class KeyIndex:
             entries.last_position, entries.last_crc = position, fields[4]
             if fields[5] & CONTROL_BIT:
                 continue
-            hashes = self._batch_key_hashes(fields, view)
-            for kh in hashes:
-                entries.add(kh, fields[0], position)
+            for kh in self._batch_key_hashes(fields, view):
+                entries.hashes.append(kh)
+                entries.positions.append(position)
         entries.covered_bytes, entries.next_offset = seg.size, seg.next_offset
         self.segments[seg.base_offset] = entries
         if sealed:
             self._pending.append(entries)
         self.rebuilt.append(seg.base_offset)
-        log.info("%s: key index of segment %s rebuilt from the log (%d keys)", self.name,
-                 segment_prefix(seg.base_offset), len(entries.memory))
+        log.info("%s: key index of segment %s rebuilt from the log (%d entries)", self.name,
+                 segment_prefix(seg.base_offset), len(entries.hashes))
 
     def remove_all(self) -> None:
         """The topic turned the index off: forget it and remove every sidecar."""
@@ -348,15 +370,12 @@ class KeyIndex:
                     pass
 
     # ------------------------------------------------------------------------- lookup
-    def candidates(self, key: bytes) -> list[tuple[int, int, int]]:
-        """(segment base offset, batch offset, position) of every batch that may hold
-        ``key``, in log order. Call under the log's lock."""
+    def candidates(self, key: bytes) -> list[tuple[int, int]]:
+        """(segment base offset, position) of every batch that may hold ``key``, in log
+        order. Call under the log's lock."""
         h = key_hash(key)
-        out = []
-        for base in sorted(self.segments):
-            for offset, position in self.segments[base].lookup(h):
-                out.append((base, offset, position))
-        return out
+        return [(base, position) for base in sorted(self.segments)
+                for position in self.segments[base].lookup(h)]
 
     # -------------------------------------------------------------------------- helpers
     def _batch_key_hashes(self, fields: tuple, view) -> list[int]:
@@ -420,9 +439,9 @@ class KeyIndex:
         entries.covered_bytes, entries.next_offset = covered, next_offset
         entries.last_position, entries.last_crc = last_position, last_crc
         if to_memory:  # the active segment keeps growing: back into the dict
-            for i in range(count):
-                h, rel, pos = _ENTRY.unpack_from(mapped.map, _HEADER.size + i * _ENTRY.size)
-                entries.add(h, seg.base_offset + rel, pos)
+            for h, pos in _ENTRY.iter_unpack(mapped.map[_HEADER.size:]):
+                entries.hashes.append(h)
+                entries.positions.append(pos)
             mapped.close()
         else:
             entries.memory, entries.mapped = None, mapped
@@ -461,15 +480,15 @@ def read_key_records(plog, key: bytes, *, last: int | None = None, from_ms: int 
     batches_read = 0
     picked: list[list[Record]] = []
     total = 0
-    for base, offset, position in reversed(found):
-        if offset >= hw:
-            continue
+    for base, position in reversed(found):
         seg = segs[base]
         batch = _read_batch(seg, position)
         batches_read += 1
-        if batch is None or batch.base_offset != offset:
+        if batch is None:
             log.warning("%s: key index names a batch at %s:%d that is not there; skipped",
                         plog.name, segment_prefix(base), position)
+            continue
+        if batch.base_offset >= hw:
             continue
         if batch.last_offset < start:
             break

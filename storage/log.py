@@ -767,7 +767,7 @@ class PartitionLog:
             position = active.size
             active.append(iovecs, index_batches, config.index_interval_bytes)
             if config.key_index_enable:
-                self.key_index.on_append(active, position, base_offset, headers, mv)
+                self.key_index.on_append(active, position, headers)
             if producer_append is not None:
                 producer_append.commit()
             if self._first_unflushed_ms is None:
