@@ -13,10 +13,10 @@ the keys (``scan(section, count, keys=True)``), so the index costs no second dec
 or parse: only two array appends (hash, position) per distinct key of each batch, in
 memory. Nothing is written to disk at append.
 
-*Active segment.* Its index lives in memory: the appended pairs (12 bytes each) are folded,
-by the first look-up that needs them (under the log's lock), into a ``dict[hash] ->
-array('I')`` of batch positions (4 bytes per keyed batch plus ~150 bytes per distinct key).
-So appends stay cheap and a look-up pays for the pairs appended since the previous one.
+*Active segment.* Its index lives in memory as two arrays, the key hash and the batch
+position of each keyed batch (12 bytes an entry), appended in log order; a look-up scans
+the hash array in C (``array.index``: about a millisecond per million entries, under the
+log's lock). No dict: per-append dict updates cost more than the rest of the index.
 When the segment is rolled it is frozen; the next ``flush`` (in the flusher's thread, as
 producer snapshots are) writes it sorted by hash to the sidecar and from then on lookups
 binary-search the mapped file. ``close`` writes the active segment's sidecar too, so a clean
@@ -24,8 +24,9 @@ restart reads no data to get the index back.
 
 *Sidecar format* (big-endian, as Kafka's index files): a 48-byte header ``magic 'KKIX',
 version u16, 0 u16, base_offset i64, covered_bytes i64, next_offset i64, entries u32,
-crc32c(entries) u32, last_batch_position u32, last_batch_crc u32`` then ``entries`` x 12
-bytes ``(hash u64, position u32)`` sorted by (hash, position).
+crc32c(body) u32, last_batch_position u32, last_batch_crc u32``, then the body: ``entries``
+hashes (u64, sorted) and then their ``entries`` positions (u32, in log order within a
+hash), 12 bytes an entry. Sorting happens once, when the sidecar is written.
 The last batch's position and CRC tie the sidecar to the segment's bytes, not only to its
 size: a segment rewritten under the same name (a compaction swap finished by recovery)
 does not pass for the one the sidecar describes.
@@ -60,6 +61,7 @@ import logging
 import mmap
 import os
 import struct
+import sys
 from array import array
 from typing import Callable, Iterable, NamedTuple
 
@@ -90,13 +92,14 @@ log = logging.getLogger("kafkito.storage.key_index")
 
 KEYINDEX_SUFFIX = ".keyindex"
 _MAGIC = b"KKIX"
-_VERSION = 2
+_VERSION = 3
 _HEADER = struct.Struct(">4sHHqqqIIII")
-_ENTRY = struct.Struct(">QI")
+_ENTRY_BYTES = 12  # a hash (u64) in the first block, its position (u32) in the second
 _HASH = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
 # A batch read at a guessed size first: most agent events are far smaller.
 _READ_GUESS_BYTES = 16 * 1024
+_BIG_ENDIAN = sys.byteorder == "big"
 
 __all__ = ["KEYINDEX_SUFFIX", "KeyIndex", "KeyRecords", "keyindex_path", "read_key_records"]
 
@@ -105,31 +108,54 @@ def keyindex_path(directory: str, base_offset: int) -> str:
     return os.path.join(directory, segment_prefix(base_offset) + KEYINDEX_SUFFIX)
 
 
+def _to_big_endian(a: array) -> bytes:
+    if not _BIG_ENDIAN:
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _from_big_endian(typecode: str, data) -> array:
+    a = array(typecode)
+    a.frombytes(data)
+    if not _BIG_ENDIAN:
+        a.byteswap()
+    return a
+
+
+def _dedup(positions) -> list[int]:
+    """Positions in order, a batch named once (a batch with keys k1, k2, k1 gives k1 twice)."""
+    out: list[int] = []
+    for p in positions:
+        if not out or out[-1] != p:
+            out.append(p)
+    return out
+
+
 class _Mapped:
-    """A sealed segment's sidecar, mapped read-only: binary search, no Python objects per entry."""
+    """A sealed segment's sidecar, mapped read-only: a binary search over the sorted hash
+    block, no Python objects per entry."""
 
-    __slots__ = ("map", "count", "base_offset")
+    __slots__ = ("map", "count")
 
-    def __init__(self, data: mmap.mmap, count: int, base_offset: int):
-        self.map, self.count, self.base_offset = data, count, base_offset
+    def __init__(self, data: mmap.mmap, count: int):
+        self.map, self.count = data, count
 
-    def lookup(self, h: int) -> list[tuple[int, int]]:
+    def lookup(self, h: int) -> list[int]:
         m, lo, hi = self.map, 0, self.count
-        target = _HASH.pack(h)
-        while lo < hi:  # lower bound on the hash (the first 8 bytes of an entry)
+        target = _HASH.pack(h)  # big-endian: byte order is numeric order
+        base = _HEADER.size
+        while lo < hi:  # lower bound
             mid = (lo + hi) // 2
-            at = _HEADER.size + mid * _ENTRY.size
-            if m[at : at + 8] < target:
+            if m[base + mid * 8 : base + mid * 8 + 8] < target:
                 lo = mid + 1
             else:
                 hi = mid
-        out = []
-        for i in range(lo, self.count):
-            eh, pos = _ENTRY.unpack_from(m, _HEADER.size + i * _ENTRY.size)
-            if eh != h:
-                break
-            out.append(pos)
-        return out
+        hi = lo
+        while hi < self.count and m[base + hi * 8 : base + hi * 8 + 8] == target:
+            hi += 1
+        at = base + self.count * 8
+        return _dedup(_from_big_endian("I", m[at + lo * 4 : at + hi * 4]))
 
     def close(self) -> None:
         try:
@@ -139,62 +165,56 @@ class _Mapped:
 
 
 class _SegmentEntries:
-    """One segment's index: in memory (active, or sealed but not yet written) or mapped."""
+    """One segment's index: in memory (the active segment, or a sealed one not yet written)
+    or mapped from its sidecar."""
 
-    __slots__ = ("base_offset", "memory", "mapped", "covered_bytes", "next_offset",
-                 "last_position", "last_crc", "hashes", "positions")
+    __slots__ = ("base_offset", "hashes", "positions", "mapped", "covered_bytes",
+                 "next_offset", "last_position", "last_crc")
 
     def __init__(self, base_offset: int):
         self.base_offset = base_offset
-        # In memory: the (hash, position) pairs appended since the last fold, and the dict
-        # they are folded into when someone looks (append only pays two array appends).
+        # In memory: one (hash, position) pair per key of each batch, in log order. Appends
+        # cost two array appends; a look-up is a C-speed scan (array.index), about a
+        # millisecond per million pairs.
         self.hashes = array("Q")
         self.positions = array("I")
-        self.memory: dict[int, array] | None = {}
         self.mapped: _Mapped | None = None
         self.covered_bytes = 0
         self.next_offset = base_offset
         self.last_position = 0  # the last batch covered: where it is, and its CRC
         self.last_crc = 0
 
-    def fold(self) -> None:
-        """Move the appended pairs into the dict (under the log's lock)."""
-        if not self.hashes:
-            return
-        memory = self.memory
-        for h, position in zip(self.hashes, self.positions):
-            entries = memory.get(h)
-            if entries is None:
-                memory[h] = array("I", (position,))
-            elif entries[-1] != position:  # one entry per batch
-                entries.append(position)
-        self.hashes = array("Q")
-        self.positions = array("I")
+    @property
+    def in_memory(self) -> bool:
+        return self.mapped is None
 
     def lookup(self, h: int) -> list[int]:
         """Positions of the batches that may hold a key with hash ``h``, in log order."""
-        if self.memory is not None:
-            self.fold()
-            entries = self.memory.get(h)
-            return entries.tolist() if entries is not None else []
         if self.mapped is not None:
             return self.mapped.lookup(h)
-        return []
+        hashes, positions, out = self.hashes, self.positions, []
+        i = 0
+        find = hashes.index
+        try:
+            while True:
+                i = find(h, i)
+                out.append(positions[i])
+                i += 1
+        except ValueError:
+            pass
+        return _dedup(out)
 
     def encode(self) -> bytes:
-        """The sidecar (module docstring, *Sidecar format*)."""
-        self.fold()
-        body = bytearray()
-        pack = _ENTRY.pack
-        base = self.base_offset
-        count = 0
-        for h in sorted(self.memory):
-            for position in self.memory[h]:
-                body += pack(h, position)
-                count += 1
-        header = _HEADER.pack(_MAGIC, _VERSION, 0, base, self.covered_bytes, self.next_offset,
-                              count, crc32c(body), self.last_position, self.last_crc)
-        return header + bytes(body)
+        """The sidecar (module docstring, *Sidecar format*): pairs sorted by hash, each
+        hash's positions in log order (the sort is stable)."""
+        order = sorted(range(len(self.hashes)), key=self.hashes.__getitem__)
+        hashes = array("Q", (self.hashes[i] for i in order))
+        positions = array("I", (self.positions[i] for i in order))
+        body = _to_big_endian(hashes) + _to_big_endian(positions)
+        header = _HEADER.pack(_MAGIC, _VERSION, 0, self.base_offset, self.covered_bytes,
+                              self.next_offset, len(hashes), crc32c(body), self.last_position,
+                              self.last_crc)
+        return header + body
 
     def close(self) -> None:
         if self.mapped is not None:
@@ -223,23 +243,25 @@ class KeyIndex:
     def on_append(self, seg, position: int, headers) -> None:
         """A validated append landed in ``seg`` at ``position``; ``headers`` are its
         ``BatchHeader``s (with ``key_hashes``). The hot path of the index: a dict probe
-        pair of array appends per key, nothing else (folded into the dict at look-up)."""
+        pair of array appends per key, nothing else."""
         entries = self._active
-        if entries is None or entries.base_offset != seg.base_offset or entries.memory is None:
+        if entries is None or entries.base_offset != seg.base_offset or entries.mapped is not None:
             entries = self._active = self._entries_for(seg)
-        add_hash, add_position = entries.hashes.append, entries.positions.append
         for h in headers:
             hashes = h.key_hashes
             if hashes and not h.attributes & CONTROL_BIT:
-                for kh in hashes:
-                    add_hash(kh)
-                    add_position(position)
+                if len(hashes) == 1:  # the usual batch: one session's events
+                    entries.hashes.append(hashes[0])
+                    entries.positions.append(position)
+                else:
+                    entries.hashes.extend(hashes)
+                    entries.positions.extend([position] * len(hashes))
             position += h.size
-        entries.last_position = position - headers[-1].size
+        entries.last_position = position - h.size
 
     def _entries_for(self, seg) -> _SegmentEntries:
         entries = self.segments.get(seg.base_offset)
-        if entries is None or entries.memory is None:
+        if entries is None or not entries.in_memory:
             entries = self.segments[seg.base_offset] = _SegmentEntries(seg.base_offset)
         return entries
 
@@ -252,7 +274,7 @@ class KeyIndex:
     def on_roll(self, seg) -> None:
         """``seg`` stopped being the active segment: its sidecar is due at the next flush."""
         entries = self.segments.get(seg.base_offset)
-        if entries is not None and entries.memory is not None:
+        if entries is not None and entries.in_memory:
             self._seal(entries, seg)
             self._pending.append(entries)
         if self._active is entries:
@@ -264,8 +286,6 @@ class KeyIndex:
         stay in memory and the next open rebuilds the file."""
         with self.lock:
             pending, self._pending = self._pending, []
-            for entries in pending:  # a look-up may fold concurrently: fold here, locked
-                entries.fold()
         for entries in pending:
             path = keyindex_path(self.directory, entries.base_offset)
             try:
@@ -277,7 +297,8 @@ class KeyIndex:
                 continue
             with self.lock:
                 if self.segments.get(entries.base_offset) is entries and mapped is not None:
-                    entries.mapped, entries.memory = mapped, None
+                    entries.mapped = mapped
+                    entries.hashes, entries.positions = array("Q"), array("I")
                 elif mapped is not None:
                     mapped.close()
 
@@ -285,7 +306,7 @@ class KeyIndex:
         """Clean shutdown: write every sidecar still in memory, the active segment's too."""
         with self.lock:
             entries = self.segments.get(active.base_offset)
-            if entries is not None and entries.memory is not None and entries not in self._pending:
+            if entries is not None and entries.in_memory and entries not in self._pending:
                 self._seal(entries, active)
                 self._pending.append(entries)
             self._active = None
@@ -406,10 +427,10 @@ class KeyIndex:
                 return None
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         count = _HEADER.unpack_from(data, 0)[6]
-        if size != _HEADER.size + count * _ENTRY.size:
+        if size != _HEADER.size + count * _ENTRY_BYTES:
             data.close()
             return None
-        return _Mapped(data, count, base_offset)
+        return _Mapped(data, count)
 
     def _read_valid(self, seg, *, to_memory: bool) -> _SegmentEntries | None:
         path = keyindex_path(self.directory, seg.base_offset)
@@ -438,13 +459,13 @@ class KeyIndex:
         entries = _SegmentEntries(seg.base_offset)
         entries.covered_bytes, entries.next_offset = covered, next_offset
         entries.last_position, entries.last_crc = last_position, last_crc
-        if to_memory:  # the active segment keeps growing: back into the dict
-            for h, pos in _ENTRY.iter_unpack(mapped.map[_HEADER.size:]):
-                entries.hashes.append(h)
-                entries.positions.append(pos)
+        if to_memory:  # the active segment keeps growing: back into arrays
+            at = _HEADER.size + count * 8
+            entries.hashes = _from_big_endian("Q", mapped.map[_HEADER.size:at])
+            entries.positions = _from_big_endian("I", mapped.map[at:at + count * 4])
             mapped.close()
         else:
-            entries.memory, entries.mapped = None, mapped
+            entries.mapped = mapped
         return entries
 
 
