@@ -6,8 +6,9 @@ its cost on the append path, measured in the same run.
 
 1. Look-up: one partition holding ``--events`` agent events (one JSON record of ~220 bytes
    per batch, as a tracer sends them, keyed by one of ``--sessions`` session ids, the
-   sessions interleaved at random; 64 MiB segments, so most of the data sits in sealed
-   segments served from their mapped sidecars). "The last 50 events of session X" is
+   sessions interleaved at random; 64 MiB segments by default, so most of the data sits in
+   sealed segments served from their mapped sidecars; ``--segment-mb 1024`` keeps it all in
+   the active segment's in-memory index, the slowest case). "The last 50 events of session X" is
    answered through the index (``read_key_records(last=50)``: the index names the batches,
    only those are read) and by a scan of the whole partition (every batch read, every
    record decoded, the key compared: what a Kafka consumer must do without the index),
@@ -53,8 +54,9 @@ def events(n: int, sessions: int, seed: int = 1) -> list[bytes]:
     return out
 
 
-def fill(path: str, batches: list[bytes], index: bool) -> tuple[PartitionLog, float]:
-    config = LogConfig(segment_bytes=64 * 1024 * 1024, key_index_enable=index,
+def fill(path: str, batches: list[bytes], index: bool,
+         segment_bytes: int = 64 * 1024 * 1024) -> tuple[PartitionLog, float]:
+    config = LogConfig(segment_bytes=segment_bytes, key_index_enable=index,
                        retention_ms=-1, message_timestamp_before_max_ms=2**62)
     plog = PartitionLog.open(path, "bench", 0, config, clock=ManualClock(T0))
     append = plog.append
@@ -75,6 +77,9 @@ def main() -> int:
     parser.add_argument("--append-events", type=int, default=200_000)
     parser.add_argument("--lookups", type=int, default=20)
     parser.add_argument("--scans", type=int, default=3)
+    parser.add_argument("--segment-mb", type=int, default=64,
+                        help="segment.bytes of the look-up log in MiB (1024: Kafka's default, "
+                             "so every event sits in the active segment's in-memory index)")
     parser.add_argument("--dir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -100,7 +105,7 @@ def main() -> int:
         # -- look-up versus partition scan
         print(f"building {args.events:,} events from {args.sessions:,} sessions ...", flush=True)
         batches = events(args.events, args.sessions)
-        plog, elapsed = fill(os.path.join(root, "lookup"), batches, True)
+        plog, elapsed = fill(os.path.join(root, "lookup"), batches, True, args.segment_mb * 1024 * 1024)
         del batches
         print(f"  built in {elapsed:.1f} s, {len(plog.segments)} segments, "
               f"{plog.size_bytes / 1e6:.0f} MB", flush=True)

@@ -15,7 +15,7 @@ memory. Nothing is written to disk at append.
 
 *Active segment.* Its index lives in memory as two arrays, the key hash and the batch
 position of each keyed batch (12 bytes an entry), appended in log order; a look-up scans
-the hash array in C (``array.index``: about a millisecond per million entries, under the
+the hash array in C (memmem over a copy: a few milliseconds per million entries, under the
 log's lock). No dict: per-append dict updates cost more than the rest of the index.
 When the segment is rolled it is frozen; the next ``flush`` (in the flusher's thread, as
 producer snapshots are) writes it sorted by hash to the sidecar and from then on lookups
@@ -96,6 +96,7 @@ _VERSION = 3
 _HEADER = struct.Struct(">4sHHqqqIIII")
 _ENTRY_BYTES = 12  # a hash (u64) in the first block, its position (u32) in the second
 _HASH = struct.Struct(">Q")
+_NATIVE_U64 = struct.Struct("=Q")
 _U32 = struct.Struct(">I")
 # A batch read at a guessed size first: most agent events are far smaller.
 _READ_GUESS_BYTES = 16 * 1024
@@ -174,8 +175,8 @@ class _SegmentEntries:
     def __init__(self, base_offset: int):
         self.base_offset = base_offset
         # In memory: one (hash, position) pair per key of each batch, in log order. Appends
-        # cost two array appends; a look-up is a C-speed scan (array.index), about a
-        # millisecond per million pairs.
+        # cost two array appends; a look-up is a C-speed scan (memmem), a few milliseconds
+        # per million pairs.
         self.hashes = array("Q")
         self.positions = array("I")
         self.mapped: _Mapped | None = None
@@ -192,16 +193,16 @@ class _SegmentEntries:
         """Positions of the batches that may hold a key with hash ``h``, in log order."""
         if self.mapped is not None:
             return self.mapped.lookup(h)
-        hashes, positions, out = self.hashes, self.positions, []
-        i = 0
-        find = hashes.index
-        try:
-            while True:
-                i = find(h, i)
-                out.append(positions[i])
-                i += 1
-        except ValueError:
-            pass
+        # memmem over a copy of the hash array (C speed, a few GB/s), keeping only the
+        # 8-byte-aligned hits.
+        data, target, positions, out = self.hashes.tobytes(), _NATIVE_U64.pack(h), self.positions, []
+        i = data.find(target)
+        while i != -1:
+            if i % 8:
+                i = data.find(target, i + 1)
+                continue
+            out.append(positions[i // 8])
+            i = data.find(target, i + 8)
         return _dedup(out)
 
     def encode(self) -> bytes:
