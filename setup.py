@@ -10,5 +10,8 @@ setup(
     ext_modules=[
         Extension("kafkito.records._recscan", ["records/_recscan.c"], optional=True,
                   extra_compile_args=["-O2"]),
+        # The client's record loops (records/reccodec.py falls back to Python without it).
+        Extension("kafkito.records._reccodec", ["records/_reccodec.c"], optional=True,
+                  extra_compile_args=["-O2"]),
     ],
 )

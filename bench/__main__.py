@@ -3,6 +3,7 @@
     .venv/bin/python -m bench run [--quick] [--big] [--brokers kafkito,tansu,nafka]
                                   [--bootstrap HOST:PORT ...] [--only REGEX] [--publish]
     .venv/bin/python -m bench report [bench/results/results.json]
+    .venv/bin/python -m bench client [--repeat N] [--scale X]   (kafkito's client vs other clients)
 
 ``run`` measures the machine (loopback, disk, fsync), then every workload on every
 broker (each started fresh on 127.0.0.1, interleaved), and writes results.json,
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["client"]:  # python -m bench client: the client comparison (bench/client_bench.py)
+        from .client_bench import main as client_main
+
+        return client_main(argv[1:])
     args = _parser().parse_args(argv)
     from .harness import brokers as B
     from .harness import runner

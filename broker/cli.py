@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="list every setting, its environment variable and default")
     verify = sub.add_parser("verify", help="CRC-check every segment of a data directory (read-only)")
     verify.add_argument("data_dir", metavar="DIR")
+    from kafkito.client.cli import register  # topics, produce, consume, groups, mirror
+
+    register(sub)
     from kafkito.agents.cli import add_commands as add_agent_commands
 
     add_agent_commands(sub)  # replay, diff, sessions, watch (each sets args.run)
@@ -115,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if getattr(args, "run", None) is not None:  # commands that bring their own runner
         return args.run(args)
+    from kafkito.client.cli import run as run_client_command
+
+    status = run_client_command(args)
+    if status is not None:
+        return status
     if args.command == "verify":
         return _verify(args.data_dir)
     if args.command == "config":

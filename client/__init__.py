@@ -16,12 +16,14 @@ Quick start::
     from kafkito.client.blocking import Producer, Consumer, Admin   # the same, blocking
 
 Modules: ``connection`` (one broker connection over ``protocol.ClientFraming``),
-``cluster`` (bootstrap, metadata, connections), ``partitioner`` (murmur2, sticky),
-``accumulator`` (the producer's batches, pure), ``producer``, ``fetcher`` (fetch and
-record decoding), ``consumer``, ``group`` (classic group membership), ``assignors``,
-``admin``, ``transaction``, ``blocking`` (the facade), ``errors``, ``types``.
-The client speaks ``kafkito.protocol`` and ``kafkito.records`` and never imports storage
-or broker.
+``cluster`` (bootstrap, metadata, connections), ``base`` (start/close shared by the three
+clients), ``partitioner`` (murmur2, sticky), ``accumulator`` (the producer's batches, pure),
+``producer``, ``transaction``, ``fetcher`` (decoding fetched batches), ``consumer``,
+``group`` (classic group membership) with ``assignors``, ``group_consumer`` (KIP-848),
+``offsets`` (ListOffsets, OffsetCommit, OffsetFetch), ``admin``, ``mirror``, ``blocking``
+(the facade), ``errors`` (a class per Kafka error code), ``types``; ``cli/`` holds the
+``kafkito`` client commands. The client speaks ``kafkito.protocol`` and ``kafkito.records``
+and never imports storage, broker or trio.
 """
 
 from .errors import KafkaConnectionError, KafkaError, KafkaTimeoutError

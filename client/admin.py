@@ -43,6 +43,7 @@ from kafkito.protocol.messages.offset_delete import (
 )
 from kafkito.protocol.records.consumer_protocol import CONSUMER_PROTOCOL_ASSIGNMENT
 
+from .base import ClientBase
 from .cluster import Cluster
 from .errors import KafkaError, error_for
 from .offsets import EARLIEST, LATEST, commit_offsets, fetch_committed, list_offsets
@@ -83,7 +84,7 @@ class ClusterDescription(NamedTuple):
     brokers: list  # [Node]
 
 
-class Admin:
+class Admin(ClientBase):
     """Async admin client. ``async with Admin("127.0.0.1:9092") as admin: ...``"""
 
     def __init__(self, bootstrap_servers="127.0.0.1:9092", *, client_id: str = "kafkito-admin",
@@ -95,29 +96,8 @@ class Admin:
         self.request_timeout_ms = request_timeout_ms
         self._tg = None
 
-    async def __aenter__(self) -> "Admin":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self.cluster.start(self._tg)
-        except BaseException as exc:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-
     async def close(self) -> None:
-        await self.cluster.close()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-            self._tg = None
+        await self._close_connections()
 
     async def _controller(self) -> int | None:
         if self.cluster.controller_id < 0 or self.cluster.needs_refresh:

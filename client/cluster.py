@@ -79,6 +79,7 @@ class Cluster:
         self.controller_id: int = -1
         self.topics: dict[str, dict[int, PartitionInfo]] = {}
         self.topic_errors: dict[str, int] = {}
+        self.topic_ids: dict[str, object] = {}  # name -> uuid (Metadata v10+; KIP-848 assignments use ids)
         self.internal_topics: set[str] = set()
         self._wanted: set[str] = set()  # topics kept fresh on every refresh
         self._conns: dict[int, BrokerConnection] = {}
@@ -248,6 +249,8 @@ class Cluster:
                 self.topics.pop(t.name, None)
                 continue
             self.topic_errors.pop(t.name, None)
+            if t.topic_id is not None and t.topic_id.int:
+                self.topic_ids[t.name] = t.topic_id
             if t.is_internal:
                 self.internal_topics.add(t.name)
             self.topics[t.name] = {

@@ -36,6 +36,7 @@ import anyio
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 
+from .base import ClientBase
 from .cluster import Cluster
 from .errors import IllegalStateError, KafkaError, error_for
 from .fetcher import decode_partition
@@ -55,14 +56,18 @@ _METADATA_ERRORS = {ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR
 
 class _PartitionState:
     __slots__ = ("position", "paused", "records", "index", "next_fetch", "high_watermark",
-                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch")
+                 "last_stable_offset", "log_start_offset", "reset", "leader_epoch", "epoch", "last_chunk")
 
     def __init__(self) -> None:
         self.position: int | None = None
         self.paused = False
         self.records: list[ConsumerRecord] = []
         self.index = 0
+        # Where the next fetch starts: past the records buffered (they are fetched ahead
+        # of poll); -1 until the position is known.
         self.next_fetch = -1
+        self.epoch = 0  # bumped by every seek: a fetch asked before it is stale
+        self.last_chunk = 0  # records in the last fetched chunk
         self.high_watermark = -1
         self.last_stable_offset = -1
         self.log_start_offset = -1
@@ -77,8 +82,15 @@ class _PartitionState:
         self.records = []
         self.index = 0
 
+    def move_to(self, offset: int | None) -> None:
+        """A new position (None: to be reset); buffered and in-flight records are dropped."""
+        self.position = offset
+        self.next_fetch = -1 if offset is None else offset
+        self.epoch += 1
+        self.clear()
 
-class Consumer:
+
+class Consumer(ClientBase):
     """An async Kafka consumer (asyncio or trio through anyio). Use ``async with``.
 
     Settings (Kafka's names, dots as underscores): ``group_id`` (None), ``client_id``,
@@ -100,7 +112,8 @@ class Consumer:
                  fetch_max_wait_ms: int = 500, max_poll_records: int = 500,
                  session_timeout_ms: int = 45000, heartbeat_interval_ms: int = 3000,
                  max_poll_interval_ms: int = 300000, partition_assignment_strategy=("range", "cooperative-sticky"),
-                 group_instance_id: str | None = None, check_crcs: bool = True,
+                 group_instance_id: str | None = None, group_protocol: str = "classic",
+                 group_remote_assignor: str | None = None, check_crcs: bool = True,
                  request_timeout_ms: int = 30000, metadata_max_age_ms: int = 300000,
                  retry_backoff_ms: int = 100, connect_timeout_ms: int = 10000,
                  allow_auto_create_topics: bool = False) -> None:
@@ -134,7 +147,15 @@ class Consumer:
         self._last_auto_commit = time.monotonic()
         self._fetch_error: KafkaError | None = None
         self.group = None
-        if group_id is not None:
+        if group_protocol not in ("classic", "consumer"):
+            raise ValueError("group_protocol must be 'classic' or 'consumer' (KIP-848)")
+        if group_id is not None and group_protocol == "consumer":
+            from .group_consumer import GroupConsumerMember
+
+            self.group = GroupConsumerMember(self, group_id, rebalance_timeout_ms=max_poll_interval_ms,
+                                             group_instance_id=group_instance_id,
+                                             server_assignor=group_remote_assignor)
+        elif group_id is not None:
             from .group import GroupMember
 
             strategies = [partition_assignment_strategy] if isinstance(partition_assignment_strategy, str) \
@@ -146,27 +167,12 @@ class Consumer:
         self._initial_topics = list(topics)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> "Consumer":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self.cluster.start(self._tg)
-            if self.group is not None:
-                self._tg.start_soon(self.group.heartbeat_loop)
-            self._started = True
-            if self._initial_topics:
-                self.subscribe(self._initial_topics)
-        except BaseException as exc:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+    async def _on_start(self) -> None:
+        if self.group is not None:
+            self._tg.start_soon(self.group.heartbeat_loop)
+        self._started = True
+        if self._initial_topics:
+            self.subscribe(self._initial_topics)
 
     async def close(self, *, autocommit: bool = True) -> None:
         """Commit (with auto commit on), leave the group, close the connections."""
@@ -183,10 +189,7 @@ class Consumer:
                     await self.group.leave()
         finally:
             self._closed = True
-            await self.cluster.close()
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-                await self._tg.__aexit__(None, None, None)
+            await self._close_connections()
 
     # -- assignment --------------------------------------------------------------------------
     def assign(self, partitions) -> None:
@@ -245,24 +248,34 @@ class Consumer:
 
     def seek(self, tp, offset: int) -> None:
         st = self._state(tp)
-        st.position = int(offset)
+        st.move_to(int(offset))
         st.reset = None
-        st.clear()
         self._data.set()
 
     def seek_to_beginning(self, *partitions) -> None:
         for tp in partitions or list(self._states):
             st = self._state(tp)
-            st.position, st.reset = None, "earliest"
-            st.clear()
+            st.move_to(None)
+            st.reset = "earliest"
         self._data.set()
 
     def seek_to_end(self, *partitions) -> None:
         for tp in partitions or list(self._states):
             st = self._state(tp)
-            st.position, st.reset = None, "latest"
-            st.clear()
+            st.move_to(None)
+            st.reset = "latest"
         self._data.set()
+
+    async def seek_to_time(self, timestamp_ms: int, *partitions) -> None:
+        """Move each partition (all assigned when none given) to its first record at or
+        after ``timestamp_ms``; past the last record, to the end."""
+        tps = [TopicPartition(*tp) for tp in partitions] or list(self._states)
+        found = await self.offsets_for_times({tp: timestamp_ms for tp in tps})
+        missing = [tp for tp in tps if found.get(tp) is None]
+        ends = await self.end_offsets(missing) if missing else {}
+        for tp in tps:
+            hit = found.get(tp)
+            self.seek(tp, hit.offset if hit is not None else ends[tp])
 
     async def position(self, tp) -> int:
         st = self._state(tp)
@@ -323,7 +336,7 @@ class Consumer:
                 for tp, om in committed.items():
                     st = self._states.get(tp)
                     if st is not None and st.position is None:
-                        st.position = om.offset
+                        st.move_to(om.offset)
         by_strategy: dict[str, list] = defaultdict(list)
         for tp in missing:
             st = self._states.get(tp)
@@ -340,7 +353,8 @@ class Consumer:
             for tp, v in got.items():
                 st = self._states.get(tp)
                 if st is not None and st.position is None:
-                    st.position, st.reset = v.offset, None
+                    st.move_to(v.offset)
+                    st.reset = None
 
     # -- polling -----------------------------------------------------------------------------
     async def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumerRecord]:
@@ -395,7 +409,7 @@ class Consumer:
             if st.buffered:
                 st.position = st.records[st.index].offset
             else:
-                st.position = max(take[-1].offset + 1, st.next_fetch) if take else st.next_fetch
+                st.position = st.next_fetch  # past control batches and gaps fetched with them
                 st.clear()
             if len(out) >= limit:
                 break
@@ -404,7 +418,9 @@ class Consumer:
     def _start_fetches(self) -> None:
         by_node: dict[int, list[tuple[TopicPartition, int]]] = defaultdict(list)
         for tp, st in self._states.items():
-            if st.paused or st.buffered or st.position is None:
+            # Fetch the next chunk while the last one is being returned, so there is no wait
+            # at its end; never more than about two chunks buffered.
+            if st.paused or st.position is None or st.buffered > max(self.max_poll_records, st.last_chunk):
                 continue
             leader = self.cluster.leader_for(tp.topic, tp.partition)
             if leader < 0:
@@ -412,7 +428,7 @@ class Consumer:
                 continue
             if leader in self._fetching:
                 continue
-            by_node[leader].append((tp, st.position))
+            by_node[leader].append((tp, st.next_fetch, st.epoch))
         for node, parts in by_node.items():
             self._fetching.add(node)
             self._tg.start_soon(self._fetch, node, parts)
@@ -430,9 +446,9 @@ class Consumer:
             self._fetching.discard(-1)
             self._data.set()
 
-    async def _fetch(self, node: int, parts: list[tuple[TopicPartition, int]]) -> None:
+    async def _fetch(self, node: int, parts: list[tuple[TopicPartition, int, int]]) -> None:
         topics: dict[str, list] = defaultdict(list)
-        for tp, offset in parts:
+        for tp, offset, _epoch in parts:
             topics[tp.topic].append(FetchPartition(
                 partition=tp.partition, fetch_offset=offset, partition_max_bytes=self.max_partition_fetch_bytes,
                 current_leader_epoch=-1))
@@ -440,7 +456,7 @@ class Consumer:
                             max_bytes=self.fetch_max_bytes, isolation_level=self.isolation_level,
                             session_id=0, session_epoch=-1,
                             topics=[FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()])
-        asked = dict(parts)
+        asked = {tp: (offset, epoch) for tp, offset, epoch in parts}
         try:
             try:
                 resp = await self.cluster.send(node, ApiKey.FETCH, body, FETCH_MAX_VERSION, 4,
@@ -458,7 +474,7 @@ class Consumer:
                 for p in t.partitions:
                     tp = TopicPartition(t.topic, p.partition_index)
                     st = self._states.get(tp)
-                    if st is None or st.position != asked.get(tp) or st.buffered:
+                    if st is None or (st.next_fetch, st.epoch) != asked.get(tp):
                         continue  # unassigned or sought elsewhere meanwhile
                     self._apply_partition(tp, st, p)
         except Exception as exc:  # a decoding failure must surface in poll, not kill the task group
@@ -473,7 +489,8 @@ class Consumer:
             if self.auto_offset_reset == "none":
                 self._fetch_error = error_for(code, f"{tp.topic}-{tp.partition} offset {st.position}")
             else:
-                st.position, st.reset = None, self.auto_offset_reset
+                st.move_to(None)
+                st.reset = self.auto_offset_reset
             return
         if code:
             if code in _METADATA_ERRORS:
@@ -485,12 +502,18 @@ class Consumer:
         st.last_stable_offset = p.last_stable_offset
         st.log_start_offset = p.log_start_offset
         records, next_offset = decode_partition(
-            tp.topic, tp.partition, p.records, st.position, aborted=p.aborted_transactions,
+            tp.topic, tp.partition, p.records, st.next_fetch, aborted=p.aborted_transactions,
             read_committed=self.isolation_level == 1, check_crcs=self.check_crcs)
-        st.records, st.index = records, 0
+        st.last_chunk = len(records)
+        if st.buffered:
+            if records:
+                st.records = st.records[st.index:] + records
+                st.index = 0
+        else:
+            st.records, st.index = records, 0
+            if not records:
+                st.position = next_offset  # only control or aborted batches: move past them
         st.next_fetch = next_offset
-        if not records and next_offset > st.position:
-            st.position = next_offset  # only control or aborted batches: move past them
 
     # -- commits -----------------------------------------------------------------------------
     def _positions(self) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -511,11 +534,22 @@ class Consumer:
         if self.group is not None and self.group.subscription is not None:
             gen, member, instance = self.group.generation_id, self.group.member_id, self.group.group_instance_id
         try:
-            await commit_offsets(self.cluster, self.group_id, offsets, generation_id=gen, member_id=member,
-                                 group_instance_id=instance)
+            try:
+                await commit_offsets(self.cluster, self.group_id, offsets, generation_id=gen, member_id=member,
+                                     group_instance_id=instance,
+                                     max_version=getattr(self.group, "commit_version", None))
+            except KafkaError as exc:
+                if exc.code != ErrorCode.STALE_MEMBER_EPOCH or not hasattr(self.group, "_heartbeat"):
+                    raise
+                # KIP-848: the epoch moved on since our last heartbeat; learn it and commit again.
+                await self.group._heartbeat()
+                await commit_offsets(self.cluster, self.group_id, offsets, generation_id=self.group.generation_id,
+                                     member_id=self.group.member_id, group_instance_id=instance,
+                                     max_version=self.group.commit_version)
         except KafkaError as exc:
             if self.group is not None and exc.code in (ErrorCode.ILLEGAL_GENERATION, ErrorCode.UNKNOWN_MEMBER_ID,
-                                                       ErrorCode.REBALANCE_IN_PROGRESS):
+                                                       ErrorCode.REBALANCE_IN_PROGRESS,
+                                                       ErrorCode.STALE_MEMBER_EPOCH):
                 self.group.request_rejoin()
             raise
 

@@ -33,6 +33,7 @@ from kafkito.records.batch import (
     iter_records,
 )
 from kafkito.records import codecs
+from kafkito.records.reccodec import decode_records
 from kafkito.records.errors import CorruptRecordError
 from crc32c import crc32c
 
@@ -96,11 +97,6 @@ def decode_partition(topic: str, partition: int, records_blob, fetch_offset: int
         codec = attributes & 0x07
         section = codecs.decompress(codec, buf[HEADER_BYTES:]) if codec else buf[HEADER_BYTES:]
         log_append = attributes & TIMESTAMP_TYPE_BIT
-        lat = max_ts if log_append else None
-        ts_type = 1 if log_append else 0
-        for rec in iter_records(section, count, base_offset, base_ts, lat):
-            if rec.offset < fetch_offset:
-                continue
-            out.append(ConsumerRecord(topic, partition, rec.offset, rec.timestamp, rec.key, rec.value,
-                                      rec.headers, ts_type, leader_epoch))
+        out += decode_records(section, count, base_offset, base_ts, max_ts if log_append else -1, fetch_offset,
+                              ConsumerRecord, topic, partition, 1 if log_append else 0, leader_epoch)
     return out, next_offset

@@ -71,6 +71,20 @@ def _group_tps(assigned: dict) -> list[ProtoTopicPartition]:
     return [ProtoTopicPartition(topic=t, partitions=sorted(ps)) for t, ps in sorted(assigned.items()) if ps]
 
 
+async def revoke(consumer, listener, partitions: set, *, commit: bool = True) -> None:
+    """Give partitions up: commit their positions first (with auto commit on), tell the
+    listener, drop them. Both group protocols revoke this way."""
+    if commit and consumer.enable_auto_commit:
+        offsets = {tp: om for tp, om in consumer._positions().items() if tp in partitions}
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                log.warning("group %s: commit before revoking failed: %s", consumer.group_id, exc)
+    await _call(listener, "on_partitions_revoked", partitions)
+    consumer._remove_partitions(partitions)
+
+
 async def _call(listener, name: str, partitions: set) -> None:
     fn = getattr(listener, name, None) if listener is not None else None
     if fn is None:
@@ -161,18 +175,8 @@ class GroupMember:
         return set(self.consumer._states)
 
     async def _revoke(self, partitions: set[TopicPartition]) -> None:
-        if not partitions:
-            return
-        c = self.consumer
-        if c.enable_auto_commit and self.generation_id >= 0:
-            offsets = {tp: om for tp, om in c._positions().items() if tp in partitions}
-            if offsets:
-                try:
-                    await c.commit(offsets)
-                except KafkaError as exc:
-                    log.warning("group %s: commit before revoking failed: %s", self.group_id, exc)
-        await _call(self.listener, "on_partitions_revoked", partitions)
-        c._remove_partitions(partitions)
+        if partitions:
+            await revoke(self.consumer, self.listener, partitions, commit=self.generation_id >= 0)
 
     async def _lose(self) -> None:
         owned = self._owned()

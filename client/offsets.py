@@ -123,7 +123,7 @@ async def _coordinator_call(cluster, group_id: str, api_key: int, body, max_vers
 
 async def commit_offsets(cluster, group_id: str, offsets: dict[TopicPartition, OffsetAndMetadata | int], *,
                          generation_id: int = -1, member_id: str = "", group_instance_id: str | None = None,
-                         timeout_ms: int | None = None) -> None:
+                         timeout_ms: int | None = None, max_version: int | None = None) -> None:
     """OffsetCommit; raises the first partition's error (e.g. ILLEGAL_GENERATION after a rebalance)."""
     topics: dict[str, list] = defaultdict(list)
     for tp, om in offsets.items():
@@ -143,8 +143,9 @@ async def commit_offsets(cluster, group_id: str, offsets: dict[TopicPartition, O
                     return p.error_code
         return 0
 
-    await _coordinator_call(cluster, group_id, ApiKey.OFFSET_COMMIT, body, OFFSET_COMMIT_MAX_VERSION, 2,
-                            check, timeout_ms)
+    # KIP-848 members commit with v9+ (the generation field carries the member epoch).
+    await _coordinator_call(cluster, group_id, ApiKey.OFFSET_COMMIT, body, max_version or OFFSET_COMMIT_MAX_VERSION,
+                            max_version or 2, check, timeout_ms)
 
 
 async def fetch_committed(cluster, group_id: str, partitions: list[TopicPartition] | None = None, *,

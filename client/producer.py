@@ -42,6 +42,7 @@ from kafkito.protocol.messages.init_producer_id import InitProducerIdRequest
 from kafkito.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafkito.records.codecs import CODEC_IDS
 
+from .base import ClientBase
 from .accumulator import Delivery, ProducerBatch, RecordAccumulator
 from .cluster import Cluster
 from .errors import (
@@ -67,7 +68,7 @@ _METADATA_ERRORS = {
 }
 
 
-class Producer:
+class Producer(ClientBase):
     """An async Kafka producer (asyncio or trio through anyio). Use ``async with``.
 
     Settings take Kafka's names with dots as underscores: ``acks`` ("all", 1, 0),
@@ -80,7 +81,7 @@ class Producer:
     """
 
     def __init__(self, bootstrap_servers="127.0.0.1:9092", *, client_id: str = "kafkito-producer",
-                 acks="all", linger_ms: float = 5, batch_size: int = 16384, compression: str | None = None,
+                 acks="all", linger_ms: float = 5, batch_size: int = 1_000_000, compression: str | None = None,
                  compression_type: str = "none", enable_idempotence: bool | None = None,
                  delivery_timeout_ms: int = 120000, request_timeout_ms: int = 30000,
                  retry_backoff_ms: int = 100, max_in_flight_requests_per_connection: int = 5,
@@ -125,33 +126,20 @@ class Producer:
         self._fatal: KafkaError | None = None
         self._sender_done = anyio.Event()
         self.txn = None  # TransactionManager when transactional_id is set
+        self._first_error: KafkaError | None = None  # for commit_transaction's check
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> "Producer":
-        await self.start()
-        return self
+    async def _on_start(self) -> None:
+        if self.transactional_id is not None:
+            from .transaction import TransactionManager
 
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def start(self) -> None:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        try:
-            await self.cluster.start(self._tg)
-            if self.transactional_id is not None:
-                from .transaction import TransactionManager
-
-                self.txn = TransactionManager(self)
-                await self.txn.init()
-            elif self.idempotent:
-                await self._init_producer_id()
-            self._tg.start_soon(self._sender)
-            self._started = True
-        except BaseException as exc:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+            self.txn = TransactionManager(self)
+            self._acc.transactional = True
+            await self.txn.init()
+        elif self.idempotent:
+            await self._init_producer_id()
+        self._tg.start_soon(self._sender)
+        self._started = True
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued (up to ``timeout`` seconds, default delivery.timeout.ms),
@@ -164,10 +152,7 @@ class Producer:
         self._closed = True
         self._acc.fail_all(IllegalStateError("the producer was closed before the record was sent"))
         self._wake.set()
-        await self.cluster.close()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
+        await self._close_connections()
 
     async def _init_producer_id(self, transactional_id: str | None = None) -> None:
         body = InitProducerIdRequest(transactional_id=transactional_id,
@@ -250,14 +235,49 @@ class Producer:
             self._wake.set()
             while self._acc.has_pending() and not self._closed:
                 # Wait for the newest batch of every partition: the others finish before it.
+                # Outcomes are not raised here: each record's handle holds its own.
                 pending = [q.batches[-1] if q.batches else (q.retries[-1] if q.retries else q.in_flight[-1])
                            for q in self._acc.queues.values() if q.batches or q.retries or q.in_flight]
                 for batch in pending:
-                    await Delivery(batch, 0).wait() if not batch.finished else None
-        except KafkaError:
-            pass  # flush reports nothing itself: each record's handle holds its outcome
+                    if not batch.finished:
+                        if batch.done is None:
+                            batch.done = anyio.Event()
+                        await batch.done.wait()
         finally:
             self._acc.flushing -= 1
+
+    async def _flush_collecting_errors(self) -> KafkaError | None:
+        """Flush, then the first error of a record queued since the last call (None if all
+        were delivered)."""
+        await self.flush()
+        err, self._first_error = self._first_error, None
+        return err
+
+    # -- transactions ------------------------------------------------------------------------
+    def _txn(self):
+        if self.txn is None:
+            raise IllegalStateError("transactions need a transactional_id")
+        return self.txn
+
+    def begin_transaction(self) -> None:
+        self._txn().begin()
+
+    async def commit_transaction(self) -> None:
+        await self._txn().commit()
+
+    async def abort_transaction(self) -> None:
+        await self._txn().abort()
+
+    async def send_offsets_to_transaction(self, offsets: dict, group_id: str, *, generation_id: int = -1,
+                                          member_id: str = "", group_instance_id: str | None = None) -> None:
+        """Commit a consumer group's offsets as part of the transaction (consume-transform-produce).
+        Pass the consumer's ``group.generation_id``/``member_id`` for zombie fencing (KIP-447)."""
+        await self._txn().send_offsets(offsets, group_id, generation_id=generation_id, member_id=member_id,
+                                       group_instance_id=group_instance_id)
+
+    def transaction(self):
+        """``async with producer.transaction(): ...`` commits on success, aborts on an exception."""
+        return _Transaction(self)
 
     async def partitions(self, topic: str) -> list[int]:
         return sorted(await self.cluster.partitions_for(topic))
@@ -394,4 +414,22 @@ class Producer:
         if err.retriable and not expired and not self._closed:
             self._acc.retry(batch, now)
         else:
+            if self._first_error is None:
+                self._first_error = err
             self._acc.failed(batch, err)
+
+
+class _Transaction:
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    async def __aenter__(self) -> Producer:
+        self.producer.begin_transaction()
+        return self.producer
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            await self.producer.commit_transaction()
+        else:
+            with anyio.CancelScope(shield=True):
+                await self.producer.abort_transaction()

@@ -371,10 +371,10 @@ def build_batch(
     timestamps = [r[3] for r in records]
     base_ts = timestamps[0] if timestamps else -1
     max_ts = max(timestamps) if timestamps else -1
-    section = bytearray()
-    for i, (key, value, headers, ts) in enumerate(records):
-        encode_record(section, i, ts - base_ts, key, value, headers)
-    body = codecs.compress(codec, bytes(section)) if codec else bytes(section)
+    from .reccodec import encode_records  # C when built; imported here as it imports this module
+
+    section = encode_records(records, base_ts)
+    body = codecs.compress(codec, section) if codec else section
     attributes = codec
     if timestamp_type == LOG_APPEND_TIME:
         attributes |= TIMESTAMP_TYPE_BIT

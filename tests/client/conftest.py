@@ -21,7 +21,9 @@ def anyio_backend(request):
 
 @pytest.fixture(scope="module")
 def kbroker(tmp_path_factory):
-    settings = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.delay.ms": "0"}
+    settings = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.delay.ms": "0",
+                # KIP-848 sessions are the broker's to set: short, so a crashed member is noticed
+                "group.consumer.session.timeout.ms": "2000", "group.consumer.heartbeat.interval.ms": "200"}
     with embedded_broker(tmp_path_factory.mktemp("kafkito-client"), settings=settings) as running:
         yield running
 

@@ -76,6 +76,11 @@ async def test_offsets_for_times_finds_the_first_record_at_or_after(kbroker, top
         got = await c.offsets_for_times({tp: 3500})
         assert got[tp].offset == 3 and got[tp].timestamp_ms == 4000
         assert (await c.offsets_for_times({tp: 99_999}))[tp] is None
+        c.assign([tp])
+        await c.seek_to_time(3500)
+        assert [r.offset for r in await c.poll(timeout=5)][:1] == [3]
+        await c.seek_to_time(99_999, tp)
+        assert await c.position(tp) == 10
 
 
 async def test_keys_go_to_the_murmur2_partition_and_keyless_records_stick(kbroker, topic_name):
@@ -152,3 +157,18 @@ def test_the_blocking_facade_round_trips(kbroker, topic_name):
     assert (got[0].key, got[0].value, got[0].headers) == (b"k", b"v", [("h", b"x")])
     with blocking.Admin(kbroker.bootstrap_servers) as a:
         assert topic_name in a.list_topics()
+
+
+async def test_a_refused_record_fails_alone_with_its_typed_error(kbroker, topic_name):
+    from kafkito.client.errors import MessageTooLargeError
+
+    async with Admin(kbroker.bootstrap_servers) as a:
+        await a.create_topics({topic_name: {"num_partitions": 2}})
+    async with Producer(kbroker.bootstrap_servers) as p:
+        too_big = await p.produce(topic_name, value=b"x" * 3_000_000, partition=0)
+        fine = await p.produce(topic_name, value=b"fine", partition=1)
+        await p.flush()
+        assert (await fine).offset == 0
+        with pytest.raises(MessageTooLargeError) as info:
+            await too_big
+        assert not info.value.retriable and info.value.code == 10
