@@ -313,3 +313,29 @@ def test_clear_messages_and_exit_codes(abroker):
     assert got.returncode == 2 and "expected epoch milliseconds or an ISO-8601 time" in got.stderr
     for g in (got,):
         assert "Traceback" not in g.stderr
+
+
+def test_sessions_shows_a_progress_bar_on_a_terminal(abroker):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kafkito.broker.cli", "sessions", PLAIN,
+                               "-b", abroker.bootstrap_servers], stdout=subprocess.PIPE,
+                              stderr=slave, timeout=60)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"\rscanning agents-plain [" in seen and b"100%" in seen
+    assert b"27 sessions" in proc.stdout
