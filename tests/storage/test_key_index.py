@@ -56,6 +56,19 @@ def test_the_c_walk_and_the_python_walk_hash_keys_alike():
     assert scan(section, 5) == scan_py(section, 5) == (0, 4, 1)
 
 
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.one_of(st.none(), st.binary(max_size=40)), min_size=1, max_size=12))
+def test_the_c_walk_hashes_keys_as_the_reference_does(keys):
+    section = batch(keys)[HEADER_BYTES:]
+    got = scan(section, len(keys), True)
+    assert got == scan_py(section, len(keys), True)
+    expected = []
+    for k in keys:
+        if k is not None and (not expected or expected[-1] != key_hash(k)):
+            expected.append(key_hash(k))
+    assert got[3] == expected
+
+
 def test_index_reads_only_the_key_batches(tmp_path):
     clock = ManualClock(T0)
     plog = open_log(tmp_path, clock, config(segment_bytes=1 << 20))
