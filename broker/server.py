@@ -5,7 +5,8 @@ Theory of operation
 ``Broker.run`` is one trio task that owns everything: it starts the log manager
 (recovering the logs), binds the listener (a port in use is a ``BrokerStartError``
 with a plain message), attaches the group coordinator, starts the background work
-(retention, offsets expiry) and accepts connections, each served by a ``Connection``.
+(retention, offsets expiry, the log cleaner of broker/log_cleaner.py) and accepts
+connections, each served by a ``Connection``.
 ``task_status.started`` reports the bound address once clients can connect.
 
 Connections are admitted by ``ConnectionQuotas`` (``connection_quotas.py``): the accept
@@ -53,6 +54,7 @@ from .connection_quotas import ConnectionQuotas
 from .context import BrokerState
 from .group.service import GroupService
 from .handlers import load_handlers
+from .log_cleaner import LogCleanerService
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
 from .request_pool import RequestMemoryPool
@@ -82,6 +84,7 @@ class Broker:
         self.io = io  # storage's file-call seam (tests inject faults through it)
         self.shutdown_grace_s = shutdown_grace_s
         self.state: BrokerState | None = None
+        self.log_cleaner: LogCleanerService | None = None
         self.address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None  # the HTTP listener's, when on
         self._stop = trio.Event()
@@ -154,9 +157,11 @@ class Broker:
                 await state.groups.load()
             except StorageError as exc:
                 raise BrokerStartError(f"cannot load the consumer groups: {exc}") from None
+            self.log_cleaner = LogCleanerService(logs, config, self.clock.now_ms, partitions.refresh)
             async with trio.open_nursery() as nursery:
                 partitions.attach(nursery)
                 nursery.start_soon(state.groups.run)
+                nursery.start_soon(self.log_cleaner.run)
                 nursery.start_soon(self._retention_loop, state)
                 nursery.start_soon(self._recovery_point_loop, state)
                 nursery.start_soon(self._sweep_deadlines)
@@ -178,6 +183,7 @@ class Broker:
                     task_status.started(self.address)
                     await self._stop.wait()
                     log.info("shutting down")
+                    self.log_cleaner.request_stop()
                     accept_scope.cancel()
                     self._all_closed = trio.Event()
                     for conn in list(self._connections):

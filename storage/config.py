@@ -22,6 +22,8 @@ from .errors import InvalidConfigError
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
+SEGMENT_BYTES_MIN = 1024  # Kafka: 1 MiB (14 bytes before 4.0)
+SEGMENT_MS_MIN = 100  # Kafka: 1 ms
 
 
 class LogConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,14 +204,16 @@ _SPECS = [
                "Largest partition size before old segments are deleted (-1: no limit).", None),
     ConfigSpec("retention.ms", "LONG", _D.retention_ms,
                "Age after which segments are deleted (-1: no limit).", at_least(-1)),
+    # Floors far below Kafka's (1 MiB, 1 ms... but Kafka's tests only): small enough to watch
+    # rolls and compaction happen in seconds, large enough that a segment holds a batch.
     ConfigSpec("segment.bytes", "INT", _D.segment_bytes,
-               "Size at which the active segment is rolled.", at_least(14)),
+               "Size at which the active segment is rolled.", at_least(SEGMENT_BYTES_MIN)),
     ConfigSpec("segment.index.bytes", "INT", _D.segment_index_bytes,
                "Largest offset/time index size; a full index rolls the segment.", at_least(4)),
     ConfigSpec("segment.jitter.ms", "LONG", _D.segment_jitter_ms,
                "Random jitter subtracted from segment.ms (accepted, not used).", at_least(0)),
     ConfigSpec("segment.ms", "LONG", _D.segment_ms,
-               "Age at which the active segment is rolled.", at_least(1)),
+               "Age at which the active segment is rolled.", at_least(SEGMENT_MS_MIN)),
     ConfigSpec("unclean.leader.election.enable", "BOOLEAN", _D.unclean_leader_election_enable,
                "Accepted for compatibility; a single node has no other replica.", None),
 ]

@@ -121,6 +121,8 @@ from .producer_state import (
     snapshot_offsets,
     snapshot_path,
 )
+from .cleaner import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
+from .segment_swap import finish_interrupted_swaps, swap_path
 from .segment import (
     DELETED_SUFFIX,
     REL_OFFSET_MAX,
@@ -316,8 +318,9 @@ class PartitionLog:
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
         # key.index.enable: the per-key index (key_index.py), fed by append, kept by the hooks
-        # at roll, flush, segment deletion and close.
+        # at roll, flush, segment deletion, compaction swaps and close.
         self.key_index = KeyIndex(directory, io, self._lock, self.name, decompressed_bytes_max)
+        self._compacted_once = False  # a cleaner checkpoint exists (cleaner.py)
 
     # ---------------------------------------------------------------------------- open
     @classmethod
@@ -345,6 +348,7 @@ class PartitionLog:
         if not self.io.isdir(self.directory):
             self.io.mkdir(self.directory)
             self.io.fsync_dir(os.path.dirname(os.path.abspath(self.directory)))
+        self._compacted_once = self.io.exists(os.path.join(self.directory, CLEANER_CHECKPOINT_FILE))
         bases = self._clean_directory()
         now = self.clock.now_ms()
         index_bytes = self.config.segment_index_bytes
@@ -415,6 +419,8 @@ class PartitionLog:
 
     def _clean_directory(self) -> list[int]:
         """Remove leftovers of interrupted operations; return the segment base offsets."""
+        # A committed cleaner swap is finished first (segment_swap.py); others are leftovers.
+        self.recovery.removed_leftovers += finish_interrupted_swaps(self.io, self.directory)
         logs, others = set(), {}
         for name in sorted(self.io.listdir(self.directory)):
             path = os.path.join(self.directory, name)
@@ -656,7 +662,8 @@ class PartitionLog:
             raise storage_error("cannot write", path, e) from e
 
     def _configure(self, seg: LogSegment) -> LogSegment:
-        seg.contiguous_offsets = not self.config.compact
+        # A log compacted once keeps its offset gaps after its policy goes back to delete.
+        seg.contiguous_offsets = not self.config.compact and not self._compacted_once
         seg.leader_epoch_max = self.leader_epoch
         return seg
 
@@ -1130,6 +1137,56 @@ class PartitionLog:
         while k < n and eligible(k) and upper(k) <= self._log_start_offset:
             k += 1
         return k
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment, cleaned: str,
+                         end_offset: int) -> bool:
+        """The cleaner's swap (segment_swap.py): replace the consecutive segments ``old``
+        (ending where offset ``end_offset`` begins) by ``new``, whose data is the fsynced file
+        ``cleaned`` and whose index entries are in memory (an empty ``new`` replaces them
+        by nothing). Returns False, changing nothing
+        but removing ``cleaned``, when the log moved on meanwhile (retention or DeleteRecords
+        took one of them, the log closed or went offline)."""
+        with self._lock:
+            live = (not self._closed and self._offline is None and old
+                    and all(s in self.segments and not s.deleted for s in old))
+            if not live:
+                try:
+                    self.io.unlink(cleaned)
+                except OSError:
+                    pass
+                return False
+            self._compacted_once = True
+            at = self.segments.index(old[0])
+            assert self.segments[at:at + len(old)] == old and old[-1] is not self.segments[-1]
+            swap = swap_path(self.directory, new.base_offset, end_offset)
+            try:
+                self.io.rename(cleaned, swap)
+                self.io.fsync_dir(self.directory)  # committed: recovery finishes it from here
+            except OSError as e:
+                raise storage_error("cannot swap in cleaned segment", swap, e) from e
+            try:
+                self._delete_segments(old, self.clock.now_ms())
+                if new.is_empty:  # nothing survived: the run leaves an offset gap
+                    self.io.unlink(swap)
+                else:
+                    self.io.rename(swap, new.log_path)
+                    self._configure(new)
+                    new.write_indexes()  # on failure kept in memory, rebuilt at the next start
+                self.io.fsync_dir(self.directory)
+            except (OSError, KafkaStorageError) as e:
+                # The swap is committed on disk but not in memory: stop serving until a
+                # reopen finishes it (finish_interrupted_swaps), as after an fsync failure.
+                self._offline = f"segment swap failed: {e}"
+                raise KafkaStorageError(f"{self.name}: cannot swap in cleaned segment {swap}: "
+                                        f"{e}") from e
+            if not new.is_empty:
+                self.segments.insert(at, new)
+                self._bases.insert(at, new.base_offset)
+                if self.config.key_index_enable:  # _delete_segments dropped the old ones'
+                    self.key_index.rebuild(new)
+                new.file.release()
+                new.release_index_fds()
+            return True
 
     def _delete_segments(self, doomed: list[LogSegment], now: int) -> None:
         due = now + self.config.file_delete_delay_ms

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import metafile
+from .cleaner import CHECKPOINT_FILE as CLEANER_CHECKPOINT_FILE
 from .config import LogConfig
 from .damage import QUARANTINE_SUFFIX, ByteRanges, DamagedRange
 from .log import read_recovery_point
@@ -68,6 +69,7 @@ def verify_partition(directory: str, *, compact: bool = False, clean: bool = Fal
     """``clean``: the data directory holds a clean-shutdown marker (everything was flushed)."""
     result = PartitionVerification(os.path.basename(directory))
     names = sorted(os.listdir(directory))
+    compact = compact or CLEANER_CHECKPOINT_FILE in names  # cleaned once: gaps by design
     result.quarantined = [n for n in names if n.endswith(QUARANTINE_SUFFIX)]
     bases = sorted(int(m.group(1)) for m in map(_SEGMENT_LOG.match, names) if m)
     prev_end = None  # next offset after the previous segment's last batch

@@ -12,7 +12,8 @@ is not measured and all workers start together. Each worker then prints exactly 
 JSON object on its last stdout line; anything else it has to say goes to stderr.
 
 Modes: ``produce`` (as fast as it can for a duration, or until a byte budget is
-sent), ``latency`` (one message at a time, waiting for each acknowledgement),
+sent), ``latency`` (one message at a time, waiting for each acknowledgement; ``latency_raw``
+the same on a bare socket with kafkito's own codec),
 ``consume`` (from the start of the topic up to the end offsets seen at start),
 ``e2e_consume`` (stamps carried in the message values, consumer with default settings),
 ``e2e_produce`` (a fixed rate), ``group_join`` (subscribe, time to first assignment).
@@ -181,6 +182,13 @@ def run_latency(job: dict) -> dict:
         while acked[0] == before and time.perf_counter() < limit:
             p.poll(0.1)  # returns as soon as the delivery report is served
 
+    out = _time_each(one, job)
+    out["errors"] = errors[0]
+    return out
+
+
+def _time_each(one, job: dict) -> dict:
+    """Percentiles of ``one()``'s wall time, after ``warmup`` untimed calls."""
     for _ in range(int(job.get("warmup", 200))):
         one()
     samples = []
@@ -192,8 +200,56 @@ def run_latency(job: dict) -> dict:
         samples.append((t1 - t0) * 1000)
         if t1 > deadline:
             break
-    out = _percentiles(samples)
-    out["errors"] = errors[0]
+    return _percentiles(samples)
+
+
+def run_latency_raw(job: dict) -> dict:
+    """``latency`` without a client library: one Produce v9 frame on a blocking socket,
+    encoded with kafkito's own codec, then its response. librdkafka hands every message
+    through its own threads, so its round trip holds client time; this one holds little
+    beyond the broker's own work and the loopback, which is what the acks=all-versus-fsync
+    figure is about."""
+    import socket
+    import struct
+
+    from kafkito.protocol import ApiKey, decode_response, encode_request
+    from kafkito.protocol.messages.produce import (PartitionProduceData, ProduceRequest,
+                                                   TopicProduceData)
+    from kafkito.records import build_batch
+
+    host, port = job["bootstrap"].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    acks = -1 if job["acks"] in (-1, "all") else int(job["acks"])
+    value = payload_pool()[: int(job.get("size", 100))]
+    failures = [0]
+    correlation = [0]
+
+    def receive_exactly(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed by the broker")
+            buf += chunk
+        return bytes(buf)
+
+    def one() -> None:
+        batch = build_batch([(None, value, [], int(time.time() * 1000))])
+        request = ProduceRequest(acks=acks, timeout_ms=10_000, topic_data=[TopicProduceData(
+            name=job["topic"], partition_data=[PartitionProduceData(index=0, records=batch)])])
+        correlation[0] += 1
+        sock.sendall(encode_request(ApiKey.PRODUCE, 9, correlation[0], "bench-raw", request))
+        (size,) = struct.unpack(">i", receive_exactly(4))
+        _, response = decode_response(ApiKey.PRODUCE, 9, receive_exactly(size))
+        if response.responses[0].partition_responses[0].error_code:
+            failures[0] += 1
+
+    try:
+        out = _time_each(one, job)
+    finally:
+        sock.close()
+    out["errors"] = failures[0]
     return out
 
 
@@ -369,7 +425,8 @@ def run_topic(job: dict) -> dict:
             "create_topics_error": created_error}
 
 
-MODES = {"topic": run_topic, "produce": run_produce, "latency": run_latency, "consume": run_consume,
+MODES = {"topic": run_topic, "produce": run_produce, "latency": run_latency,
+         "latency_raw": run_latency_raw, "consume": run_consume,
          "e2e_consume": run_e2e_consume, "e2e_produce": run_e2e_produce, "group_join": run_group_join}
 
 

@@ -206,14 +206,16 @@ def produce_case(size: int, acks, compression: str, *, partitions: int = 1, conn
 
 # -- one-at-a-time produce latency ----------------------------------------------------------
 
-def latency_case(acks, count: int, reps: int = 1) -> Case:
+def latency_case(acks, count: int, reps: int = 1, raw: bool = False) -> Case:
+    """One message at a time through librdkafka, or (``raw``) through a bare socket: the
+    raw figures minus the machine's fsync say what one acks=all round costs the broker."""
     acks_label = "all" if acks in (-1, "all") else str(acks)
 
     def run(ctx: Context, broker: BrokerUnderTest) -> dict:
         with ctx.session(broker):
             topic = "latency"
             create_topic(broker.bootstrap, topic, 1)
-            w = Worker({"mode": "latency", "bootstrap": broker.bootstrap, "topic": topic, "acks": acks,
+            w = Worker({"mode": "latency_raw" if raw else "latency", "bootstrap": broker.bootstrap, "topic": topic, "acks": acks,
                         "size": 100, "count": count, "warmup": 200, "max_s": 60})
             with ctx.watch(broker) as watch:
                 r = w.result()
@@ -224,6 +226,9 @@ def latency_case(acks, count: int, reps: int = 1) -> Case:
 
     metrics = [Metric("p50_ms", "p50", "ms", "lower"), Metric("p99_ms", "p99", "ms", "lower"),
                Metric("p999_ms", "p99.9", "ms", "lower"), CPU]
+    if raw:
+        return Case(f"latency/100B/acks={acks_label}/raw", "latency", run, metrics, reps=reps,
+                    note="one Produce at a time on a bare socket (kafkito's codec, no client library)")
     return Case(f"latency/100B/acks={acks_label}", "latency", run, metrics, reps=reps,
                 note="one message at a time, linger.ms=0, wait for each acknowledgement")
 
@@ -456,6 +461,8 @@ def plan(ctx: Context) -> list[Case]:
                 cases.append(produce_case(size, acks, compression, reps=3 if target and not quick else 1))
     cases.append(latency_case(1, 1000 if quick else 3000, reps=1 if quick else 3))
     cases.append(latency_case("all", 500 if quick else 2000))
+    cases.append(latency_case(1, 1000 if quick else 3000, raw=True))
+    cases.append(latency_case("all", 1000 if quick else 3000, raw=True))
     cases.append(e2e_case(1000, 3 if quick else 10))
     cases.append(consume_case(1 * GB, reps=1 if quick else 3))
     cases.append(group_join_case())

@@ -63,8 +63,10 @@ class GroupService:
 
     # ------------------------------------------------------------ lifecycle
     async def load(self) -> None:
+        configs = dict(OFFSETS_TOPIC_CONFIGS,
+                       **{"segment.bytes": str(self.state.config.offsets_topic_segment_bytes)})
         meta = self.state.partitions.ensure_internal_topic(
-            OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, dict(OFFSETS_TOPIC_CONFIGS))
+            OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs)
         if meta.num_partitions != self.config.offsets_topic_num_partitions:
             # The topic outlives the setting: groups stay where they were written.
             log.info("%s has %d partitions (offsets.topic.num.partitions=%d): using %d",

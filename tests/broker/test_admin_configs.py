@@ -32,6 +32,10 @@ def _other_value(setting):
             if (setting.minimum is None or candidate >= setting.minimum) and (
                     setting.maximum is None or candidate <= setting.maximum):
                 return str(candidate)
+    if setting.kind is float:
+        candidate = setting.default / 2
+        if setting.minimum is None or candidate >= setting.minimum:
+            return str(candidate)
     return None
 
 

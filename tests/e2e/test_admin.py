@@ -361,12 +361,12 @@ def test_delete_records_moves_the_start_consumers_see(kbroker, admin, topic_name
 def test_altered_retention_deletes_old_segments(kbroker, topic_name):
     admin = AiokafkaAdmin(kbroker.bootstrap_servers)  # the legacy AlterConfigs path
     try:
-        assert admin.create(topic_name, 1, configs={"segment.bytes": "200"}) is None
-        for i in range(5):  # one batch each: every batch rolls a new ~100-byte segment
-            produce("confluent", kbroker, topic_name, [Msg(b"k", b"x" * 60 + bytes([i]))])
+        assert admin.create(topic_name, 1, configs={"segment.bytes": "1024"}) is None
+        for i in range(5):  # one batch each: every batch rolls a new ~700-byte segment
+            produce("confluent", kbroker, topic_name, [Msg(b"k", b"x" * 640 + bytes([i]))])
         plog = broker_logs(kbroker).log(topic_name, 0)
         assert plog.log_start_offset == 0
-        assert admin.alter(topic_name, {"segment.bytes": "200", "retention.ms": "1"}) is None
+        assert admin.alter(topic_name, {"segment.bytes": "1024", "retention.ms": "1"}) is None
         deadline = time.monotonic() + 10
         while plog.log_start_offset == 0 and time.monotonic() < deadline:
             time.sleep(0.1)

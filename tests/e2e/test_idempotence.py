@@ -98,12 +98,12 @@ def test_a_retry_after_a_restart_and_plain_appends_is_still_a_duplicate(tmp_path
         return raw.call(ApiKey.PRODUCE, 9, request).responses[0].partition_responses[0].base_offset
 
     with embedded_broker(tmp_path) as b:
-        b.create_topic("idem", configs={"segment.bytes": "100"})  # a segment per batch
+        b.create_topic("idem", configs={"segment.bytes": "1024"})  # the plain batch rolls
         raw = RawClient(b.host, b.port)
         pid = raw.call(ApiKey.INIT_PRODUCER_ID, 4, InitProducerIdRequest(transaction_timeout_ms=60000)).producer_id
         assert _produce_idem(raw, pid, 0, b"a") == (0, 0)
     with embedded_broker(tmp_path) as b:
         raw = RawClient(b.host, b.port)
-        assert produce_plain(raw, b"plain") == 1  # in a new segment: the retried batch is not in it
+        assert produce_plain(raw, b"plain" * 200) == 1  # in a new segment: the retried batch is not in it
         assert _produce_idem(raw, pid, 0, b"a") == (0, 0)   # the retry: original offset, not appended
         assert _produce_idem(raw, pid, 1, b"b") == (0, 2)

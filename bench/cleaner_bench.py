@@ -1,0 +1,202 @@
+"""Log cleaner throughput, and produce throughput while the cleaner runs, each as a ratio
+to a baseline measured in the same run.
+
+    .venv/bin/python bench/cleaner_bench.py [--mb 64] [--produce-s 5] [--skip-produce]
+                                            [--json bench/results/cleaner.json]
+
+1. *Clean*: for 1 KB and 100 B records, with 1% and 50% of the records' keys unique, a
+   compacted log of about ``--mb`` MB (uncompressed 16 KiB batches, 8 MiB segments) is
+   cleaned once by ``storage.cleaner.Cleaner`` (a map big enough for one pass). The figure
+   is MB/s of input (the segments' bytes) against reading the same segment files raw
+   (sequential 1 MiB ``pread``s, page cache warm as the cleaner finds it). Goal: 50 MB/s
+   at 1 KB.
+2. *Produce while cleaning*: an embedded broker; confluent-kafka produces 1 KB records
+   (acks=1) to a plain topic for ``--produce-s`` seconds alone, then again while the
+   broker's cleaner thread cleans a compacted topic prefilled with 4 x ``--mb`` MB of dirty
+   data (measured only until that clean ends), unthrottled and throttled
+   (``log.cleaner.io.max.bytes.per.second``); medians of ``--reps`` alternated pairs. The
+   broker is embedded: producer, broker and cleaner share one process (and its GIL), as the
+   cleaner and the event loop do in ``kafkito serve``. Goal: at least 0.8x.
+
+A benchmark, not a test: the machine is shared, compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from kafkito.records import build_batch
+from kafkito.storage import LogConfig, ManualClock, PartitionLog
+from kafkito.storage.cleaner import Cleaner
+
+MB = 1024 * 1024
+SEGMENT_BYTES = 8 * MB  # Kafka's default is 1 GiB; small enough for several segments here
+T0 = 1_700_000_000_000
+
+
+def fill(path: str, record_bytes: int, unique: float, total_mb: int) -> PartitionLog:
+    clock = ManualClock(T0)
+    config = LogConfig(cleanup_policy=("compact",), segment_bytes=SEGMENT_BYTES)
+    plog = PartitionLog.open(path, "bench", 0, config, clock=clock)
+    per_batch = max(1, 16 * 1024 // (record_bytes + 20))
+    records = total_mb * MB // (record_bytes + 12)
+    keys = max(1, int(records * unique))
+    rng = random.Random(7)
+    value = os.urandom(record_bytes - 12)
+    written = 0
+    while written < records:
+        batch = build_batch([(b"key-%07d" % rng.randrange(keys), value, [], T0)
+                             for _ in range(per_batch)])
+        plog.append(batch, clock.now_ms())
+        written += per_batch
+    plog.flush()
+    plog.roll(clock.now_ms())
+    return plog
+
+
+def raw_read_s(plog: PartitionLog) -> tuple[float, int]:
+    total = 0
+    t0 = time.perf_counter()
+    for seg in plog.segments[:-1]:
+        fd = os.open(seg.log_path, os.O_RDONLY)
+        try:
+            pos = 0
+            while chunk := os.pread(fd, MB, pos):
+                pos += len(chunk)
+                total += len(chunk)
+        finally:
+            os.close(fd)
+    return time.perf_counter() - t0, total
+
+
+def clean_case(record_bytes: int, unique: float, total_mb: int) -> dict:
+    tmp = tempfile.mkdtemp(prefix="kafkito-cleaner-bench-")
+    try:
+        plog = fill(os.path.join(tmp, "log"), record_bytes, unique, total_mb)
+        raw_read_s(plog)  # warm the cache as the cleaner will find it
+        raw_s, nbytes = min(raw_read_s(plog) for _ in range(3))
+        t0 = time.perf_counter()
+        result = Cleaner(10_000_000).clean(plog, T0)
+        clean_s = time.perf_counter() - t0
+        plog.close()
+        row = {"record_bytes": record_bytes, "unique": unique, "input_mb": nbytes / MB,
+               "clean_mb_s": nbytes / MB / clean_s, "raw_read_mb_s": nbytes / MB / raw_s,
+               "kept_records": result.records_kept, "read_records": result.records_read,
+               "output_mb": result.bytes_written / MB}
+        row["ratio"] = row["clean_mb_s"] / row["raw_read_mb_s"]
+        return row
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def produce_for(bootstrap: str, topic: str, seconds: float, until=lambda: False) -> tuple[float, float]:
+    """(MB/s of 1 KB records delivered (acks=1), seconds) over ``seconds`` or until
+    ``until()`` says stop."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+                         "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144})
+    value = os.urandom(1000)
+    delivered = [0]
+
+    def cb(err, msg):
+        if err is None:
+            delivered[0] += 1
+
+    start = time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end and not until():
+        try:
+            producer.produce(topic, value=value, key=b"k", on_delivery=cb)
+        except BufferError:
+            producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(30)
+    elapsed = time.perf_counter() - start
+    return delivered[0] * 1000 / MB / elapsed, elapsed
+
+
+def produce_case(seconds: float, dirty_mb: int, throttle: float | None, reps: int) -> dict:
+    """Alternately: produce alone (cleaner off), then while the cleaner cleans a freshly
+    written dirty log; medians over ``reps`` pairs."""
+    from kafkito.testing import broker
+
+    tmp = tempfile.mkdtemp(prefix="kafkito-cleaner-bench-")
+    settings = {"log.cleaner.backoff.ms": "100"}
+    if throttle:
+        settings["log.cleaner.io.max.bytes.per.second"] = str(throttle)
+    alone, busy, windows = [], [], []
+    try:
+        with broker(tmp, settings={"log.cleaner.enable": "false"}) as b:
+            b.create_topic("plain")
+            b.create_topic("dirty", configs={"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES)})
+        directory = os.path.join(tmp, "dirty-0")
+        for _ in range(reps):
+            with broker(tmp, settings={"log.cleaner.enable": "false"}) as b:
+                alone.append(produce_for(b.bootstrap_servers, "plain", seconds)[0])
+            # The dirty data is written with the broker stopped: the cleaner's work, not load.
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+            fill(directory, 1000, 0.01, dirty_mb).close()
+            with broker(tmp, settings=settings) as b:
+                cleaner = b.broker.log_cleaner
+                time.sleep(0.2)  # the cleaner picks the dirty log up
+                # Measured only while the clean runs: the window ends when it is done.
+                mb_s, window = produce_for(b.bootstrap_servers, "plain", seconds,
+                                           until=lambda: cleaner.cleans > 0)
+                busy.append(mb_s)
+                windows.append(window)
+        a, c = statistics.median(alone), statistics.median(busy)
+        return {"throttle_bytes_s": throttle, "produce_alone_mb_s": a,
+                "produce_while_cleaning_mb_s": c, "ratio": c / a,
+                "ratios": [y / x for x, y in zip(alone, busy)], "window_s": statistics.median(windows)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=64, help="MB of log per clean case (default 64)")
+    ap.add_argument("--produce-s", type=float, default=5.0)
+    ap.add_argument("--skip-produce", action="store_true")
+    ap.add_argument("--reps", type=int, default=3, help="alone/while-cleaning pairs (medians)")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    out: dict = {"clean": [], "produce": []}
+    print(f"{'records':>8} {'unique':>7} {'input MB':>9} {'clean MB/s':>11} {'raw read MB/s':>14} "
+          f"{'ratio':>7} {'kept':>9}")
+    for record_bytes in (1000, 100):
+        for unique in (0.01, 0.5):
+            mb = args.mb if record_bytes == 1000 else max(4, args.mb // 4)
+            row = clean_case(record_bytes, unique, mb)
+            out["clean"].append(row)
+            print(f"{record_bytes:>7}B {unique:>7.0%} {row['input_mb']:>9.1f} {row['clean_mb_s']:>11.1f} "
+                  f"{row['raw_read_mb_s']:>14.0f} {row['ratio']:>7.3f} {row['kept_records']:>9}")
+            sys.stdout.flush()
+    if not args.skip_produce:
+        print(f"\n{'throttle':>12} {'alone MB/s':>11} {'cleaning MB/s':>14} {'ratio':>6} {'window s':>9}")
+        for throttle in (None, 20 * MB):
+            row = produce_case(args.produce_s, 4 * args.mb, throttle, args.reps)
+            out["produce"].append(row)
+            label = "none" if throttle is None else f"{throttle // MB} MB/s"
+            print(f"{label:>12} {row['produce_alone_mb_s']:>11.1f} {row['produce_while_cleaning_mb_s']:>14.1f} "
+                  f"{row['ratio']:>6.2f} {row['window_s']:>9.1f}   each: "
+                  + ", ".join(f"{r:.2f}" for r in row["ratios"]))
+            sys.stdout.flush()
+    if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

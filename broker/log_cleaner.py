@@ -1,0 +1,179 @@
+"""The broker's log cleaner: worker threads that run storage's cleaner beside serving.
+
+Theory of operation. Storage's ``Cleaner`` (storage/cleaner.py) plans and rewrites one log
+at a time and swaps the result in under the log's own lock; this module only supplies
+threads, time and a throttle. ``log.cleaner.threads`` trio tasks each loop: in a worker
+thread (``trio.to_thread``: the event loop never reads a segment), pick the dirtiest due
+log that no other thread is cleaning (``choose`` over every compacted log's ``plan``), clean
+it, and come back; with nothing due, sleep ``log.cleaner.backoff.ms``. After a clean the
+partition's waiters are woken so parked fetches re-read its bounds.
+
+Against the log, the cleaner needs no lock of its own: it reads closed segments (which
+appends never touch) through pinned descriptors, writes only ``.cleaned`` files, and the
+swap happens under ``PartitionLog._lock``, after checking that retention, DeleteRecords or
+topic deletion did not take any of the segments meanwhile (then the clean is dropped and
+redone later). Fetches that sliced an old segment keep reading it: its files are renamed
+``.deleted`` and closed after ``file.delete.delay.ms``. Reads never wait for a clean.
+
+``log.cleaner.io.max.bytes.per.second`` is one ``Throttler`` shared by the threads (bytes
+read plus written, as Kafka's); the per-thread key map gets
+``log.cleaner.dedupe.buffer.size / log.cleaner.threads`` (24 bytes a key, filled to
+``log.cleaner.io.buffer.load.factor``). Between batches a cleaner thread gives up the GIL
+(``_yield_the_gil``), so the event loop never waits a switch interval for it. Shutdown sets
+``stopping``: a clean in progress stops at the next batch (``CleanerAborted``, its
+``.cleaned`` file removed), so the broker never waits for a whole clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+import trio
+
+from kafkito.storage import LogManager, PartitionLog, StorageError
+from kafkito.storage.cleaner import (
+    DEDUPE_ENTRY_BYTES,
+    Cleaner,
+    CleanerAborted,
+    CleanResult,
+    choose,
+    plan,
+)
+
+log = logging.getLogger("kafkito.broker.log_cleaner")
+
+RESULTS_KEPT = 64  # recent CleanResults, for tests and the coming metrics
+
+
+class Throttler:
+    """At most ``bytes_per_second`` on average over the callers together: each call adds
+    its bytes and sleeps (in the calling worker thread) as long as the rate is ahead."""
+
+    def __init__(self, bytes_per_second: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, window_s: float = 0.3):
+        self.bytes_per_second = bytes_per_second
+        self._clock, self._sleep, self._window_s = clock, sleep, window_s
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._bytes = 0.0
+        self.slept_s = 0.0
+
+    def __call__(self, nbytes: int) -> None:
+        if self.bytes_per_second >= 1e300:
+            return
+        with self._lock:
+            self._bytes += nbytes
+            now = self._clock()
+            elapsed = now - self._start
+            ahead_s = self._bytes / self.bytes_per_second - elapsed
+            if ahead_s <= 0:
+                if elapsed > self._window_s:  # forget the past: no burst after an idle time
+                    self._start, self._bytes = now, 0.0
+                return
+            self._start, self._bytes = now + ahead_s, 0.0
+            self.slept_s += ahead_s
+        self._sleep(ahead_s)
+
+
+def _yield_the_gil() -> None:
+    """Between batches: let the event loop thread take the GIL now, instead of after the
+    interpreter's 5 ms switch interval each time it wakes from a syscall (which is what
+    costs produce throughput while a clean runs)."""
+    time.sleep(0)
+
+
+class LogCleanerService:
+    def __init__(self, logs: LogManager, config, now_ms: Callable[[], int],
+                 on_cleaned: Callable[[str, int], None] = lambda topic, partition: None):
+        self.logs = logs
+        self.threads = config.log_cleaner_threads
+        self.enabled = config.log_cleaner_enable and self.threads > 0
+        self.backoff_s = config.log_cleaner_backoff_ms / 1000
+        buffer = config.log_cleaner_dedupe_buffer_size // max(1, self.threads)
+        self.map_capacity = int(buffer * config.log_cleaner_io_buffer_load_factor) // DEDUPE_ENTRY_BYTES
+        self.now_ms = now_ms
+        self.on_cleaned = on_cleaned
+        self.stopping = threading.Event()
+        # A throttled thread waits on ``stopping``: shutdown wakes it at once.
+        self.throttle = Throttler(config.log_cleaner_io_max_bytes_per_second,
+                                  sleep=self.stopping.wait)
+        self._in_progress: set[int] = set()  # id() of logs a thread is cleaning
+        self.uncleanable: set[int] = set()  # id() of logs a clean failed on unexpectedly
+        self._lock = threading.Lock()
+        self.results: deque[CleanResult] = deque(maxlen=RESULTS_KEPT)
+        self.cleans = 0
+
+    async def run(self) -> None:
+        if not self.enabled:
+            return
+        async with trio.open_nursery() as nursery:
+            for i in range(self.threads):
+                nursery.start_soon(self._worker, i)
+
+    def request_stop(self) -> None:
+        """Stop at the next segment boundary (thread-safe); the tasks end with the nursery."""
+        self.stopping.set()
+
+    async def _worker(self, index: int) -> None:
+        cleaner = Cleaner(self.map_capacity, throttle=self.throttle,
+                          should_stop=self.stopping.is_set, pause=_yield_the_gil,
+                          decompressed_bytes_max=self.logs.decompressed_bytes_max)
+        while not self.stopping.is_set():
+            result = await trio.to_thread.run_sync(self.clean_once, cleaner)
+            if result is not None:
+                self.on_cleaned(result.topic, result.partition)
+            if result is None or result.swaps_abandoned:
+                await trio.sleep(self.backoff_s)
+
+    # -- in a worker thread ----------------------------------------------------------
+    def clean_once(self, cleaner: Cleaner) -> CleanResult | None:
+        """Clean the dirtiest due log no other thread holds; None when none is due."""
+        now = self.now_ms()
+        picked: PartitionLog | None = None
+        with self._lock:
+            skip = self._in_progress | self.uncleanable
+            candidates = [lg for lg in self.logs.logs() if lg.config.compact and id(lg) not in skip]
+        plans = []
+        for lg in candidates:
+            try:
+                plans.append(plan(lg, now))
+            except (StorageError, OSError) as e:
+                log.warning("%s: cannot plan a clean: %s", lg.name, e)
+        for p in choose(plans):
+            with self._lock:
+                if id(p.log) not in self._in_progress:
+                    self._in_progress.add(id(p.log))
+                    picked, chosen = p.log, p
+                    break
+        if picked is None:
+            return None
+        try:
+            result = cleaner.clean(picked, now, chosen)
+        except CleanerAborted:
+            return None
+        except (StorageError, OSError) as e:
+            # A log closed or deleted under us, or a disk error: this log waits for the next
+            # round; the others go on.
+            log.warning("%s: clean failed: %s", picked.name, e)
+            return None
+        except Exception:
+            # A bug, or data the cleaner cannot parse: as Kafka's uncleanable partitions,
+            # this log is left alone until the next start; serving and other logs go on.
+            log.exception("%s: clean failed; not cleaning this log again until restart", picked.name)
+            with self._lock:
+                self.uncleanable.add(id(picked))
+            return None
+        finally:
+            with self._lock:
+                self._in_progress.discard(id(picked))
+        if result is not None:
+            self.results.append(result)
+            self.cleans += 1
+        return result
+
+
+__all__ = ["LogCleanerService", "Throttler"]
