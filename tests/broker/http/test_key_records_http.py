@@ -133,3 +133,19 @@ def test_wrong_method_and_malformed_http(hbroker):
 def test_embedded_brokers_keep_http_off_by_default(tmp_path):
     with embedded_broker(tmp_path) as b:
         assert b.http_url is None
+
+
+def test_http_port_in_use_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir",
+                                 str(tmp_path), "--listen", "127.0.0.1:0", "--http", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"cannot listen for HTTP on 127.0.0.1:{port}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
