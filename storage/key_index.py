@@ -14,9 +14,9 @@ or parse: only two array appends (hash, position) per distinct key of each batch
 memory. Nothing is written to disk at append.
 
 *Active segment.* Its index lives in memory as two arrays, the key hash and the batch
-position of each keyed batch (12 bytes an entry), appended in log order; a look-up scans
-the hash array in C (memmem over a copy: a few milliseconds per million entries, under the
-log's lock). No dict: per-append dict updates cost more than the rest of the index.
+position of each keyed batch (12 bytes an entry), appended in log order; a look-up copies
+them under the log's lock (a memcpy: about a millisecond per million entries) and scans the
+copy in C (memmem) after it. No dict: per-append dict updates cost more than the rest of the index.
 When the segment is rolled it is frozen; the next ``flush`` (in the flusher's thread, as
 producer snapshots are) writes it sorted by hash to the sidecar and from then on lookups
 binary-search the mapped file. ``close`` writes the active segment's sidecar too, so a clean
@@ -47,8 +47,9 @@ recovery must be re-indexed with ``rebuild(seg)`` (the cleaner calls it after it
 Segments moved to the remote tier are not indexed: reads through the index see the local
 log only.
 
-*Reading* (``read_key_records``): the candidate batches of every segment are collected
-under the log's lock (dict look-ups and binary searches only), then read without it, newest
+*Reading* (``read_key_records``): under the log's lock the sealed segments' candidates are
+found (binary searches) and the active segment's arrays copied; the copies are scanned and
+the batches read without it, newest
 first when only the last N records are wanted; each batch is CRC-checked, decompressed and
 its records compared by key (a hash collision costs a batch read, never a wrong answer), up
 to the high watermark and from the log start offset, as a consumer would see them.
@@ -165,6 +166,27 @@ class _Mapped:
             pass
 
 
+class _Unscanned:
+    """An in-memory segment's arrays, copied under the lock, scanned after it."""
+
+    __slots__ = ("h", "hashes", "positions_")
+
+    def __init__(self, h: int, hashes: bytes, positions: array):
+        self.h, self.hashes, self.positions_ = h, hashes, positions
+
+    def positions(self) -> list[int]:
+        # memmem (C speed, a few GB/s), keeping only the 8-byte-aligned hits.
+        data, target, out = self.hashes, _NATIVE_U64.pack(self.h), []
+        i = data.find(target)
+        while i != -1:
+            if i % 8:
+                i = data.find(target, i + 1)
+                continue
+            out.append(self.positions_[i // 8])
+            i = data.find(target, i + 8)
+        return _dedup(out)
+
+
 class _SegmentEntries:
     """One segment's index: in memory (the active segment, or a sealed one not yet written)
     or mapped from its sidecar."""
@@ -189,21 +211,13 @@ class _SegmentEntries:
     def in_memory(self) -> bool:
         return self.mapped is None
 
-    def lookup(self, h: int) -> list[int]:
-        """Positions of the batches that may hold a key with hash ``h``, in log order."""
+    def lookup(self, h: int) -> "list[int] | _Unscanned":
+        """Positions of the batches that may hold a key with hash ``h``, in log order; for
+        an in-memory segment, a copy of its arrays to scan (``positions()``) once the log's
+        lock is released, so a long scan never holds up appends."""
         if self.mapped is not None:
             return self.mapped.lookup(h)
-        # memmem over a copy of the hash array (C speed, a few GB/s), keeping only the
-        # 8-byte-aligned hits.
-        data, target, positions, out = self.hashes.tobytes(), _NATIVE_U64.pack(h), self.positions, []
-        i = data.find(target)
-        while i != -1:
-            if i % 8:
-                i = data.find(target, i + 1)
-                continue
-            out.append(positions[i // 8])
-            i = data.find(target, i + 8)
-        return _dedup(out)
+        return _Unscanned(h, self.hashes.tobytes(), array("I", self.positions))
 
     def encode(self) -> bytes:
         """The sidecar (module docstring, *Sidecar format*): pairs sorted by hash, each
@@ -392,12 +406,18 @@ class KeyIndex:
                     pass
 
     # ------------------------------------------------------------------------- lookup
-    def candidates(self, key: bytes) -> list[tuple[int, int]]:
-        """(segment base offset, position) of every batch that may hold ``key``, in log
-        order. Call under the log's lock."""
+    def candidates(self, key: bytes) -> list[tuple[int, "list[int] | _Unscanned"]]:
+        """Per segment (base offset, in log order): the positions of the batches that may
+        hold ``key``, or the arrays to scan for them (``resolve``). Call under the log's
+        lock; resolve after it."""
         h = key_hash(key)
-        return [(base, position) for base in sorted(self.segments)
-                for position in self.segments[base].lookup(h)]
+        return [(base, self.segments[base].lookup(h)) for base in sorted(self.segments)]
+
+    @staticmethod
+    def resolve(candidates) -> list[tuple[int, int]]:
+        """(segment base offset, position) pairs from ``candidates``, without the lock."""
+        return [(base, p) for base, found in candidates
+                for p in (found.positions() if isinstance(found, _Unscanned) else found)]
 
     # -------------------------------------------------------------------------- helpers
     def _batch_key_hashes(self, fields: tuple, view) -> list[int]:
@@ -503,7 +523,8 @@ def read_key_records(plog, key: bytes, *, last: int | None = None, from_ms: int 
         index: KeyIndex = plog.key_index
         start, hw = plog.log_start_offset, plog.flushed_offset
         segs = {s.base_offset: s for s in plog.segments}
-        found = [c for c in index.candidates(key) if c[0] in segs]
+        candidates = [c for c in index.candidates(key) if c[0] in segs]
+    found = KeyIndex.resolve(candidates)
     batches_read = 0
     picked: list[list[Record]] = []
     total = 0
