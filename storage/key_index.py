@@ -334,14 +334,20 @@ class KeyIndex:
     # --------------------------------------------------------------------- maintenance
     def drop(self, base_offset: int) -> None:
         """The segment at ``base_offset`` is gone (retention, DeleteRecords, quarantine, a
-        compaction swap): forget its entries and remove its sidecar."""
+        compaction swap): forget its entries and remove its sidecar. Nothing indexed there
+        (the index is off): no file call at all, so a topic without the index makes exactly
+        the system calls it made before the index existed (the crash tests count them)."""
         entries = self.segments.pop(base_offset, None)
-        if entries is not None and entries is self._active:
+        if entries is None:
+            return
+        if entries is self._active:
             self._active = None
-        if entries is not None:
-            if entries in self._pending:
-                self._pending.remove(entries)
-            entries.close()
+        if entries in self._pending:
+            self._pending.remove(entries)
+        entries.close()
+        self._unlink(base_offset)
+
+    def _unlink(self, base_offset: int) -> None:
         try:
             self.io.unlink(keyindex_path(self.directory, base_offset))
         except FileNotFoundError:
@@ -361,7 +367,7 @@ class KeyIndex:
                 except ValueError:
                     continue
                 if base not in bases:
-                    self.drop(base)
+                    self._unlink(base)
         active = segments[-1]
         for seg in segments:
             is_active = seg is active
@@ -376,7 +382,10 @@ class KeyIndex:
     def rebuild(self, seg, *, sealed: bool = True) -> None:
         """Re-walk ``seg`` and index it anew (recovery; the cleaner after a segment swap).
         A sealed segment's sidecar is written by the next ``write_pending``."""
-        self.drop(seg.base_offset)
+        if self.segments.get(seg.base_offset) is not None:
+            self.drop(seg.base_offset)
+        else:
+            self._unlink(seg.base_offset)  # an invalid sidecar, not loaded
         entries = _SegmentEntries(seg.base_offset)
         for position, fields, view in seg.bodies_from(0, seg.size):
             entries.last_position, entries.last_crc = position, fields[4]

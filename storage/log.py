@@ -408,8 +408,6 @@ class PartitionLog:
         self._load_producer_state()
         if self.config.key_index_enable:
             self.key_index.load(self.segments, clean)
-        else:
-            self.key_index.remove_all()
         if self.recovery.changed:
             log.warning("%s: recovery cut %d bytes (%d damaged ranges), rebuilt indexes of %d "
                         "segments, removed %d empty segments, offset gaps %s", self.name,
