@@ -1,7 +1,9 @@
-"""Only the C extension is declared here; everything else lives in pyproject.toml.
+"""Only the C extensions are declared here; everything else lives in pyproject.toml.
 
-``_recscan`` walks produce records in C (see records/_recscan.c). It is optional: without
-a compiler the install still succeeds and records/recordscan.py uses its Python walk.
+``_recscan`` walks produce records in C (see records/_recscan.c); ``_reccodec`` encodes and
+decodes batch records for the client (records/_reccodec.c); ``_partitioner`` is the keyed
+producer's murmur2 (client/_partitioner.c). Each is optional: without a compiler the
+install still succeeds and the Python reference beside it is used.
 """
 
 from setuptools import Extension, setup
@@ -12,6 +14,9 @@ setup(
                   extra_compile_args=["-O2"]),
         # The client's record loops (records/reccodec.py falls back to Python without it).
         Extension("kafkito.records._reccodec", ["records/_reccodec.c"], optional=True,
+                  extra_compile_args=["-O2"]),
+        # The keyed producer's murmur2 (client/partitioner.py falls back to Python without it).
+        Extension("kafkito.client._partitioner", ["client/_partitioner.c"], optional=True,
                   extra_compile_args=["-O2"]),
     ],
 )

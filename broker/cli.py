@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="address clients are told to use (advertised.listeners)")
     serve.add_argument("--http", metavar="HOST:PORT|off",
                        help="HTTP listener (http.listeners; default 127.0.0.1:9080; off disables it)")
+    serve.add_argument("--remote-storage", metavar="URL",
+                       help="tiered storage: file:///path or s3://bucket/prefix (sets "
+                            "remote.log.storage.url and remote.log.storage.system.enable)")
     serve.add_argument("--config", metavar="FILE.toml", help="TOML file of settings")
     serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="a setting by its Kafka name, e.g. --set num.partitions=4 (repeatable)")
@@ -90,6 +93,9 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, flag)
         if value is not None:
             overrides.append((name, value))
+    if getattr(args, "remote_storage", None):
+        overrides += [("remote.log.storage.url", args.remote_storage),
+                      ("remote.log.storage.system.enable", "true")]
     return load_config(config_file=args.config, overrides=overrides, origin="command line")
 
 

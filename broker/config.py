@@ -224,6 +224,30 @@ SETTINGS: tuple[Setting, ...] = (
     S("offsets.retention.minutes", int, 10080, "Keep an empty group's offsets this long.", 1, INT32_MAX),
     S("offsets.retention.check.interval.ms", int, 600_000, "How often expired offsets are removed.", 1, INT64_MAX),
     S("offset.metadata.max.bytes", int, 4096, "Largest offset-commit metadata string.", 0, INT32_MAX),
+    # Tiered storage (KIP-405 names; the store URL is kafkito's: Kafka takes a plug-in).
+    S("remote.log.storage.system.enable", bool, False,
+      "Enable the remote tier for topics with remote.storage.enable=true (needs "
+      "remote.log.storage.url; `kafkito serve --remote-storage URL` sets both)."),
+    S("remote.log.storage.url", str, "",
+      "kafkito only: the object store of the remote tier, file:///path or s3://bucket/prefix "
+      "(endpoint and credentials from the AWS_* environment variables)."),
+    S("remote.log.manager.task.interval.ms", int, 30_000,
+      "How often each tiered partition is offloaded (closed segments uploaded).", 1, INT64_MAX),
+    S("remote.log.manager.thread.pool.size", int, 2,
+      "Partitions offloaded at once, each in a worker thread.", 1, 1024, kafka_default=10),
+    S("remote.log.manager.task.retry.backoff.ms", int, 500,
+      "First wait after a failed offload; doubles per failure.", 1, INT64_MAX),
+    S("remote.log.manager.task.retry.backoff.max.ms", int, 30_000,
+      "Longest wait between offload retries.", 1, INT64_MAX),
+    S("remote.log.reader.threads", int, 10,
+      "Fetches reading from the remote tier at once (each in a worker thread); more wait, so "
+      "a slow store cannot take the threads flushes need.", 1, 1024),
+    S("remote.log.reader.cache.bytes", int, 64 << 20,
+      "kafkito only: bytes of remote segment chunks cached for reads.", 0, INT64_MAX),
+    S("remote.log.reader.chunk.bytes", int, 1 << 20,
+      "kafkito only: size of one ranged GET chunk of a remote segment.", 4096, INT32_MAX),
+    S("remote.log.reader.readahead.chunks", int, 4,
+      "kafkito only: chunks fetched past the one a read needs (sequential consumers).", 0, 1024),
     # Transactions.
     S("transaction.max.timeout.ms", int, 900_000, "Largest transaction timeout a producer may ask for.", 1, INT32_MAX),
 )

@@ -21,6 +21,10 @@ Storage is synchronous and knows nothing of trio. This module is the seam:
   served a record that a crash could take back. Whenever a flush here advances it, the
   events that waiting fetches put in the partition's ``waiters`` are set, which wakes every
   long-polling Fetch on it at once. No task ever sleeps in a loop waiting for data.
+* **Last stable offset** (read_committed's limit) moves only when a flush does: a marker
+  counts once it is flushed (``PartitionLog.last_stable_offset``), so the same wake-up
+  serves read_committed fetches. ``append_control`` is the transaction coordinator's
+  door for COMMIT/ABORT markers; it makes them durable with ``flush_to``.
 """
 
 from __future__ import annotations
@@ -142,6 +146,16 @@ class PartitionManager:
         if schedule_flush:
             self._schedule_background_flush(st)
         return info
+
+    def append_control(self, st: PartitionState, producer_id: int, producer_epoch: int,
+                       commit: bool, coordinator_epoch: int) -> int:
+        """Write a transaction marker (PartitionLog.append_control); returns its offset.
+        The flush is scheduled as for an append; ``await flush_to(st, offset + 1)`` waits
+        for it (and wakes the fetches the moved last stable offset lets through)."""
+        offset = st.log.append_control(producer_id, producer_epoch, commit, coordinator_epoch,
+                                       self.clock.now_ms())
+        self._schedule_background_flush(st)
+        return offset
 
     async def flush_many(self, targets: list[tuple[PartitionState, int]]) -> None:
         """Flush several partitions concurrently (each group-committed)."""

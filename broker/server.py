@@ -57,6 +57,7 @@ from .handlers import load_handlers
 from .log_cleaner import LogCleanerService
 from .partitions import PartitionManager
 from .producer_ids import ProducerIdManager
+from .remote_offload import offload_loop, remote_log_manager_from
 from .request_pool import RequestMemoryPool
 from .transport import FdTransport
 
@@ -125,7 +126,8 @@ class Broker:
                           flush_interval_ms=config.log_flush_interval_ms,
                           flush_interval_messages=config.log_flush_interval_messages,
                           open_files_max=config.log_open_files_max or None,
-                          partitions_max=config.max_partitions)
+                          partitions_max=config.max_partitions,
+                          remote=remote_log_manager_from(config))
         try:
             # Recovery and producer-state rebuilds read segments: off the event loop (it
             # serves nothing yet, but trio's clock and signal handling keep running).
@@ -167,6 +169,8 @@ class Broker:
                 nursery.start_soon(self._sweep_deadlines)
                 if http is not None:
                     nursery.start_soon(http.run)
+                if logs.remote is not None:
+                    nursery.start_soon(offload_loop, state, self.clock)
                 async with trio.open_nursery() as conn_nursery:
                     accept_scope = trio.CancelScope()
                     conn_nursery.start_soon(self._accept, listeners, state, conn_nursery, accept_scope)

@@ -141,13 +141,14 @@ class Delivery:
 
 
 class _PartitionQueue:
-    __slots__ = ("batches", "retries", "in_flight", "next_sequence")
+    __slots__ = ("batches", "retries", "in_flight", "next_sequence", "resetting")
 
     def __init__(self) -> None:
         self.batches: deque[ProducerBatch] = deque()
         self.retries: list[ProducerBatch] = []  # sorted by base sequence
         self.in_flight: list[ProducerBatch] = []
         self.next_sequence = 0
+        self.resetting = False  # the broker lost this producer's state here: renumber from 0
 
 
 class RecordAccumulator:
@@ -217,6 +218,7 @@ class RecordAccumulator:
         if q.retries:
             if q.in_flight:
                 return None
+            self._resume_numbering(q)
             batch = q.retries.pop(0)
         elif q.batches and len(q.in_flight) < self.max_in_flight:
             batch = q.batches.popleft()
@@ -252,6 +254,27 @@ class RecordAccumulator:
         batch.last_attempt = now
         q.retries.append(batch)
         q.retries.sort(key=lambda b: b.base_sequence)
+
+    def restart_sequence(self, batch: ProducerBatch, now: float) -> None:
+        """The broker has no state for this producer on the batch's partition any more
+        (UNKNOWN_PRODUCER_ID: the topic was recreated, or retention removed every batch of
+        the producer; Kafka's client did the same before KIP-360). Nothing there can be a
+        duplicate now, so the partition's sequence starts again at 0: this batch and every
+        one still in flight behind it are rebuilt with new numbers, in their order."""
+        q = self.queues[batch.tp]
+        if not q.resetting:
+            q.resetting = True
+            q.next_sequence = 0
+        batch.payload = None
+        self.retry(batch, now)
+
+    @staticmethod
+    def _resume_numbering(q: _PartitionQueue) -> None:
+        if q.resetting and not q.in_flight:
+            q.resetting = False
+
+    def resetting(self, tp: TopicPartition) -> bool:
+        return self.queues[tp].resetting
 
     def expire(self, now: float, error_factory) -> None:
         """Fail batches that waited past ``delivery.timeout.ms`` and are not in flight."""

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import anyio
 
 from kafkito.protocol import ApiKey, ErrorCode
+from kafkito.protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
 from kafkito.protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsTopic
 from kafkito.protocol.messages.create_topics import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
 from kafkito.protocol.messages.delete_groups import DeleteGroupsRequest
@@ -263,7 +264,29 @@ class Admin(ClientBase):
                                                      sorted(assigned)))
                 out[g.group_id] = GroupDescription(g.group_id, g.group_state, g.protocol_type, g.protocol_data,
                                                    members)
+                if g.group_state == "Dead" and not g.protocol_type and not members:
+                    # Not a classic group: a KIP-848 group answers ConsumerGroupDescribe instead.
+                    described = await self._describe_consumer_group(node, gid)
+                    if described is not None:
+                        out[g.group_id] = described
         return out
+
+    async def _describe_consumer_group(self, node: int, group_id: str) -> GroupDescription | None:
+        conn = await self.cluster.connection(node)
+        if not conn.supports(ApiKey.CONSUMER_GROUP_DESCRIBE):
+            return None
+        resp = await self.cluster.send(node, ApiKey.CONSUMER_GROUP_DESCRIBE,
+                                       ConsumerGroupDescribeRequest(group_ids=[group_id]), 1)
+        for g in resp.groups:
+            if g.error_code == ErrorCode.GROUP_ID_NOT_FOUND:
+                return None
+            if g.error_code:
+                raise error_for(g.error_code, g.error_message or group_id)
+            members = [MemberDescription(m.member_id, m.instance_id, m.client_id, m.client_host,
+                                         sorted(TopicPartition(t.topic_name, p) for t in m.assignment.topic_partitions
+                                                for p in t.partitions)) for m in g.members]
+            return GroupDescription(g.group_id, g.group_state, "consumer", g.assignor_name, members)
+        return None
 
     async def delete_groups(self, group_ids: list[str], *, raise_errors: bool = True) -> dict[str, KafkaError | None]:
         results = {}

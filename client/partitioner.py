@@ -3,7 +3,8 @@
 Theory of operation. A record with a key goes to ``toPositive(murmur2(key)) % partitions``,
 bit for bit what Kafka's ``BuiltInPartitioner.partitionForKey`` computes (and librdkafka's
 ``murmur2_random``): the same key lands on the same partition whichever client wrote it.
-``murmur2`` here is Kafka's ``Utils.murmur2``: seed 0x9747b28c, little-endian 4-byte
+``murmur2`` here is Kafka's ``Utils.murmur2`` (C in ``_partitioner.c`` when built, the
+Python reference ``murmur2_py`` otherwise): seed 0x9747b28c, little-endian 4-byte
 blocks, the tail bytes folded in falling order, 32-bit wrap-around arithmetic.
 
 A record without a key goes to the *sticky* partition of its topic (KIP-480, KIP-794):
@@ -17,15 +18,15 @@ from __future__ import annotations
 import random
 import struct
 
-__all__ = ["StickyPartitioner", "murmur2", "partition_for_key"]
+__all__ = ["StickyPartitioner", "murmur2", "murmur2_py", "partition_for_key"]
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's ``Utils.murmur2`` as a signed 32-bit int."""
+def murmur2_py(data: bytes) -> int:
+    """Kafka's ``Utils.murmur2`` as a signed 32-bit int (the reference for the C version)."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
     n4 = length & ~3
@@ -46,6 +47,12 @@ def murmur2(data: bytes) -> int:
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h - (1 << 32) if h & 0x80000000 else h
+
+
+try:
+    from ._partitioner import murmur2
+except ImportError:  # pragma: no cover - built without a compiler
+    murmur2 = murmur2_py
 
 
 def partition_for_key(key: bytes, num_partitions: int) -> int:

@@ -394,6 +394,10 @@ class Producer(ClientBase):
                 acc.completed(b, p.base_offset, p.log_append_time_ms)
             elif code == ErrorCode.DUPLICATE_SEQUENCE_NUMBER:
                 acc.completed(b, p.base_offset if p.base_offset >= 0 else -1, p.log_append_time_ms)
+            elif self.idempotent and self.txn is None and (
+                    code == ErrorCode.UNKNOWN_PRODUCER_ID
+                    or code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER and acc.resetting(b.tp)):
+                acc.restart_sequence(b, now)
             else:
                 msg = p.error_message or (p.record_errors[0].batch_index_error_message if p.record_errors else None)
                 err = error_for(code, msg or f"{b.tp.topic}-{b.tp.partition}")

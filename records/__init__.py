@@ -3,7 +3,8 @@
 Modules: ``batch`` (record batch v2: header view, stamping, builder, record iteration),
 ``codecs`` (gzip/snappy/lz4/zstd with a decompression cap), ``recordscan`` (the walk over a
 records section that produce validation runs; C in ``_recscan.c`` when built), ``errors``
-(the record-format errors, each naming its Kafka error code).
+(the record-format errors, each naming its Kafka error code), ``control`` (transaction
+markers: building and reading COMMIT/ABORT control batches, the read_committed filter).
 
 Storage validates, stores and serves batches in this format; the client will build and parse
 them. Neither needs the other for that, so the format sits below both: this package imports

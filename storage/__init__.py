@@ -7,12 +7,12 @@ record-format errors it raises, so its callers catch ``StorageError`` as before.
 Modules: ``validator`` (produce validation as Kafka's LogValidator, over the record walk of
 ``kafkito.records.recordscan``), ``index`` (Kafka's .index and .timeindex), ``segment`` (one
 segment and its recovery), ``log`` (PartitionLog: append, read, flush policy and flush,
-retention, recovery), ``producer_state`` (idempotent producers' state and its snapshots, owned
-by the log), ``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the
+retention, recovery), ``producer_state`` (producers' state, open transactions and its
+snapshots, owned by the log), ``txn_index`` (the aborted-transaction index, Kafka's ``.txnindex``), ``manager`` (LogManager: topics, metadata, lock), ``config`` (LogConfig and the
 topic config table), ``clock``, ``fileio`` (the I/O seam tests hook faults into), ``handles``
 (segment files opened on demand behind an LRU), ``metafile`` (atomic checksummed metadata
 files), ``damage`` (telling a damaged batch, resyncing past it, describing it), ``verify``
-(``kafkito verify``), ``errors``.
+(``kafkito verify``), ``errors``; the package ``remote`` is the remote tier (tiered storage).
 """
 
 from kafkito.records.batch import Record, RecordBatch, build_batch, iter_batches

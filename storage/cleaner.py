@@ -116,12 +116,10 @@ class CleanerAborted(Exception):
 # ------------------------------------------------------------------------ the one bound
 def cleanable_upper_offset(log: "PartitionLog") -> int:
     """The offset no clean reaches: it never touches the active segment, nor data a crash
-    could take back, nor (with transactions) anything at or past the last stable offset.
-
-    Integration point: when the transaction log lands, this becomes
-    ``min(log.active_segment.base_offset, log.last_stable_offset)`` (the LSO is never
-    above the flushed offset)."""
-    return min(log.active_segment.base_offset, log.flushed_offset)
+    could take back, nor anything at or past the last stable offset (an undecided
+    transaction's records, whose fate a clean cannot know; the LSO is never above the
+    flushed offset)."""
+    return min(log.active_segment.base_offset, log.last_stable_offset)
 
 
 # ------------------------------------------------------------------------- checkpoint

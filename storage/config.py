@@ -47,6 +47,8 @@ class LogConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_insync_replicas: int = 1
     preallocate: bool = False
     remote_storage_enable: bool = False
+    remote_storage_parquet_enable: bool = False  # kafkito: Parquet beside offloaded segments
+    remote_storage_parquet_json_columns: bool = False  # kafkito: JSON fields as columns
     retention_bytes: int = -1
     retention_ms: int = 604_800_000
     segment_bytes: int = 1_073_741_824
@@ -200,6 +202,11 @@ _SPECS = [
                "Preallocate segment files (accepted, not used).", None),
     ConfigSpec("remote.storage.enable", "BOOLEAN", _D.remote_storage_enable,
                "Offload closed segments to the remote tier.", None),
+    ConfigSpec("remote.storage.parquet.enable", "BOOLEAN", _D.remote_storage_parquet_enable,
+               "kafkito: also write each offloaded segment as a Parquet file beside it.", None),
+    ConfigSpec("remote.storage.parquet.json.columns", "BOOLEAN",
+               _D.remote_storage_parquet_json_columns,
+               "kafkito: top-level fields of JSON object values become Parquet columns.", None),
     ConfigSpec("retention.bytes", "LONG", _D.retention_bytes,
                "Largest partition size before old segments are deleted (-1: no limit).", None),
     ConfigSpec("retention.ms", "LONG", _D.retention_ms,

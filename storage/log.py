@@ -44,8 +44,21 @@ cut lies below (snapshots above that are deleted: they describe data the log no 
 holds) and replays only the batch headers after it; ``RecoveryReport`` says which snapshot
 and how many headers. After a clean shutdown that is no read at all; after a crash, the
 tail since the last roll. Retention removes the snapshots of deleted segments and the
-producers whose batches all went with them. Transactions will keep ongoing transactions
-and the last stable offset in the same state (see producer_state.py).
+producers whose batches all went with them.
+
+*Transactions* (KIP-98). Transactional batches and the COMMIT/ABORT control batches of
+``append_control`` go through the same producer-state check (producer_state.py: open
+transactions, markers, fencing). The *last stable offset* is the first offset of the
+earliest transaction that is open or whose marker is not flushed yet, floored at the log
+start and capped at the high watermark; read_committed reads stop there. Each ABORT adds an
+entry to the ``.txnindex`` of the segment holding its marker (txn_index.py), which
+``aborted_transactions`` searches. Snapshots carry the open transactions and, per segment,
+how many aborted entries lie below them; recovery replays markers with the batch headers
+(reading the small control batches whole), rebuilds every index entry from the replay
+point on, and replays from an older snapshot when a ``.txnindex`` below the newest one was
+lost or damaged. Retention drops the indexes of deleted segments with them; a transaction
+whose data retention or DeleteRecords removed stays open until its marker comes, and the
+last stable offset then sits at the log start, never below it.
 
 *Read* returns a ``FileSlice``: whole batches of one segment, starting with the batch holding
 the offset, at least one batch even past ``max_bytes``, none reaching ``max_offset``. Segment
@@ -58,6 +71,14 @@ timestamp), beyond ``retention.bytes``, or below the log start offset (DeleteRec
 flushed segments go, the active one after a roll. Deleted segments are renamed ``.deleted``
 and their files removed after ``file.delete.delay.ms`` (by the clock); a FileSlice handed out
 before holds its own pin on the descriptor, so it stays valid for sendfile in any case.
+
+*Tiers.* A tiered topic's log holds its remote tier in ``tier`` (remote/tier.py), given at
+open: this object is then Kafka's UnifiedLog with the segments here as its LocalLog.
+``log_start_offset`` is the start over both tiers, ``local_log_start_offset`` this
+directory's; ``read`` and ``offset_for_timestamp`` below the local start ask the tier;
+DeleteRecords moves the remote start first; local retention applies ``local.retention.*``
+and deletes only segments a durable manifest already holds; producer state is kept from
+the start over both tiers.
 
 *Recovery* on open (Kafka's LogLoader, with isolation instead of truncation): leftovers of
 interrupted operations are removed, then each segment is checked (see segment.py). After a
@@ -93,9 +114,11 @@ from kafkito.records.batch import (
     HEADER_BYTES,
     LOG_APPEND_TIME,
     LOG_OVERHEAD,
+    TRANSACTIONAL_BIT,
     RecordBatch,
     stamp_header,
 )
+from kafkito.records.control import ABORT, COMMIT, build_control_batch, control_marker_of
 from kafkito.records.codecs import DECOMPRESSED_BYTES_MAX
 
 from . import metafile
@@ -114,10 +137,12 @@ from .handles import OpenFiles, PinnedFile, default_open_files
 from .key_index import KeyIndex
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .producer_state import (
+    CompletedTxn,
     OutOfOrderSequenceError,
+    ProducerInfo,
     ProducerStateManager,
     encode_snapshot,
-    read_snapshot,
+    load_snapshot,
     snapshot_offsets,
     snapshot_path,
 )
@@ -132,6 +157,7 @@ from .segment import (
     segment_prefix,
     storage_error,
 )
+from .txn_index import AbortedTxn, TxnIndexes
 from .validator import validate_batches
 
 log = logging.getLogger("kafkito.storage.log")
@@ -315,12 +341,16 @@ class PartitionLog:
         # put ongoing transactions and the last stable offset here too (producer_state.py),
         # and Fetch's read_committed will read them through this log.
         self.producer_state = ProducerStateManager()
+        self.txn_indexes = TxnIndexes(directory, io)  # every segment's .txnindex
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
         # key.index.enable: the per-key index (key_index.py), fed by append, kept by the hooks
         # at roll, flush, segment deletion, compaction swaps and close.
         self.key_index = KeyIndex(directory, io, self._lock, self.name, decompressed_bytes_max)
         self._compacted_once = False  # a cleaner checkpoint exists (cleaner.py)
+        # The remote tier of a tiered topic (remote/tier.py; given to open by the LogManager,
+        # or set when a topic becomes tiered), asked below the local log start.
+        self.tier = None
 
     # ---------------------------------------------------------------------------- open
     @classmethod
@@ -328,12 +358,13 @@ class PartitionLog:
              clock: Clock | None = None, io: FileIO = DEFAULT_IO,
              clean_shutdown: bool = True,
              decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
-             files: OpenFiles | None = None) -> "PartitionLog":
+             files: OpenFiles | None = None, tier=None) -> "PartitionLog":
         """``files``: the open-file cache to share (a LogManager passes its own); by default
         the process-wide one sized from ``ulimit -n``."""
         self = cls(directory, topic, partition, config, clock or SystemClock(), io,
                    files or default_open_files(), decompressed_bytes_max)
         self.recovery.clean_shutdown = clean_shutdown
+        self.tier = tier  # known before the load: producer state is kept from its start
         try:
             self._load(clean_shutdown)
         except OSError as e:
@@ -510,22 +541,41 @@ class PartitionLog:
         legacy = os.path.join(self.directory, "producer_state.snapshot")  # kafkito before 11
         if os.path.exists(legacy):
             self.io.unlink(legacy)  # its state is rebuilt from the log below
+        # A damaged .txnindex is rebuilt by replaying from a snapshot at or below its segment.
+        damaged = self.txn_indexes.load(self._bases)
+        for base, problem in damaged.items():
+            log.warning("%s: aborted-transaction index of segment %s: %s; rebuilding it",
+                        self.name, segment_prefix(base), problem)
+        limit = min(damaged, default=trusted)
         for offset in reversed(snapshot_offsets(self.directory)):
             if offset > trusted:  # describes data this log no longer holds as it was
                 self._remove_snapshot(offset)
                 continue
-            if self.recovery.producer_snapshot is not None:
+            if self.recovery.producer_snapshot is not None or offset > limit:
                 continue  # an older one: kept for now, retention removes it
             try:
-                self.producer_state = read_snapshot(self.directory, offset)
+                snapshot = load_snapshot(self.directory, offset)
             except (CorruptMetadataError, KeyError, TypeError, ValueError) as e:
                 log.warning("%s: ignoring producer snapshot %d (%s); using an older one",
                             self.name, offset, e)
                 self._remove_snapshot(offset)
                 continue
+            if snapshot.txn_index_counts is not None:
+                lost = self.txn_indexes.first_mismatch(snapshot.txn_index_counts, self._bases,
+                                                       offset)
+                if lost is not None:
+                    log.warning("%s: aborted-transaction index of segment %s is missing "
+                                "entries; rebuilding it from the log", self.name,
+                                segment_prefix(lost))
+                    limit = lost
+                    continue
+            self.producer_state = snapshot.state
             self.recovery.producer_snapshot = start = max(offset, start)
+        self.txn_indexes.truncate_from(start)  # every entry from here on comes from the replay
         self.recovery.producer_batches_replayed = self._replay_producer_state(start)
-        self.producer_state.truncate_before(self._log_start_offset)
+        self.producer_state.on_high_watermark(self.log_end_offset)
+        self._restart_txns(self.producer_state.truncate_before(self.log_start_offset))
+        self.txn_indexes.sync()
 
     def _replay_producer_state(self, start: int) -> int:
         """Record every producer batch from ``start`` to the LEO; returns batches read.
@@ -542,17 +592,68 @@ class PartitionLog:
                 if last < start:
                     continue
                 count += 1
-                # Control batches (transaction markers) carry no sequence: transactions
-                # will apply them to the ongoing-transaction state here.
-                if f[9] >= 0 and not f[5] & CONTROL_BIT:
-                    state.record(f[9], f[10], f[11], f[0], last, f[8])
+                if f[9] < 0:
+                    continue
+                if not f[5] & CONTROL_BIT:
+                    state.record(f[9], f[10], f[11], f[0], last, f[8],
+                                 bool(f[5] & TRANSACTIONAL_BIT))
+                    continue
+                # A marker: its type and coordinator epoch are in its one record, so the
+                # (small) batch is read whole.
+                try:
+                    marker = control_marker_of(seg.file.pread(f[1] + LOG_OVERHEAD, _p))
+                except StorageError as e:
+                    log.warning("%s: control batch at offset %d cannot be read (%s); "
+                                "skipped", self.name, f[0], e)
+                    continue
+                if marker.type in (ABORT, COMMIT):
+                    self._complete_txns([state.record_marker(
+                        f[9], f[10], marker.is_commit, marker.coordinator_epoch, f[0], f[8])])
         return count
+
+    def _restart_txns(self, producer_ids: list[int]) -> None:
+        """Transactions that began below the log start begin, from now on, at their
+        producer's first transactional batch at or past it (producer_state.restart_txns):
+        what a replay from the log start finds, so the LSO is the same before and after a
+        restart. Under the lock; headers only, and only when the log start passed an
+        unstable transaction."""
+        if not producer_ids:
+            return
+        start = self._log_start_offset
+        wanted, found = set(producer_ids), {}
+        for seg in self.segments[self._segment_index_for(start):]:
+            pos = self._find_batch(seg, start, seg.size)
+            if pos is None:
+                continue
+            for _p, f, _view in seg.headers_from(pos, seg.size):
+                if f[0] + f[6] >= start and f[9] in wanted and f[5] & TRANSACTIONAL_BIT:
+                    wanted.discard(f[9])
+                    if not f[5] & CONTROL_BIT:
+                        found[f[9]] = f[0]
+                    if not wanted:
+                        break
+            if not wanted:
+                break
+        self.producer_state.restart_txns(found, producer_ids)
+
+    def _complete_txns(self, completed: list[CompletedTxn]) -> None:
+        """Index the aborted ones of transactions a marker just ended (under the lock)."""
+        state = self.producer_state
+        for txn in completed:
+            if txn.is_aborted:
+                seg = self.segments[self._segment_index_for(txn.last_offset)]
+                entry = AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset,
+                                   state.next_stable_offset(txn))
+                if self.txn_indexes.append(seg.base_offset, entry):
+                    self._dir_dirty = True
+            state.complete_txn(txn)
 
     def _take_producer_snapshot(self, offset: int) -> None:
         """Queue a snapshot of the state as it is before ``offset`` (called at a roll, under
         the lock, usually on the broker's event loop): the next flush writes it, in the
         flushing thread, so no roll waits for an fsync."""
-        self._pending_snapshots.append((offset, encode_snapshot(self.producer_state, offset)))
+        self._pending_snapshots.append((offset, encode_snapshot(
+            self.producer_state, offset, self.txn_indexes.counts_below(offset))))
 
     def _write_pending_snapshots(self) -> None:
         """Write queued snapshots (atomically, fsynced). Derived data: a failure is logged,
@@ -678,6 +779,12 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
+        """The log start over both tiers (the remote one's when it holds data below ours)."""
+        remote = self.tier.log_start_offset if self.tier is not None else None
+        return self._log_start_offset if remote is None else min(remote, self._log_start_offset)
+
+    @property
+    def local_log_start_offset(self) -> int:
         return self._log_start_offset
 
     @property
@@ -689,6 +796,40 @@ class PartitionLog:
         return self._flushed_offset
 
     high_watermark = flushed_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The offset below which every transaction is decided and its marker flushed
+        (module docstring, *Transactions*): where read_committed reads stop."""
+        with self._lock:
+            hw = self._flushed_offset
+            first = self.producer_state.first_unstable_offset()
+            if first is None or first >= hw:
+                return hw
+            return min(hw, max(first, self._log_start_offset))
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of every aborted transaction overlapping
+        ``[fetch_offset, upper_bound_offset)``: what a read_committed fetch of that range
+        tells the consumer to drop. Below the local log start the remote tier's uploaded
+        ``.txnindex`` files answer, then the local ones (an abort's entry lives with its
+        marker, which may be local while the transaction began remotely)."""
+        found: list[tuple[int, int]] = []
+        if self.tier is not None and fetch_offset < self._log_start_offset:
+            found = self.tier.aborted_transactions(fetch_offset, upper_bound_offset)
+            fetch_offset = self._log_start_offset
+            if upper_bound_offset <= fetch_offset:
+                return found
+        with self._lock:
+            start = self.segments[self._segment_index_for(fetch_offset)].base_offset
+            local = self.txn_indexes.collect(fetch_offset, upper_bound_offset, start)
+        found += [(e.producer_id, e.first_offset) for e in local]
+        return list(dict.fromkeys(found))
+
+    def active_producers(self) -> list[ProducerInfo]:
+        """Every producer this partition keeps state for (DescribeProducers)."""
+        with self._lock:
+            return self.producer_state.describe()
 
     @property
     def size_bytes(self) -> int:
@@ -747,7 +888,7 @@ class PartitionLog:
             last_offset = base_offset + record_count - 1
             producer_append = None
             if any(h.producer_id >= 0 for h in headers):
-                producer_append, duplicate = self._check_producers(headers, base_offset, lat)
+                producer_append, duplicate = self._check_producers(mv, headers, base_offset, lat)
                 if duplicate is not None:  # a retry: answered with the original's offsets
                     return duplicate
             total = sum(h.size for h in headers)
@@ -774,24 +915,31 @@ class PartitionLog:
             if config.key_index_enable:
                 self.key_index.on_append(active, position, headers)
             if producer_append is not None:
-                producer_append.commit()
+                self._complete_txns(producer_append.commit())
             if self._first_unflushed_ms is None:
                 self._first_unflushed_ms = now_ms
             return AppendInfo(base_offset, last_offset, now_ms if lat is not None else -1,
                               self._log_start_offset, record_count)
 
-    def _check_producers(self, headers, base_offset: int, lat: int | None):
+    def _check_producers(self, mv: memoryview, headers, base_offset: int, lat: int | None):
         """Check every producer batch of one append (producer_state.py); returns the staged
         ``ProducerAppendInfo`` and, for a retried batch, the AppendInfo to answer with."""
         producer_append = self.producer_state.begin_append()
         offset = base_offset
         for h in headers:
             last = offset + h.last_offset_delta
-            # Control batches carry no sequence (transactions will check their epoch here).
-            if h.producer_id >= 0 and not h.attributes & CONTROL_BIT:
+            timestamp = lat if lat is not None else h.max_timestamp
+            if h.producer_id >= 0 and h.attributes & CONTROL_BIT:
+                # A marker carries no sequence: its epochs are checked instead.
+                marker = control_marker_of(mv[h.position : h.position + h.size])
+                if marker.type in (ABORT, COMMIT):
+                    producer_append.append_marker(h.producer_id, h.producer_epoch,
+                                                  marker.is_commit, marker.coordinator_epoch,
+                                                  offset, timestamp)
+            elif h.producer_id >= 0:
                 duplicate = producer_append.append(
-                    h.producer_id, h.producer_epoch, h.base_sequence, offset, last,
-                    lat if lat is not None else h.max_timestamp)
+                    h.producer_id, h.producer_epoch, h.base_sequence, offset, last, timestamp,
+                    bool(h.attributes & TRANSACTIONAL_BIT))
                 if duplicate is not None:
                     if len(headers) > 1:  # only a client's single-batch append is a retry
                         raise OutOfOrderSequenceError(
@@ -801,6 +949,16 @@ class PartitionLog:
                                                        -1, self._log_start_offset, 0)
             offset = last + 1
         return producer_append, None
+
+    def append_control(self, producer_id: int, producer_epoch: int, commit: bool,
+                       coordinator_epoch: int, now_ms: int) -> int:
+        """Write one COMMIT or ABORT marker for the producer's transaction (the transaction
+        coordinator's write); returns its offset. Raises ``InvalidProducerEpochError`` for
+        an epoch older than the producer's, ``TransactionCoordinatorFencedError`` for an
+        older coordinator epoch. A marker with no transaction open is written anyway, as
+        Kafka does (a retried or fencing marker)."""
+        blob = build_control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms)
+        return self.append(blob, now_ms, origin=ORIGIN_COORDINATOR).base_offset
 
     def _should_roll(self, active: LogSegment, incoming_bytes: int, last_offset: int,
                      now_ms: int) -> bool:
@@ -853,11 +1011,14 @@ class PartitionLog:
                 started_ms = self.clock.now_ms()
                 dirty = [s for s in self.segments if s.dirty]
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
+                dirty_txn = self.txn_indexes.dirty()
             try:
                 for seg in dirty:
                     seg.fsync_data()
                 for seg in dirty:
                     seg.fsync_indexes()  # never fails: indexes are derived (segment.py)
+                # Before any snapshot this flush writes: one counts the entries as durable.
+                self.txn_indexes.sync(dirty_txn)
                 with self._lock:  # removing or rewriting index files: no append in between
                     for seg in dirty:
                         seg.settle_indexes()
@@ -874,6 +1035,7 @@ class PartitionLog:
             with self._lock:
                 self.flush_count += 1
                 self._flushed_offset = max(self._flushed_offset, target)
+                self.producer_state.on_high_watermark(self._flushed_offset)
                 self._last_flush_ms = self.clock.now_ms()
                 # Appends that came during the fsync are no older than its start.
                 self._first_unflushed_ms = (
@@ -935,6 +1097,10 @@ class PartitionLog:
         return max(0, bisect.bisect_right(self._bases, offset) - 1)
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> FileSlice:
+        if self.tier is not None and offset < self._log_start_offset:
+            remote = self.tier.read(offset, max_bytes, max_offset)  # a RemoteSlice: bytes
+            if remote is not None:
+                return remote
         with self._lock:
             if self._closed:
                 raise LogClosedError(f"log {self.name} is closed")
@@ -1003,6 +1169,10 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with timestamp >= ``timestamp_ms`` at or
         after the log start offset, or None (ListOffsets by timestamp)."""
+        if self.tier is not None:
+            found = self.tier.offset_for_timestamp(timestamp_ms, self._log_start_offset)
+            if found is not None:
+                return found
         with self._lock:
             start = self._log_start_offset
             snapshot = [(s, s.size) for s in self.segments]
@@ -1039,6 +1209,10 @@ class PartitionLog:
                 if s.max_timestamp >= 0 and (best is None or s.max_timestamp > best[0].max_timestamp):
                     best = (s, s.size)
             start = self._log_start_offset
+        if self.tier is not None:  # the first record carrying it: the remote one on a tie
+            remote = self.tier.max_timestamp(start)
+            if remote is not None and (best is None or remote[1] >= best[0].max_timestamp):
+                return remote
         if best is None:
             return -1, -1
         seg, end = best
@@ -1065,8 +1239,11 @@ class PartitionLog:
             leo = self.log_end_offset
             if offset > leo or offset < 0:
                 raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+        if self.tier is not None:
+            self.tier.delete_records_before(offset)  # the remote start moves first
+        with self._lock:
             if offset <= self._log_start_offset:
-                return self._log_start_offset
+                return self.log_start_offset
         if offset > self._flushed_offset:
             self.flush()  # the checkpoint must never point past durable data
         with self._lock:
@@ -1075,7 +1252,7 @@ class PartitionLog:
                 self._write_log_start_checkpoint(offset)
                 self._log_start_offset = offset
         self._retain(self.clock.now_ms(), below_log_start_only=True)
-        return self._log_start_offset
+        return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete segments past retention.ms / retention.bytes / below the log start offset,
@@ -1093,10 +1270,12 @@ class PartitionLog:
                     self._roll_locked(now)
                 doomed = self.segments[:count]
                 self._delete_segments(doomed, now)
+                self.txn_indexes.drop_below(self.segments[0].base_offset)
                 if self.segments[0].base_offset > self._log_start_offset:
                     self._log_start_offset = self.segments[0].base_offset
             if count or below_log_start_only:
-                self.producer_state.truncate_before(self._log_start_offset)
+                # Over both tiers: local retention of offloaded data keeps producers.
+                self._restart_txns(self.producer_state.truncate_before(self.log_start_offset))
                 oldest = self.segments[0].base_offset
             else:
                 oldest = None
@@ -1122,14 +1301,19 @@ class PartitionLog:
             return upper(i) <= self._flushed_offset and not (i == n - 1 and segs[i].is_empty)
 
         c = self.config
+        offloaded = leo
+        if self.tier is not None and c.remote_storage_enable:
+            # Tiered: local.retention.* applies, to offloaded segments only (remote/tier.py).
+            c, offloaded = self.tier.local_retention(c, segs, self._flushed_offset, now)
         k = 0
         if c.delete and not below_log_start_only:
             if c.retention_ms >= 0:
-                while k < n and eligible(k) and now - segs[k].largest_timestamp() > c.retention_ms:
+                while (k < n and eligible(k) and upper(k) <= offloaded
+                       and now - segs[k].largest_timestamp() > c.retention_ms):
                     k += 1
             if c.retention_bytes >= 0:
                 excess = sum(s.size for s in segs[k:]) - c.retention_bytes
-                while k < n and eligible(k) and excess - segs[k].size >= 0:
+                while k < n and eligible(k) and upper(k) <= offloaded and excess - segs[k].size >= 0:
                     excess -= segs[k].size
                     k += 1
         while k < n and eligible(k) and upper(k) <= self._log_start_offset:
@@ -1184,6 +1368,10 @@ class PartitionLog:
                     self.key_index.rebuild(new)
                 new.file.release()
                 new.release_index_fds()
+            # Their aborted-transaction entries go with them (to the next segment when
+            # nothing survived): still facts about the log, written at the next flush.
+            self.txn_indexes.replace([s.base_offset for s in old],
+                                     end_offset if new.is_empty else new.base_offset)
             return True
 
     def _delete_segments(self, doomed: list[LogSegment], now: int) -> None:
@@ -1286,6 +1474,7 @@ class PartitionLog:
                     seg.fsync_data()
                     seg.fsync_indexes()
                     seg.settle_indexes()
+            self.txn_indexes.sync()
             if self._dir_dirty:
                 self.io.fsync_dir(self.directory)
                 self._dir_dirty = False
@@ -1293,6 +1482,7 @@ class PartitionLog:
             self._offline = f"fsync failed: {e.strerror or e}"
             raise storage_error("cannot fsync", self.directory, e) from e
         self._flushed_offset = self.log_end_offset
+        self.producer_state.on_high_watermark(self._flushed_offset)
 
     def _close_fds(self) -> None:
         for seg in self.segments:

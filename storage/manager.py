@@ -72,6 +72,7 @@ from .config import LogConfig
 from .errors import (
     CorruptMetadataError,
     DataDirLockedError,
+    InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
     KafkaStorageError,
@@ -82,7 +83,7 @@ from .errors import (
 )
 from .fileio import DEFAULT_IO, FileIO
 from .handles import OpenFiles
-from .log import FlushPolicy, PartitionLog, RecoveryReport
+from .log import LOG_START_OFFSET_FILE, FlushPolicy, PartitionLog, RecoveryReport
 
 log = logging.getLogger("kafkito.storage.manager")
 
@@ -130,12 +131,15 @@ class LogManager:
                  decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
                  flush_interval_ms: int | None = None, flush_interval_messages: int | None = None,
                  open_files_max: int | None = None,
-                 partitions_max: int = BROKER_PARTITIONS_MAX):
+                 partitions_max: int = BROKER_PARTITIONS_MAX,
+                 remote=None):
         """``open_files_max``: ``log.open.files.max`` (None: half of ``ulimit -n``);
         ``partitions_max``: ``max.partitions``, checked by create_topic/create_partitions;
         ``flush_interval_ms``/``_messages``: the broker's ``log.flush.interval.*``, the flush
         policy of every topic that does not set ``flush.ms``/``flush.messages`` itself
-        (None: ``default_config``'s)."""
+        (None: ``default_config``'s); ``remote``: the remote tier (a
+        ``remote.RemoteLogManager``), given a ``RemoteTier`` for every partition of each topic
+        with ``remote.storage.enable`` (None: no tiered storage)."""
         self.data_dir = os.path.abspath(str(data_dir))
         self.flush_interval_ms = flush_interval_ms
         self.flush_interval_messages = flush_interval_messages
@@ -145,6 +149,7 @@ class LogManager:
         self.io = io
         self.files = OpenFiles(open_files_max)
         self.partitions_max = partitions_max
+        self.remote = remote
         # Creations in progress, by topic name: the partitions they add (see the docstring).
         self._reserved: dict[str, int] = {}
         self.cluster_id: str | None = None
@@ -174,6 +179,8 @@ class LogManager:
                 self._release_lock()
                 raise
             self._started = True
+        if self.remote is not None:  # recovery from the bucket creates topics: after start
+            self.remote.startup(self)
 
     def _startup_locked(self) -> None:
         self.cluster_id = self._load_cluster_id()
@@ -248,6 +255,8 @@ class LogManager:
             finally:
                 self._release_lock()
                 self._started = False
+                if self.remote is not None:
+                    self.remote.close()
             if unflushed:
                 raise KafkaStorageError(
                     f"data of {len(unflushed)} log(s) could not be flushed to disk: "
@@ -350,7 +359,8 @@ class LogManager:
 
     def _open_log(self, topic: str, partition: int, clean: bool = True) -> PartitionLog:
         config = self._configs[topic]
-        plog = self._open_partition(topic, partition, config, clean)
+        plog = self._open_partition(topic, partition, config, clean,
+                                    self._topics[topic].topic_id)
         plog.flush_policy = self.flush_policy(config, self._topics[topic].configs)
         self._logs[(topic, partition)] = plog
         return plog
@@ -365,11 +375,15 @@ class LogManager:
         return FlushPolicy(interval, messages)
 
     def _open_partition(self, topic: str, partition: int, config: LogConfig,
-                        clean: bool = True) -> PartitionLog:
+                        clean: bool = True, topic_id: uuid.UUID | None = None) -> PartitionLog:
+        tier = None
+        if self.remote is not None and config.remote_storage_enable and topic_id is not None:
+            tier = self.remote.tier_for(topic, topic_id, partition, self.decompressed_bytes_max,
+                                        self._partition_dir(topic, partition))
         return PartitionLog.open(self._partition_dir(topic, partition), topic, partition,
                                  config, clock=self.clock, io=self.io, clean_shutdown=clean,
                                  decompressed_bytes_max=self.decompressed_bytes_max,
-                                 files=self.files)
+                                 files=self.files, tier=tier)
 
     def partition_count(self) -> int:
         """Partitions of every topic, creations in progress included."""
@@ -389,8 +403,9 @@ class LogManager:
                 f"max.partitions={self.partitions_max}.")
         self._reserved[name] = added
 
-    def _create_partition_dirs(self, name: str, partitions: range,
-                               config: LogConfig) -> dict[int, PartitionLog]:
+    def _create_partition_dirs(self, name: str, partitions: range, config: LogConfig,
+                               seeds: dict[int, tuple[int, dict[str, bytes]]] | None = None,
+                               topic_id: uuid.UUID | None = None) -> dict[int, PartitionLog]:
         """Create the partitions' directories and empty logs, all or none: on any failure
         what was made is removed and the error raised (OSError as KafkaStorageError)."""
         made: dict[int, PartitionLog] = {}
@@ -402,7 +417,16 @@ class LogManager:
                     # whose cleanup failed. A new topic must never inherit its data.
                     log.warning("%s: removing stale partition directory %s", self.data_dir, path)
                     shutil.rmtree(path)
-                made[p] = self._open_partition(name, p, config)
+                if seeds and p in seeds:
+                    # A topic recovered from the remote tier starts where its remote data
+                    # ends, with the producer snapshot taken there.
+                    start, files = seeds[p]
+                    os.makedirs(path)
+                    metafile.write(os.path.join(path, LOG_START_OFFSET_FILE), "log-start-offset",
+                                   {"log_start_offset": start}, self.io)
+                    for file_name, data in files.items():
+                        metafile.write_atomic(os.path.join(path, file_name), data, self.io)
+                made[p] = self._open_partition(name, p, config, topic_id=topic_id)
         except BaseException as exc:
             self._discard_partitions(name, made, partitions)
             if isinstance(exc, OSError):
@@ -427,15 +451,20 @@ class LogManager:
 
     def create_topic(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                      topic_id: uuid.UUID | None = None, *,
-                     internal: bool = False) -> TopicMetadata:
+                     internal: bool = False,
+                     seeds: dict[int, tuple[int, dict[str, bytes]]] | None = None
+                     ) -> TopicMetadata:
         """All or nothing (see the module docstring). ``internal``: the broker's own topic
-        (``__consumer_offsets``), which ``max.partitions`` never refuses."""
+        (``__consumer_offsets``), which ``max.partitions`` never refuses; ``seeds``: by
+        partition, its first offset and files to put in its directory before it is opened
+        (recovery from the remote tier); other partitions start empty at 0."""
         validate_topic_name(name)
         if not 1 <= num_partitions <= PARTITIONS_MAX:
             raise InvalidPartitionsError(
                 f"number of partitions must be between 1 and {PARTITIONS_MAX}, got {num_partitions}")
         configs = {str(k): str(v) for k, v in (configs or {}).items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        self._check_tiering(config)
         meta = TopicMetadata(name, topic_id or uuid.uuid4(), num_partitions, configs)
         with self._lock:
             self._check_started()
@@ -454,15 +483,16 @@ class LogManager:
             self._configs[name] = config
             return meta
 
-        return self._add_partitions(name, range(num_partitions), config, commit)
+        return self._add_partitions(name, range(num_partitions), config, commit, seeds,
+                                    meta.topic_id)
 
     def _add_partitions(self, name: str, partitions: range, config: LogConfig,
-                        commit) -> TopicMetadata:
+                        commit, seeds=None, topic_id: uuid.UUID | None = None) -> TopicMetadata:
         """See the module docstring: the partitions' directories first, then ``commit()``
         (under the lock: last checks, the metadata write, the new TopicMetadata), then
         publish. Any failure removes the directories. The caller reserved ``name``."""
         try:
-            made = self._create_partition_dirs(name, partitions, config)
+            made = self._create_partition_dirs(name, partitions, config, seeds, topic_id)
             with self._lock:
                 try:
                     meta = commit()
@@ -474,10 +504,24 @@ class LogManager:
                     plog.flush_policy = policy
                     self._logs[(name, p)] = plog
                 self._topics[name] = meta  # last: whoever sees the topic finds its logs
-                return meta
+            if self.remote is not None:
+                self.remote.attach_topic(self, name)
+            return meta
         finally:
             with self._lock:
                 self._reserved.pop(name, None)
+
+    def _check_tiering(self, config: LogConfig) -> None:
+        """Kafka's rules for ``remote.storage.enable=true``: the broker has a remote tier,
+        and the topic is not compacted (a remote segment is never rewritten)."""
+        if not config.remote_storage_enable:
+            return
+        if self.remote is None:
+            raise InvalidConfigError("remote.storage.enable", "true", "tiered storage is disabled "
+                                     "on this broker (remote.log.storage.system.enable)")
+        if config.compact:
+            raise InvalidConfigError("cleanup.policy", ",".join(config.cleanup_policy),
+                                     "a topic with remote.storage.enable=true cannot be compacted")
 
     def _collides(self, name: str) -> str | None:
         norm = name.replace(".", "_")
@@ -492,6 +536,10 @@ class LogManager:
             meta = self._topics.get(name)
             if meta is None:
                 raise UnknownTopicError(f"unknown topic {name!r}")
+            if self.remote is not None and self._configs[name].remote_storage_enable:
+                # Queued durably before the commit point, so a crash cannot leave the bucket
+                # holding a deleted topic (recovery would bring it back).
+                self.remote.topic_deleted(meta)
             try:
                 self.io.unlink(self._topic_path(meta.topic_id))  # the commit point
                 self.io.fsync_dir(os.path.join(self.data_dir, TOPICS_DIR))
@@ -568,12 +616,14 @@ class LogManager:
             self._write_topic(new)  # the commit point
             return new
 
-        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit)
+        return self._add_partitions(name, range(meta.num_partitions, new_total), config, commit,
+                                    topic_id=meta.topic_id)
 
     def alter_topic_configs(self, name: str, configs: dict[str, str]) -> TopicMetadata:
         """Replace the topic's override set; the open logs use the new config at once."""
         configs = {str(k): str(v) for k, v in configs.items()}
         config = LogConfig.from_kafka(configs, self.default_config)
+        self._check_tiering(config)
         with self._lock:
             self._check_started()
             meta = self._topics.get(name)
@@ -588,7 +638,9 @@ class LogManager:
                 plog = self._logs.get((name, p))
                 if plog is not None:
                     plog.update_config(config, policy)
-            return new
+        if self.remote is not None:
+            self.remote.attach_topic(self, name)
+        return new
 
     # ----------------------------------------------------------------------------- logs
     def log(self, topic: str, partition: int) -> PartitionLog | None:

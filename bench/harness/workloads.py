@@ -246,6 +246,31 @@ def wait_idle_rss(broker: BrokerUnderTest, settle_s: float = 1.0) -> float | Non
     return rss_mb(broker.pid)
 
 
+def consume_all(ctx: Context, broker: BrokerUnderTest, topic: str, partitions: int,
+                config: dict | None = None) -> dict:
+    """Read ``topic`` from offset 0 to the end offsets seen at start; one sample."""
+    # A time cap keeps a slow broker from taking the run: MB/s is then over what was read.
+    # With --consumers N, N processes split the partitions (on 2 cores one is fastest).
+    jobs = [{"mode": "consume", "bootstrap": broker.bootstrap, "topic": topic,
+             "max_s": ctx.consume_max_s, "partitions": list(range(i, partitions, ctx.consumers)),
+             "consumer_config": {"fetch.queue.backoff.ms": 10, **(config or {})}}
+            for i in range(min(ctx.consumers, partitions))]
+    watch = ctx.watch(broker)
+    results, _ = run_together(jobs, during=watch)
+    err = first_error(results)
+    if err:
+        raise RuntimeError(err)
+    total = sum(r["bytes"] for r in results)
+    elapsed = max(r["elapsed_s"] for r in results)
+    if not total:
+        raise RuntimeError(f"consumers read nothing in {elapsed:.1f} s")
+    sample = {"complete": all(r["complete"] for r in results), "mb_s": total / elapsed / MB,
+              "msgs_s": sum(r["messages"] for r in results) / elapsed, "bytes": total,
+              "consumers": len(jobs)}
+    sample.update(watch.result())
+    return add_cpu_per_mb(sample)
+
+
 def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
     def run(ctx: Context, broker: BrokerUnderTest) -> list[dict]:
         samples = []
@@ -257,25 +282,9 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
             time.sleep(1.0)  # let a background flush settle: kafkito serves only flushed data
             rss_after_fill = wait_idle_rss(broker)
             for _ in range(reps):
-                # A time cap keeps a slow broker from taking the run: MB/s is then over what was read.
-                # With --consumers N, N processes split the partitions (on 2 cores one is fastest).
-                jobs = [{"mode": "consume", "bootstrap": broker.bootstrap, "topic": topic,
-                         "max_s": ctx.consume_max_s, "partitions": list(range(i, got, ctx.consumers)),
-                         "consumer_config": {"fetch.queue.backoff.ms": 10}} for i in range(min(ctx.consumers, got))]
-                watch = ctx.watch(broker)
-                results, _ = run_together(jobs, during=watch)
-                err = first_error(results)
-                if err:
-                    raise RuntimeError(err)
-                total = sum(r["bytes"] for r in results)
-                elapsed = max(r["elapsed_s"] for r in results)
-                if not total:
-                    raise RuntimeError(f"consumers read nothing in {elapsed:.1f} s")
-                sample = {"complete": all(r["complete"] for r in results), "mb_s": total / elapsed / MB,
-                          "msgs_s": sum(r["messages"] for r in results) / elapsed, "bytes": total,
-                          "fill_mb_s": filled["mb_s"], "rss_after_fill_mb": rss_after_fill, "consumers": len(jobs)}
-                sample.update(watch.result())
-                samples.append(add_cpu_per_mb(sample))
+                sample = consume_all(ctx, broker, topic, got)
+                sample.update({"fill_mb_s": filled["mb_s"], "rss_after_fill_mb": rss_after_fill})
+                samples.append(sample)
                 if not sample["complete"]:
                     break  # it hit the time cap: one such sample says enough, repeating costs minutes
             if broker.persistent:
@@ -295,6 +304,38 @@ def consume_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
                 "read from offset 0 to the end offsets seen at start by one consumer process (two contend for the "
                 "2 cores and are slower); default consumer settings except fetch.queue.backoff.ms=10 (librdkafka's 1000 ms default pauses fetching for a second whenever its "
                 "local queue is full, which measures the Python consumer loop instead of the broker)")
+
+
+def read_committed_case(total_bytes: int, reps: int, partitions: int = 4) -> Case:
+    """isolation.level=read_committed against read_uncommitted over the same topic, the
+    two alternating in one session: what the LSO bound and the aborted-transaction lookup
+    cost a consumer. The topic holds plain 1 KB records (filling it transactionally needs
+    the transaction coordinator's bench mode; the read path is the same)."""
+
+    def run(ctx: Context, broker: BrokerUnderTest) -> dict:
+        with ctx.session(broker, partitions=partitions):
+            topic = "read-committed"
+            got = create_topic(broker.bootstrap, topic, partitions)
+            fill(broker.bootstrap, topic, total_bytes, 1000, ctx.producers)
+            time.sleep(1.0)  # let a background flush settle: kafkito serves only flushed data
+            best: dict[str, dict] = {}
+            for _ in range(reps):
+                for level in ("read_uncommitted", "read_committed"):
+                    sample = consume_all(ctx, broker, topic, got, {"isolation.level": level})
+                    if level not in best or sample["mb_s"] > best[level]["mb_s"]:
+                        best[level] = sample
+            committed, uncommitted = best["read_committed"], best["read_uncommitted"]
+            out = dict(committed)
+            out["read_uncommitted_mb_s"] = uncommitted["mb_s"]
+            out["read_committed_ratio"] = committed["mb_s"] / uncommitted["mb_s"]
+            return out
+
+    mb = total_bytes / MB
+    metrics = [MB_S, Metric("read_committed_ratio", "read_committed / read_uncommitted", "x", "higher"),
+               CPU_PER_MB]
+    return Case(f"consume/read_committed/{mb:g}MB", "consume", run, metrics,
+                note=f"{partitions} partitions of 1 KB records; best of each isolation level, "
+                     "alternating, in one session")
 
 
 def retained_case(total_bytes: int, partitions: int = 4) -> Case:
@@ -463,6 +504,7 @@ def plan(ctx: Context) -> list[Case]:
     cases.append(latency_case("all", 500 if quick else 2000))
     cases.append(latency_case(1, 1000 if quick else 3000, raw=True))
     cases.append(latency_case("all", 1000 if quick else 3000, raw=True))
+    cases.append(read_committed_case(256 * MB, reps=1 if quick else 3))
     cases.append(e2e_case(1000, 3 if quick else 10))
     cases.append(consume_case(1 * GB, reps=1 if quick else 3))
     cases.append(group_join_case())

@@ -55,3 +55,12 @@ def test_config_lists_every_setting_with_its_environment_variable():
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 0
     assert "num.partitions" in result.stdout and "KAFKITO_NUM_PARTITIONS" in result.stdout
+
+
+def test_remote_storage_flag_enables_the_remote_tier():
+    from kafkito.broker.cli import _parser, build_config
+    args = _parser().parse_args(["serve", "--remote-storage", "s3://bucket/prefix"])
+    config = build_config(args)
+    assert config.remote_log_storage_url == "s3://bucket/prefix"
+    assert config.remote_log_storage_system_enable is True
+    assert build_config(_parser().parse_args(["serve"])).remote_log_storage_system_enable is False

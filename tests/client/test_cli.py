@@ -127,3 +127,31 @@ def test_ctrl_c_mid_consume_exits_cleanly_with_offsets_committed(kbroker, topic_
     assert b"Traceback" not in err
     desc = json.loads(kafkito("groups", "describe", group, "--format", "json", bootstrap=b).stdout)
     assert desc["partitions"][0]["current_offset"] == 5
+
+
+def test_the_progress_line_goes_to_a_terminal_only(kbroker, topic_name):
+    import pty
+
+    b = kbroker.bootstrap_servers
+    kafkito("topics", "create", topic_name, "--partitions", "1", bootstrap=b)
+    kafkito("produce", topic_name, bootstrap=b, input=b"".join(b"%d\n" % i for i in range(50)))
+    args = [KAFKITO, "consume", topic_name, "--from-beginning", "--max-messages", "50", "--bootstrap-server", b]
+    piped = subprocess.run(args, capture_output=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == b""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, timeout=60)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 50
+    assert b"/50 (" in seen  # "topic [####...] done/50 (pct%)"

@@ -144,6 +144,8 @@ def test_the_blocking_facade_round_trips(kbroker, topic_name):
         futures = [p.produce(topic_name, value=b"%d" % i, partition=0) for i in range(100)]
         p.flush()
         assert [f.result(10).offset for f in futures] == list(range(1, 101))
+        with pytest.raises(UnknownTopicOrPartitionError):
+            p.produce(topic_name, value=b"nowhere", partition=99).result(10)
     assert md.offset == 0
     with blocking.Consumer(kbroker.bootstrap_servers, group_id="blocking-g", auto_offset_reset="earliest") as c:
         c.subscribe([topic_name])
@@ -172,3 +174,31 @@ async def test_a_refused_record_fails_alone_with_its_typed_error(kbroker, topic_
         with pytest.raises(MessageTooLargeError) as info:
             await too_big
         assert not info.value.retriable and info.value.code == 10
+
+
+async def test_a_topic_deleted_under_a_producer_is_found_again_after_a_metadata_refresh(kbroker, topic_name):
+    async with Producer(kbroker.bootstrap_servers, retry_backoff_ms=20) as p:
+        assert (await p.send(topic_name, value=b"one", partition=0)).offset == 0
+        async with Admin(kbroker.bootstrap_servers) as a:
+            await a.delete_topics([topic_name])
+        # The producer's metadata still names the old topic: the broker answers
+        # UNKNOWN_TOPIC_OR_PARTITION, the producer refreshes (auto-creating it) and retries.
+        md = await p.send(topic_name, value=b"two", partition=0)
+    assert md.offset == 0
+
+
+async def test_admin_describes_classic_and_kip848_groups_with_their_assignments(kbroker, topic_name):
+    async with Producer(kbroker.bootstrap_servers) as p:
+        await p.send(topic_name, value=b"x", partition=0)
+    for protocol in ("classic", "consumer"):
+        group = f"{protocol}-{topic_name}"
+        async with Consumer(kbroker.bootstrap_servers, group_id=group, group_protocol=protocol,
+                            auto_offset_reset="earliest") as c:
+            c.subscribe([topic_name])
+            for _ in range(20):
+                if await c.poll(timeout=0.5):
+                    break
+            async with Admin(kbroker.bootstrap_servers) as a:
+                d = (await a.describe_groups([group]))[group]
+        assert d.state == "Stable" and d.protocol_type == "consumer"
+        assert [m.assignment for m in d.members] == [[TopicPartition(topic_name, 0)]]
