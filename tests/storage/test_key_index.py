@@ -129,25 +129,26 @@ def test_turning_the_index_off_removes_it_and_on_rebuilds_it(tmp_path):
     plog.close()
 
 
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("append"), st.lists(st.sampled_from(KEYS + [None]), min_size=1, max_size=4),
-              st.sampled_from(["none", "gzip", "zstd"]), st.integers(0, 6)),
-    st.tuples(st.just("flush")),
-    st.tuples(st.just("roll")),
-    st.tuples(st.just("crash")),
-    st.tuples(st.just("restart")),
-    st.tuples(st.just("retention")),
-    st.tuples(st.just("delete_records"), st.floats(0, 1)),
-), min_size=1, max_size=40)
+def ops_of(keys, *extra):
+    """Random runs of log operations; ``extra`` adds kinds of one test."""
+    return st.lists(st.one_of(
+        st.tuples(st.just("append"), st.lists(st.sampled_from(keys), min_size=1, max_size=4),
+                  st.sampled_from(["none", "gzip", "zstd"]), st.integers(0, 6)),
+        st.tuples(st.just("flush")),
+        st.tuples(st.just("roll")),
+        st.tuples(st.just("crash")),
+        st.tuples(st.just("restart")),
+        st.tuples(st.just("delete_records"), st.floats(0, 1)),
+        *extra,
+    ), min_size=1, max_size=40)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS)
-def test_index_matches_a_full_scan_through_appends_crashes_retention_and_delete_records(tmp_path_factory, ops):
-    path = tmp_path_factory.mktemp("keyindex")
+def run_ops(path, cfg, ops) -> None:
+    """Apply ``ops`` to a log, checking the index against a full scan after each, and once
+    more after a clean restart (the sidecars written meanwhile are right)."""
+    from kafkito.storage.cleaner import Cleaner
+
     clock = ManualClock(T0)
-    cfg = config(retention_bytes=3000)
     plog = open_log(path, clock, cfg)
     try:
         for op in ops:
@@ -167,6 +168,10 @@ def test_index_matches_a_full_scan_through_appends_crashes_retention_and_delete_
             elif kind == "retention":
                 plog.flush()
                 plog.apply_retention(T0)
+            elif kind == "compact":
+                plog.flush()
+                plog.roll(T0)
+                Cleaner(1000).clean(plog, T0)
             elif kind == "delete_records":
                 plog.flush()
                 lo, hi = plog.log_start_offset, plog.log_end_offset
@@ -174,13 +179,31 @@ def test_index_matches_a_full_scan_through_appends_crashes_retention_and_delete_
             assert_consistent(plog)
         plog.flush()
         assert_consistent(plog)
-        names = os.listdir(path)
         bases = {s.base_offset for s in plog.segments}
-        for n in names:  # no sidecar outlives its segment
+        for n in os.listdir(path):  # no sidecar outlives its segment
             if n.endswith(KEYINDEX_SUFFIX):
                 assert int(n[: -len(KEYINDEX_SUFFIX)]) in bases
+        plog.close()
+        plog = open_log(path, clock, cfg)
+        assert_consistent(plog)
     finally:
         plog.close()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=ops_of(KEYS + [None], st.tuples(st.just("retention"))))
+def test_index_matches_a_full_scan_through_appends_crashes_retention_and_delete_records(tmp_path_factory, ops):
+    run_ops(tmp_path_factory.mktemp("keyindex"), config(retention_bytes=3000), ops)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=ops_of(KEYS, st.tuples(st.just("compact"))))
+def test_index_matches_a_full_scan_through_compaction(tmp_path_factory, ops):
+    cfg = config(cleanup_policy=("compact",), segment_bytes=1024, delete_retention_ms=0,
+                 min_cleanable_dirty_ratio=0.0)
+    run_ops(tmp_path_factory.mktemp("keyindex-compact"), cfg, ops)
 
 
 def test_a_segment_rewritten_under_its_name_is_reindexed(tmp_path):
@@ -204,59 +227,3 @@ def test_a_segment_rewritten_under_its_name_is_reindexed(tmp_path):
     assert_consistent(plog)
     assert read_key_records(plog, b"s-c").records  # the rewritten segment's own key
     plog.close()
-
-
-COMPACT_OPS = st.lists(st.one_of(
-    st.tuples(st.just("append"), st.lists(st.sampled_from(KEYS), min_size=1, max_size=4),
-              st.sampled_from(["none", "gzip", "zstd"]), st.integers(0, 6)),
-    st.tuples(st.just("flush")),
-    st.tuples(st.just("roll")),
-    st.tuples(st.just("crash")),
-    st.tuples(st.just("restart")),
-    st.tuples(st.just("compact")),
-    st.tuples(st.just("delete_records"), st.floats(0, 1)),
-), min_size=1, max_size=40)
-
-
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=COMPACT_OPS)
-def test_index_matches_a_full_scan_through_compaction(tmp_path_factory, ops):
-    from kafkito.storage.cleaner import Cleaner
-
-    path = tmp_path_factory.mktemp("keyindex-compact")
-    clock = ManualClock(T0)
-    cfg = config(cleanup_policy=("compact",), segment_bytes=1024, delete_retention_ms=0,
-                 min_cleanable_dirty_ratio=0.0)
-    plog = open_log(path, clock, cfg)
-    try:
-        for op in ops:
-            kind = op[0]
-            if kind == "append":
-                plog.append(batch(op[1], op[2], T0 + op[3]), T0)
-            elif kind == "flush":
-                plog.flush()
-            elif kind == "roll":
-                plog.roll(T0)
-            elif kind == "crash":
-                crash(plog)
-                plog = open_log(path, clock, cfg, clean_shutdown=False)
-            elif kind == "restart":
-                plog.close()
-                plog = open_log(path, clock, cfg)
-            elif kind == "compact":
-                plog.flush()
-                plog.roll(T0)
-                Cleaner(1000).clean(plog, T0)
-            elif kind == "delete_records":
-                plog.flush()
-                lo, hi = plog.log_start_offset, plog.log_end_offset
-                plog.delete_records_before(lo + int((hi - lo) * op[1]))
-            assert_consistent(plog)
-        plog.flush()
-        assert_consistent(plog)
-        plog.close()
-        plog = open_log(path, clock, cfg)  # the sidecars written after the swaps are right
-        assert_consistent(plog)
-    finally:
-        plog.close()
