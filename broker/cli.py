@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", help="listener (listeners; default 127.0.0.1:9092)")
     serve.add_argument("--advertised-listener", metavar="HOST:PORT",
                        help="address clients are told to use (advertised.listeners)")
+    serve.add_argument("--http", metavar="HOST:PORT|off",
+                       help="HTTP listener (http.listeners; default 127.0.0.1:9080; off disables it)")
     serve.add_argument("--remote-storage", metavar="URL",
                        help="tiered storage: file:///path or s3://bucket/prefix (sets "
                             "remote.log.storage.url and remote.log.storage.system.enable)")
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     from kafkito.client.cli import register  # topics, produce, consume, groups, mirror
 
     register(sub)
+    from kafkito.agents.cli import add_commands as add_agent_commands
+
+    add_agent_commands(sub)  # replay, diff, sessions, watch (each sets args.run)
     return parser
 
 
@@ -84,7 +89,7 @@ def _verify(data_dir: str) -> int:
 def build_config(args: argparse.Namespace):
     overrides = parse_set_flags(args.set)
     for flag, name in (("data_dir", "log.dirs"), ("listen", "listeners"),
-                       ("advertised_listener", "advertised.listeners")):
+                       ("advertised_listener", "advertised.listeners"), ("http", "http.listeners")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append((name, value))
@@ -117,6 +122,8 @@ async def _serve(broker: Broker) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "run", None) is not None:  # commands that bring their own runner
+        return args.run(args)
     from kafkito.client.cli import run as run_client_command
 
     status = run_client_command(args)

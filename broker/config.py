@@ -107,6 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("log.dirs", str, "./kafkito-data", "Data directory holding every partition log."),
     S("listeners", str, "127.0.0.1:9092", "HOST:PORT the broker listens on (port 0 picks a free port)."),
     S("advertised.listeners", str, "", "HOST:PORT clients are told to connect to (default: the listener)."),
+    S("http.listeners", str, "127.0.0.1:9080",
+      "kafkito only: HOST:PORT of the HTTP listener (the key index, later metrics and the "
+      "console; port 0 picks a free port), or 'off'. 9080: beside Kafka's 9092 and clear of "
+      "the ports of Schema Registry (8081), REST Proxy (8082), Connect (8083) and Prometheus "
+      "(9090-9093)."),
     S("node.id", int, 0, "This broker's id in Metadata responses.", 0, INT32_MAX),
     # Topics.
     S("num.partitions", int, 1, "Partitions of an auto-created topic.", 1, 100_000),
@@ -271,9 +276,9 @@ BrokerConfig.__doc__ = "Validated broker settings; attributes are Kafka names in
 
 
 def _with_listener_checks(values: dict[str, Any]) -> dict[str, Any]:
-    for name in ("listeners", "advertised.listeners"):
+    for name in ("listeners", "advertised.listeners", "http.listeners"):
         raw = values[name]
-        if raw:
+        if raw and not (name == "http.listeners" and raw == "off"):
             try:
                 _listener(raw)
             except ValueError as exc:
@@ -360,6 +365,11 @@ def load_config(
 
 def listen_address(config: BrokerConfig) -> tuple[str, int]:
     return _listener(config.listeners)
+
+
+def http_listen_address(config: BrokerConfig) -> tuple[str, int] | None:
+    """The HTTP listener's address, or None when ``http.listeners`` is ``off``."""
+    return None if config.http_listeners in ("off", "") else _listener(config.http_listeners)
 
 
 def advertised_address(config: BrokerConfig, bound_port: int) -> tuple[str, int]:

@@ -30,7 +30,10 @@ __all__ = ["EmbeddedBroker", "broker"]
 class EmbeddedBroker:
     def __init__(self, data_dir: Path, settings: Mapping[str, object] | None = None, port: int = 0,
                  io: FileIO = DEFAULT_IO) -> None:
-        overrides = [("log.dirs", str(data_dir)), ("listeners", f"127.0.0.1:{port}")]
+        # The HTTP listener is off unless asked for ({"http.listeners": "127.0.0.1:0"}):
+        # embedded brokers must not fight over its fixed default port.
+        overrides = [("log.dirs", str(data_dir)), ("listeners", f"127.0.0.1:{port}"),
+                     ("http.listeners", "off")]
         overrides += [(name, value) for name, value in (settings or {}).items()]
         self.data_dir = data_dir
         self.config = load_config(environ={}, overrides=overrides, origin="kafkito.testing.broker")
@@ -52,6 +55,12 @@ class EmbeddedBroker:
     @property
     def port(self) -> int:
         return self.broker.state.advertised_port
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://host:port`` of the HTTP listener, or None when it is off."""
+        address = self.broker.http_address
+        return None if address is None else f"http://{address[0]}:{address[1]}"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -42,7 +42,13 @@ import trio
 from kafkito.records import recordscan
 from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock
 
-from .config import BrokerConfig, advertised_address, listen_address, log_config_from
+from .config import (
+    BrokerConfig,
+    advertised_address,
+    http_listen_address,
+    listen_address,
+    log_config_from,
+)
 from .connection import Connection
 from .connection_quotas import ConnectionQuotas
 from .context import BrokerState
@@ -82,6 +88,7 @@ class Broker:
         self.state: BrokerState | None = None
         self.log_cleaner: LogCleanerService | None = None
         self.address: tuple[str, int] | None = None
+        self.http_address: tuple[str, int] | None = None  # the HTTP listener's, when on
         self._stop = trio.Event()
         self.trio_token: trio.lowlevel.TrioToken | None = None
         self._connections: set[Connection] = set()
@@ -149,6 +156,7 @@ class Broker:
             )
             state.groups = GroupService(state)
             state.txns = TransactionService(state)
+            http = await self._open_http(state)
             try:  # before the nursery, so a failure is this error and not a group of them
                 await state.groups.load()
                 await state.txns.load()
@@ -163,6 +171,8 @@ class Broker:
                 nursery.start_soon(self._retention_loop, state)
                 nursery.start_soon(self._recovery_point_loop, state)
                 nursery.start_soon(self._sweep_deadlines)
+                if http is not None:
+                    nursery.start_soon(http.run)
                 if logs.remote is not None:
                     nursery.start_soon(offload_loop, state, self.clock)
                 async with trio.open_nursery() as conn_nursery:
@@ -209,6 +219,18 @@ class Broker:
                 raise BrokerShutdownError(f"shutdown incomplete: {exc}") from None
             return
         log.info("stopped")
+
+    async def _open_http(self, state: BrokerState):
+        """The HTTP listener (broker/http/), bound, or None when ``http.listeners`` is off."""
+        address = http_listen_address(self.config)
+        if address is None:
+            return None
+        from .http import HttpListener, default_router
+
+        http = HttpListener(default_router(state))
+        self.http_address = await http.open(*address)
+        log.info("HTTP listening on %s:%d", *self.http_address)
+        return http
 
     async def _listen(self, host: str, port: int) -> tuple[list, int]:
         """The listeners and the bound port. A seam: the simulation (tests/sim) serves no

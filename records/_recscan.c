@@ -14,6 +14,9 @@
  * accelerator, and the broker works without it (slower) when it is not built.
  *
  * scan(section, count) -> (min_timestamp_delta, max_timestamp_delta, keyless_records)
+ * scan(section, count, 1) -> the same plus a tuple of the FNV-1a 64 hashes of the records'
+ *   keys (null keys skipped, a repeat of the previous record's key skipped): the per-key
+ *   index (storage/key_index.py) gets its keys from the walk validation already pays for.
  * raises ValueError(message, record_index) when the records do not parse.
  */
 #define PY_SSIZE_T_CLEAN
@@ -71,6 +74,19 @@ static int skip_bytes(cursor *c, int nullable, int *is_null)
     return 0;
 }
 
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME 0x100000001b3ULL
+
+static uint64_t fnv1a64(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t h = FNV64_OFFSET;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= FNV64_PRIME;
+    }
+    return h;
+}
+
 static PyObject *fail(const char *message, Py_ssize_t index)
 {
     PyObject *args = Py_BuildValue("(sn)", message, index);
@@ -85,8 +101,16 @@ static PyObject *scan(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t count;
-    if (!PyArg_ParseTuple(args, "y*n", &view, &count))
+    int want_keys = 0;
+    if (!PyArg_ParseTuple(args, "y*n|p", &view, &count, &want_keys))
         return NULL;
+    PyObject *keys = NULL;
+    uint64_t last_hash = 0;
+    int have_last = 0;
+    if (want_keys && !(keys = PyList_New(0))) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     const unsigned char *p = view.buf;
     const unsigned char *end = p + view.len;
     int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
@@ -109,8 +133,28 @@ static PyObject *scan(PyObject *self, PyObject *args)
             error = "Found invalid record structure"; break;
         }
         if (offset_delta != i) { error = "Record offset delta does not match its position in the batch"; break; }
+        const unsigned char *key_at = c.p;
         if (skip_bytes(&c, 1, &is_null)) { error = "Found invalid record structure"; break; }
         keyless += is_null;
+        if (keys && !is_null) {
+            /* key_at holds the length varint; the key bytes are the tail up to c.p */
+            cursor k = {key_at, c.p};
+            int64_t key_len;
+            read_int32(&k, &key_len);
+            uint64_t h = fnv1a64(k.p, (Py_ssize_t)key_len);
+            if (!have_last || h != last_hash) {
+                PyObject *o = PyLong_FromUnsignedLongLong(h);
+                if (!o || PyList_Append(keys, o)) {
+                    Py_XDECREF(o);
+                    Py_DECREF(keys);
+                    PyBuffer_Release(&view);
+                    return NULL;
+                }
+                Py_DECREF(o);
+                last_hash = h;
+                have_last = 1;
+            }
+        }
         if (skip_bytes(&c, 1, &is_null)) { error = "Found invalid record structure"; break; }
         if (read_int32(&c, &n_headers) || n_headers < 0 || n_headers > c.end - c.p) {
             error = "Found invalid number of record headers"; break;
@@ -130,16 +174,20 @@ static PyObject *scan(PyObject *self, PyObject *args)
         error = "Incorrect declared batch size, records still remaining in file";
 
     PyBuffer_Release(&view);
-    if (error)
+    if (error) {
+        Py_XDECREF(keys);
         return fail(error, i);
+    }
     if (count == 0)
         ts_min = ts_max = 0;
+    if (keys)
+        return Py_BuildValue("(LLnN)", (long long)ts_min, (long long)ts_max, keyless, keys);
     return Py_BuildValue("(LLn)", (long long)ts_min, (long long)ts_max, keyless);
 }
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(section, count) -> (min_timestamp_delta, max_timestamp_delta, keyless_records)"},
+     "scan(section, count[, keys]) -> (min_timestamp_delta, max_timestamp_delta, keyless_records[, key_hashes])"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-__all__ = ["RecordScanError", "ACCELERATED", "record_facts", "scan", "scan_py"]
+__all__ = ["RecordScanError", "ACCELERATED", "key_hash", "record_facts", "scan", "scan_py"]
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _U64 = 2**64 - 1
@@ -83,6 +83,24 @@ def _skip(buf, pos: int, end: int, nullable: bool) -> tuple[bool, int]:
 
 def record_facts(section, count: int) -> Iterator[tuple[int, bool]]:
     """``(timestamp_delta, key_is_null)`` of each record, validating as ``scan`` does."""
+    for ts_delta, key in _walk(section, count):
+        yield ts_delta, key is None
+
+
+FNV64_OFFSET = 0xCBF29CE484222325
+FNV64_PRIME = 0x100000001B3
+
+
+def key_hash(key: bytes) -> int:
+    """FNV-1a 64 of a record key: what ``scan(..., keys=True)`` reports (the C walk computes
+    the same); the per-key index (storage/key_index.py) is keyed by it."""
+    h = FNV64_OFFSET
+    for b in key:
+        h = ((h ^ b) * FNV64_PRIME) & _U64
+    return h
+
+
+def _walk(section, count: int) -> Iterator[tuple[int, bytes | memoryview | None]]:
     buf = memoryview(section).cast("B") if not isinstance(section, bytes) else section
     end_all = len(buf)
     pos = 0
@@ -109,7 +127,12 @@ def record_facts(section, count: int) -> Iterator[tuple[int, bool]]:
         if offset_delta != i:
             raise RecordScanError("Record offset delta does not match its position in the batch", i)
         try:
+            key_at = pos
             key_null, pos = _skip(buf, pos, end, True)
+            key = None
+            if not key_null:
+                _, key_start = _int32(buf, key_at, end)
+                key = buf[key_start:pos]
             _, pos = _skip(buf, pos, end, True)
         except IndexError:
             raise RecordScanError(_STRUCTURE, i) from None
@@ -127,24 +150,32 @@ def record_facts(section, count: int) -> Iterator[tuple[int, bool]]:
             raise RecordScanError(_STRUCTURE, i) from None
         if pos != end:
             raise RecordScanError("Invalid record size: the fields disagree with the record length", i)
-        yield ts_delta, key_null
+        yield ts_delta, key
     if pos != end_all:
         raise RecordScanError("Incorrect declared batch size, records still remaining in file", count)
 
 
-def scan_py(section, count: int) -> tuple[int, int, int]:
-    """The reference implementation of ``scan``."""
+def scan_py(section, count: int, keys: bool = False):
+    """The reference implementation of ``scan``: ``(min_ts_delta, max_ts_delta, keyless)``,
+    and with ``keys`` a fourth item, the keys' hashes (``key_hash``) in record order, null
+    keys and a repeat of the previous record's key left out."""
     ts_min = ts_max = None
     keyless = 0
-    for ts_delta, key_null in record_facts(section, count):
+    hashes: list[int] = []
+    for ts_delta, key in _walk(section, count):
         if ts_min is None or ts_delta < ts_min:
             ts_min = ts_delta
         if ts_max is None or ts_delta > ts_max:
             ts_max = ts_delta
-        keyless += key_null
+        if key is None:
+            keyless += 1
+        elif keys:
+            h = key_hash(key)
+            if not hashes or hashes[-1] != h:
+                hashes.append(h)
     if ts_min is None:
-        return 0, 0, 0
-    return ts_min, ts_max, keyless
+        ts_min = ts_max = 0
+    return (ts_min, ts_max, keyless, hashes) if keys else (ts_min, ts_max, keyless)
 
 
 try:
@@ -155,9 +186,9 @@ except ImportError:  # not built: the pure-Python walk (correct, ~50x slower)
 ACCELERATED = _scan_c is not None
 
 
-def _scan_accelerated(section, count: int) -> tuple[int, int, int]:
+def _scan_accelerated(section, count: int, keys: bool = False):
     try:
-        return _scan_c(section, count)
+        return _scan_c(section, count, keys)
     except ValueError as e:
         raise RecordScanError(*e.args) from None
 

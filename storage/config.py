@@ -34,6 +34,7 @@ class LogConfig(msgspec.Struct, frozen=True, kw_only=True):
     flush_messages: int = LONG_MAX
     flush_ms: int = LONG_MAX
     index_interval_bytes: int = 4096
+    key_index_enable: bool = False  # kafkito only: the per-key index (key_index.py)
     local_retention_bytes: int = -2
     local_retention_ms: int = -2
     max_compaction_lag_ms: int = LONG_MAX
@@ -172,6 +173,9 @@ _SPECS = [
                "fsync unflushed data at least this often (background policy).", at_least(0)),
     ConfigSpec("index.interval.bytes", "INT", _D.index_interval_bytes,
                "Bytes of log between two offset index entries.", at_least(0)),
+    ConfigSpec("key.index.enable", "BOOLEAN", _D.key_index_enable,
+               "kafkito only: keep a per-segment index from record key to its batches, "
+               "served by the HTTP listener's /v1/topics/{topic}/keys/{key}/records.", None),
     ConfigSpec("local.retention.bytes", "LONG", _D.local_retention_bytes,
                "Tiered storage: local bytes to keep (-2: use retention.bytes).", at_least(-2)),
     ConfigSpec("local.retention.ms", "LONG", _D.local_retention_ms,

@@ -134,6 +134,7 @@ from .errors import (
 )
 from .fileio import DEFAULT_IO, FileIO
 from .handles import OpenFiles, PinnedFile, default_open_files
+from .key_index import KeyIndex
 from .damage import QUARANTINE_SUFFIX, DamagedRange
 from .producer_state import (
     CompletedTxn,
@@ -343,6 +344,9 @@ class PartitionLog:
         self.txn_indexes = TxnIndexes(directory, io)  # every segment's .txnindex
         self._pending_snapshots: list[tuple[int, bytes]] = []  # taken at roll, written by flush
         self.recovery = RecoveryReport(topic, partition, True)
+        # key.index.enable: the per-key index (key_index.py), fed by append, kept by the hooks
+        # at roll, flush, segment deletion, compaction swaps and close.
+        self.key_index = KeyIndex(directory, io, self._lock, self.name, decompressed_bytes_max)
         self._compacted_once = False  # a cleaner checkpoint exists (cleaner.py)
         # The remote tier of a tiered topic (remote/tier.py; given to open by the LogManager,
         # or set when a topic becomes tiered), asked below the local log start.
@@ -433,6 +437,8 @@ class PartitionLog:
                 self.io.unlink(os.path.join(self.directory, RECOVERY_POINT_FILE))
                 self._recovery_point_written = 0
         self._load_producer_state()
+        if self.config.key_index_enable:
+            self.key_index.load(self.segments, clean)
         if self.recovery.changed:
             log.warning("%s: recovery cut %d bytes (%d damaged ranges), rebuilt indexes of %d "
                         "segments, removed %d empty segments, offset gaps %s", self.name,
@@ -847,6 +853,13 @@ class PartitionLog:
 
     def update_config(self, config: LogConfig, flush_policy: FlushPolicy | None = None) -> None:
         with self._lock:
+            if config.key_index_enable != self.config.key_index_enable:
+                # Turned on: index what is there now (a walk of the log, under the lock);
+                # turned off: the sidecars go.
+                if config.key_index_enable:
+                    self.key_index.load(self.segments, clean=False)
+                else:
+                    self.key_index.remove_all()
             self.config = config
             self.flush_policy = flush_policy or FlushPolicy.of(config)
             for seg in self.segments:
@@ -865,7 +878,8 @@ class PartitionLog:
         mv = memoryview(records).cast("B")
         config = self.config
         headers = validate_batches(mv, config, now_ms, from_client=(origin == ORIGIN_CLIENT),
-                                   decompressed_bytes_max=self.decompressed_bytes_max)
+                                   decompressed_bytes_max=self.decompressed_bytes_max,
+                                   key_hashes=config.key_index_enable)
         lat = now_ms if config.log_append_time else None
         with self._lock:
             self._check_writable()
@@ -896,7 +910,10 @@ class PartitionLog:
                 iovecs.append(mv[h.position + HEADER_BYTES : h.position + h.size])
                 offset += h.last_offset_delta + 1
                 index_batches.append((offset - 1, h.size, lat if lat is not None else h.max_timestamp))
+            position = active.size
             active.append(iovecs, index_batches, config.index_interval_bytes)
+            if config.key_index_enable:
+                self.key_index.on_append(active, position, headers)
             if producer_append is not None:
                 self._complete_txns(producer_append.commit())
             if self._first_unflushed_ms is None:
@@ -972,6 +989,7 @@ class PartitionLog:
             log.warning("%s: cannot seal time index of %s: %s", self.name, old.log_path, e)
         self._add_segment(new)
         self._take_producer_snapshot(new.base_offset)
+        self.key_index.on_roll(old)
         log.debug("%s: rolled new segment at %d", self.name, new.base_offset)
         return new
 
@@ -1029,6 +1047,7 @@ class PartitionLog:
                 flushed = self._flushed_offset
             if self._pending_snapshots:
                 self._write_pending_snapshots()
+            self.key_index.write_pending()
             return flushed
 
     def flush_due_ms(self) -> int | None:
@@ -1345,6 +1364,8 @@ class PartitionLog:
             if not new.is_empty:
                 self.segments.insert(at, new)
                 self._bases.insert(at, new.base_offset)
+                if self.config.key_index_enable:  # _delete_segments dropped the old ones'
+                    self.key_index.rebuild(new)
                 new.file.release()
                 new.release_index_fds()
             # Their aborted-transaction entries go with them (to the next segment when
@@ -1371,6 +1392,7 @@ class PartitionLog:
                 raise storage_error("cannot delete segment", seg.log_path, e) from e
             seg.renamed(DELETED_SUFFIX)
             seg.deleted = True
+            self.key_index.drop(seg.base_offset)
             self.segments.remove(seg)
             self._bases.remove(seg.base_offset)
             self._pending_deletes.append((due, seg))
@@ -1419,6 +1441,8 @@ class PartitionLog:
                     # A clean start then loads producer state without reading the log.
                     self._take_producer_snapshot(self.log_end_offset)
                     self._write_pending_snapshots()
+                    if self.config.key_index_enable:
+                        self.key_index.close(self.segments[-1])
                     try:
                         self._checkpoint(self._flushed_offset)
                     except KafkaStorageError as e:  # the old checkpoint stays valid, only older

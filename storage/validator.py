@@ -122,6 +122,9 @@ class BatchHeader(NamedTuple):
     producer_id: int = -1
     producer_epoch: int = -1
     base_sequence: int = -1
+    # With ``key_hashes=True`` (topics with key.index.enable): the keys' hashes from the
+    # same walk, for the per-key index (key_index.py); None otherwise.
+    key_hashes: list[int] | None = None
 
 
 def validate_batches(
@@ -131,6 +134,7 @@ def validate_batches(
     *,
     from_client: bool = True,
     decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
+    key_hashes: bool = False,
 ) -> list[BatchHeader]:
     """Validate every batch of a produce blob (see the module docstring); raise on the first
     refused batch."""
@@ -146,13 +150,14 @@ def validate_batches(
                 "Produce requests with version 3 and above must contain exactly one record "
                 "batch per partition")
         out.append(_validate_one(mv, pos, n - pos, config, now_ms, from_client,
-                                 decompressed_bytes_max))
+                                 decompressed_bytes_max, key_hashes))
         pos += out[-1].size
     return out
 
 
 def _validate_one(mv: memoryview, pos: int, remaining: int, config: LogConfig, now_ms: int,
-                  from_client: bool, decompressed_bytes_max: int) -> BatchHeader:
+                  from_client: bool, decompressed_bytes_max: int,
+                  key_hashes: bool = False) -> BatchHeader:
     if remaining > MAGIC_AT and mv[pos + MAGIC_AT] != MAGIC:
         raise UnsupportedMessageFormatError(
             f"message format magic {mv[pos + MAGIC_AT]} is not supported; kafkito stores "
@@ -194,8 +199,12 @@ def _validate_one(mv: memoryview, pos: int, remaining: int, config: LogConfig, n
         section = codecs.decompress(codec, section, decompressed_bytes_max)
     elif len(section) > decompressed_bytes_max:
         raise RecordTooLargeError(f"records exceed the cap of {decompressed_bytes_max} bytes")
+    hashes = None
     try:
-        ts_min, ts_max, keyless = scan(section, count)
+        if key_hashes:
+            ts_min, ts_max, keyless, hashes = scan(section, count, True)
+        else:
+            ts_min, ts_max, keyless = scan(section, count)
     except RecordScanError as e:
         raise InvalidRecordError(f"{e.message} (record {e.record_index} of the batch)") from None
 
@@ -204,7 +213,7 @@ def _validate_one(mv: memoryview, pos: int, remaining: int, config: LogConfig, n
         _check_records(section, count, config, now_ms, attributes, base_ts, ts_min, ts_max,
                        keyless)
     return BatchHeader(pos, size, attributes, last_offset_delta, true_max, count,
-                       true_max != max_ts, producer_id, producer_epoch, base_sequence)
+                       true_max != max_ts, producer_id, producer_epoch, base_sequence, hashes)
 
 
 def _check_records(section, count: int, config: LogConfig, now_ms: int, attributes: int,

@@ -28,6 +28,10 @@ FORBIDDEN = {
                          "kafkito.testing", "trio"},
     # The client runs under asyncio or trio through anyio, and speaks only protocol and records.
     "kafkito.client": {"kafkito.storage", "kafkito.broker", "kafkito.testing", "trio"},
+    # Agent tooling sits on the client (and reads the broker only over HTTP): it works
+    # against any Kafka-compatible broker.
+    "kafkito.agents": {"kafkito.storage", "kafkito.broker", "kafkito.protocol", "kafkito.testing",
+                       "trio"},
 }
 
 

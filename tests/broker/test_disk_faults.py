@@ -107,7 +107,8 @@ def test_cli_exits_1_with_a_message_when_data_could_not_be_flushed(tmp_path, mon
     outcomes: list[int] = []
     thread = threading.Thread(target=drive)
     thread.start()
-    code = cli.main(["serve", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0"])
+    code = cli.main(["serve", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
+                     "--http", "off"])
     thread.join()
     err = capsys.readouterr().err
     assert outcomes == [ErrorCode.NONE, ErrorCode.KAFKA_STORAGE_ERROR]

@@ -28,7 +28,8 @@ class ServeProcess:
                  start_timeout_s: float = 20) -> None:
         self.port = free_port()
         self.log = (log_dir or data_dir.parent) / f"serve-{self.port}.log"
-        sets = [arg for name, value in (settings or {}).items() for arg in ("--set", f"{name}={value}")]
+        settings = {"http.listeners": "off", **(settings or {})}  # no fight over its fixed port
+        sets = [arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kafkito.broker.cli", "serve", "--data-dir", str(data_dir),
              "--listen", f"127.0.0.1:{self.port}", *sets],

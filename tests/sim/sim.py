@@ -162,7 +162,7 @@ class Simulation:
         self.partitions = [(t, p) for t in TOPICS for p in range(2)]
         seg = self.rng.choice([1024, 2048, 4096])
         self.settings = {
-            "log.dirs": directory, "listeners": "127.0.0.1:9092",
+            "log.dirs": directory, "listeners": "127.0.0.1:9092", "http.listeners": "off",
             "log.segment.bytes": seg, "log.index.interval.bytes": self.rng.choice([128, 4096]),
             "log.retention.ms": -1, "log.flush.interval.ms": self.rng.choice([0, 50, 1000]),
             "group.initial.rebalance.delay.ms": self.rng.choice([0, 300]),
