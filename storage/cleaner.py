@@ -308,7 +308,10 @@ class _MarkerBook:
     """Markers by producer, read from the log: the status of a transactional batch is its
     producer's first marker after it (``status``). The map's read adds the markers of the
     range it covers; the first question it cannot answer reads the control batches of the
-    rest of the log (the clean section and past the map's end), once per clean."""
+    rest of the log (the clean section and past the map's end), once per clean. A batch
+    below the covered range is such a question even when a covered marker follows it: its
+    own marker may lie between it and the range (a transaction committed in the clean
+    section, a later one of the same producer aborted in the dirty one)."""
 
     def __init__(self, log_: "PartitionLog", segments: list[tuple[LogSegment, int]],
                  decompressed_bytes_max: int):
@@ -326,7 +329,7 @@ class _MarkerBook:
     def status(self, producer_id: int, offset: int) -> int | None:
         """ABORT, COMMIT, or None: no marker yet (the transaction is open)."""
         found = self._lookup(producer_id, offset)
-        if found is None and not self._extended:
+        if not self._extended and (found is None or offset < self.covered[0]):
             self.extend()
             found = self._lookup(producer_id, offset)
         return found

@@ -211,6 +211,29 @@ def test_aborted_transactions_go_committed_ones_are_compacted_markers_go_after_t
     assert remaining == [8]  # the marker of the transaction that still has data
 
 
+def test_a_committed_transaction_in_the_clean_section_is_not_taken_for_a_later_aborted_one(tmp_path, clock):
+    # A transaction committed and cleaned once lies in the clean section; the next clean
+    # reads (for its map) only the dirty section, where the same producer's next
+    # transaction is aborted. The committed batch's status is its producer's first marker
+    # after it: the commit in the clean section, not the abort the map read.
+    plog = open_compacted(tmp_path, clock)
+    put(plog, clock, [(b"k", None)])
+    put(plog, clock, [(b"k", b"committed")], producer_id=22, producer_epoch=0, base_sequence=0,
+        is_transactional=True)
+    append_marker(plog, 22, COMMIT, clock.now_ms())
+    settle(plog, clock)
+    assert Cleaner(100).clean(plog, clock.now_ms()).end_offset == 3
+    put(plog, clock, [(b"k", b"aborted")], producer_id=22, producer_epoch=0, base_sequence=1,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    settle(plog, clock)
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.first_dirty == 3 and result.aborted_removed == 1
+    batches, records = consumed(plog)
+    assert latest(records) == {b"k": (1, b"committed")}
+    assert [r.value for b in batches if not b.is_control for r in b.records()] == [b"committed"]
+
+
 def test_a_map_smaller_than_the_keys_cleans_in_several_passes(tmp_path, clock):
     plog = open_compacted(tmp_path, clock)
     for rnd in range(3):
