@@ -234,6 +234,35 @@ def test_a_committed_transaction_in_the_clean_section_is_not_taken_for_a_later_a
     assert [r.value for b in batches if not b.is_control for r in b.records()] == [b"committed"]
 
 
+def test_the_marker_of_a_transactions_emptied_batch_kept_for_its_producer_stays(tmp_path, clock):
+    # An aborted transaction's batch is emptied but kept (its producer's last batch). Its
+    # marker must stay past the horizon: without it, producer state rebuilt from the log
+    # takes the empty batch for an open transaction, the last stable offset stops there and
+    # no clean ever reaches past it again.
+    plog = open_compacted(tmp_path, clock, delete_retention_ms=1000)
+    put(plog, clock, [(b"k", b"aborted")], producer_id=22, producer_epoch=0, base_sequence=0,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    put(plog, clock, [(b"k", None)])
+    for _ in range(2):  # the first clean stamps the horizons, the second is past them
+        settle(plog, clock)
+        Cleaner(100).clean(plog, clock.now_ms())
+        clock.advance(1001)
+    batches = read_all(plog)
+    assert [(b.base_offset, b.records_count) for b in batches if b.producer_id == 22] == [(0, 0), (1, 1)]
+    plog.close()
+    for name in os.listdir(tmp_path):
+        if name.endswith(".snapshot"):
+            os.unlink(tmp_path / name)
+    plog = open_compacted(tmp_path, clock, delete_retention_ms=1000)
+    assert plog.last_stable_offset == plog.log_end_offset == 3
+    put(plog, clock, [(b"k", b"later")])
+    settle(plog, clock)
+    assert Cleaner(100).clean(plog, clock.now_ms()).end_offset == 4
+    assert latest(consumed(plog)[1]) == {b"k": (3, b"later")}
+    plog.close()
+
+
 def test_a_map_smaller_than_the_keys_cleans_in_several_passes(tmp_path, clock):
     plog = open_compacted(tmp_path, clock)
     for rnd in range(3):
