@@ -198,7 +198,8 @@ def test_aborted_transactions_go_committed_ones_are_compacted_markers_go_after_t
     assert any(r.value == b"open-c" for b in batches if not b.is_control for r in b.records())
     markers = [b for b in batches if b.is_control and b.records_count]
     assert len(markers) == 2 and all(b.attributes & DELETE_HORIZON_BIT for b in markers)
-    # Committed data superseded, and the horizon passed: its marker can go; the abort's too.
+    # Committed data superseded, and the horizon passed: its marker can go. The abort's
+    # stays: its emptied batch is kept as producer 7's last one (test below).
     put(plog, clock, [(b"b", b"plain-b2")])
     append_marker(plog, 8, COMMIT, clock.now_ms())  # closes the open transaction
     clock.advance(1000)
@@ -206,9 +207,10 @@ def test_aborted_transactions_go_committed_ones_are_compacted_markers_go_after_t
     result = Cleaner(100).clean(plog, clock.now_ms())
     batches, records = consumed(plog)
     assert latest(records) == {b"a": (0, b"plain-a"), b"b": (7, b"plain-b2"), b"c": (6, b"open-c")}
-    assert result.markers_removed == 2
+    assert result.markers_removed == 1
     remaining = [b.base_offset for b in batches if b.is_control and b.records_count]
-    assert remaining == [8]  # the marker of the transaction that still has data
+    assert remaining == [4, 8]  # the markers of the transactions that still have a batch
+    assert [(b.base_offset, b.records_count) for b in batches if b.producer_id == 7] == [(2, 0), (4, 1)]
 
 
 def test_a_committed_transaction_in_the_clean_section_is_not_taken_for_a_later_aborted_one(tmp_path, clock):
