@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e.raw import RawClient
+from e2e.raw import RawClient, commit_offset
 from e2e.serve import ServeProcess
 
 from kafkito.protocol import ApiKey, ErrorCode
@@ -299,5 +299,44 @@ def test_transaction_state_compacted_reloads_every_id_and_still_fences_zombies(t
         p.begin_transaction()
         p.produce("out", b"fresh")
         p.commit_transaction(10)
+    finally:
+        broker.__exit__(None, None, None)
+
+
+def test_plain_commit_inside_a_transactions_window_wins_before_and_after_compaction(tmp_path):
+    """The bug this file found: TxnOffsetCommit(10), then a plain OffsetCommit(20) of the
+    same partition, then the transaction's COMMIT. The plain record is the later one of its
+    key; the cleaner drops the transactional record, so after a clean and a restart 20 was
+    served, while before the clean the live coordinator served 10."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    data = tmp_path / "data"
+    data.mkdir()
+    broker = ServeProcess(data, SETTINGS, log_dir=tmp_path)
+    try:
+        _create(broker.bootstrap, SRC, PARTITIONS)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": GROUP, "enable.auto.commit": False})
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "window"})
+        producer.init_transactions(15)
+        expected = {p: -1001 for p in range(PARTITIONS)}  # librdkafka's "no offset"
+        for p in range(PARTITIONS):
+            producer.begin_transaction()
+            producer.send_offsets_to_transaction([TopicPartition(SRC, p, 10)],
+                                                 consumer.consumer_group_metadata(), 10)
+            consumer.commit(offsets=[TopicPartition(SRC, p, 20)], asynchronous=False)
+            producer.commit_transaction(10)
+            expected[p] = 20
+            time.sleep(0.11)  # roll: the next write makes these cleanable
+        host, port = broker.bootstrap.split(":")
+        raw = RawClient(host, int(port))
+        assert commit_offset(raw, "another-group", SRC, 0, 1) == ErrorCode.NONE  # the roll
+        raw.close()
+        consumer.close()
+        _assert_offsets(broker.bootstrap, expected)  # live
+        _wait(lambda: _cleaned(data, "__consumer_offsets"), what="a clean of __consumer_offsets")
+        time.sleep(0.5)
+        assert broker.stop() == 0
+        broker = ServeProcess(data, SETTINGS, log_dir=tmp_path)
+        _assert_offsets(broker.bootstrap, expected)  # compacted and reloaded
     finally:
         broker.__exit__(None, None, None)
