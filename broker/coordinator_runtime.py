@@ -57,7 +57,8 @@ from .errors import storage_error_code
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
-__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox", "Waiter", "Write"]
+__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox",
+           "replay_partition", "Waiter", "Write"]
 
 T = TypeVar("T")
 Fact = tuple[Any, Any]  # (key, value); a None value is a tombstone
@@ -322,6 +323,31 @@ def ensure_coordinator_topic(partitions, topic: str, num_partitions: int, config
     return meta.num_partitions
 
 
+def replay_partition(coordinator: Coordinator, partition: int, plog) -> int:
+    """Replay one partition of the topic into ``coordinator``, in log order; returns how
+    many data records. A compacted partition has offset gaps, batches the cleaner emptied
+    (a producer's last batch, kept for its state: no records), and transactions whose
+    marker went with their data: none of these is a fact, so none is replayed."""
+    n = 0
+    for batch in plog.batches():
+        if batch.is_control:
+            # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
+            try:
+                commit = control_marker(batch).is_commit
+            except CorruptRecordError:
+                continue  # an emptied control batch holds no marker
+            coordinator.replay_marker(partition, batch.producer_id, commit)
+            continue
+        txn_producer = batch.producer_id if batch.is_transactional else None
+        for record in batch.records():
+            if txn_producer is None:
+                coordinator.replay(record.key, record.value, record.offset)
+            else:
+                coordinator.replay_transactional(partition, txn_producer, record.key, record.value, record.offset)
+            n += 1
+    return n
+
+
 class CoordinatorShell:
     """Time, waiting and writes for one pure coordinator over one internal topic.
 
@@ -347,29 +373,8 @@ class CoordinatorShell:
         coordinator, logs, topic = self.coordinator, self.logs, self.topic
 
         def replay_all() -> int:
-            n = 0
-            for p in range(num_partitions):
-                plog = logs.log(topic, p)
-                if plog is None:
-                    continue
-                for batch in plog.batches():
-                    if batch.is_control:
-                        # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
-                        try:
-                            commit = control_marker(batch).is_commit
-                        except CorruptRecordError:
-                            continue
-                        coordinator.replay_marker(p, batch.producer_id, commit)
-                        continue
-                    txn_producer = batch.producer_id if batch.is_transactional else None
-                    for record in batch.records():
-                        if txn_producer is None:
-                            coordinator.replay(record.key, record.value, record.offset)
-                        else:
-                            coordinator.replay_transactional(p, txn_producer, record.key, record.value,
-                                                             record.offset)
-                        n += 1
-            return n
+            return sum(replay_partition(coordinator, p, plog) for p in range(num_partitions)
+                       if (plog := logs.log(topic, p)) is not None)
 
         n = await trio.to_thread.run_sync(replay_all)
         coordinator.finish_load(self.now_ms())
