@@ -37,7 +37,9 @@ group's offsets stay when its last member leaves.
   report it, loading passes it), a COMMIT applies a transactional offset only over an
   older record (Kafka's ``CommitRecordMetadataAndOffset.olderThan``), and a tombstone
   drops the pending transactional offsets written before it (as Kafka's
-  ``removeOffsets``). An offset of -1 (unknown: a unit test's replay) counts as later.
+  ``removeOffsets``). A write reported after a later record of its key was applied
+  (fsyncs complete in any order) changes nothing. An offset of -1 (unknown: a unit
+  test's replay) counts as later.
 
 Nothing here reads a clock: ``now_ms`` comes with every call.
 """
@@ -174,6 +176,10 @@ class OffsetStore:
         record is at log offset ``offset``."""
         tps = self.offsets.get(key.group)
         tp = (key.topic, key.partition)
+        if not _later(offset, self._at.get((key.group, *tp), -1)):
+            # Reported out of log order (a write's fsync finished after a later record was
+            # applied, e.g. by a COMMIT marker): the later record stays, as in the log.
+            return
         if value is None:
             self._at.pop((key.group, *tp), None)
             if tps is not None:

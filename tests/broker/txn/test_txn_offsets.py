@@ -180,3 +180,19 @@ def test_offset_tombstone_between_txn_offsets_and_commit_marker_deletes_them_as_
     gone = [e for e in log.compacted() if e[1] == "marker"]  # tombstone past its horizon
     for c in (live, _Log.load(log.entries), _Log.load(log.compacted()), _Log.load(gone)):
         assert _fetch(c, True) == (E.NONE, -1)
+
+
+def test_a_write_reported_out_of_log_order_does_not_overwrite_a_later_record():
+    """A plain commit whose fsync completes after a later record of its key was applied
+    (a transaction's offset at its marker): the log's later record is what a restart
+    loads, so it is what stays live."""
+    c = GroupCoordinator()
+    _plain(c, 20)
+    (plain_write,) = c.take_writes()
+    _txn(c, 8, 30)
+    (txn_write,) = c.take_writes()
+    plain_write.offset, txn_write.offset = 5, 6
+    c.write_done(txn_write)
+    c.complete_txn(0, 8, True)  # marker at 7: offset 30 (record 6) applied
+    c.write_done(plain_write)  # record 5, reported late
+    assert _fetch(c, False) == (E.NONE, 30)
