@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from e2e.raw import RawClient, commit_offset
 from e2e.serve import ServeProcess
+from e2e.test_compaction import _wait
 
 from kafkito.protocol import ApiKey, ErrorCode
 from kafkito.storage import LogConfig, LogManager
@@ -39,15 +40,6 @@ SETTINGS = {"log.roll.ms": 100, "log.cleaner.backoff.ms": 50, "log.cleaner.min.c
             "log.retention.check.interval.ms": 200, "group.initial.rebalance.delay.ms": 0,
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000}
 SRC, PARTITIONS, GROUP = "src", 4, "g"
-
-
-def _wait(predicate, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _create(bootstrap: str, topic: str, partitions: int) -> None:

@@ -44,19 +44,10 @@ class LoggedDriver(Driver):
         self.cleans = 0
         super().__init__(CONFIG)
 
-    def pump(self) -> None:
-        c = self.c
-        while True:
-            writes, jobs = c.take_writes(), c.take_markers()
-            if not writes and not jobs:
-                return
-            for w in writes:
-                now = self.clock.now_ms()
-                batch = build_batch([(k, v, None, now) for k, v in w.records()])
-                w.offset = self.plog.append(batch, now, origin=ORIGIN_COORDINATOR).last_offset
-                c.write_done(w, E.NONE)
-            for job in jobs:
-                c.markers_done(job, now_ms=self.now)
+    def append(self, write) -> None:
+        now = self.clock.now_ms()
+        batch = build_batch([(k, v, None, now) for k, v in write.records()])
+        write.offset = self.plog.append(batch, now, origin=ORIGIN_COORDINATOR).last_offset
 
     def advance(self, ms: int) -> None:
         self.clock.advance(ms)
