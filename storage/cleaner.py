@@ -45,7 +45,8 @@ markers may go). ``choose`` orders the due logs dirtiest first (Kafka's order).
 transaction marker stamps its horizon into it: attribute bit 6 set and ``baseTimestamp`` =
 now + ``delete.retention.ms`` (record timestamp deltas are rewritten so every record keeps
 its timestamp). Cleans after the horizon drop the tombstones; a marker goes too once its
-transaction has no data left in the log. So a tombstone lives at least
+transaction has no batch left in the log (not even one emptied and kept for its producer,
+which producer state rebuilt from the log would otherwise read as still open). So a tombstone lives at least
 ``delete.retention.ms`` after the clean that first saw it, long enough for a consumer that
 read the old value to read the delete.
 
@@ -308,7 +309,10 @@ class _MarkerBook:
     """Markers by producer, read from the log: the status of a transactional batch is its
     producer's first marker after it (``status``). The map's read adds the markers of the
     range it covers; the first question it cannot answer reads the control batches of the
-    rest of the log (the clean section and past the map's end), once per clean."""
+    rest of the log (the clean section and past the map's end), once per clean. A batch
+    below the covered range is such a question even when a covered marker follows it: its
+    own marker may lie between it and the range (a transaction committed in the clean
+    section, a later one of the same producer aborted in the dirty one)."""
 
     def __init__(self, log_: "PartitionLog", segments: list[tuple[LogSegment, int]],
                  decompressed_bytes_max: int):
@@ -326,7 +330,7 @@ class _MarkerBook:
     def status(self, producer_id: int, offset: int) -> int | None:
         """ABORT, COMMIT, or None: no marker yet (the transaction is open)."""
         found = self._lookup(producer_id, offset)
-        if found is None and not self._extended:
+        if not self._extended and (found is None or offset < self.covered[0]):
             self.extend()
             found = self._lookup(producer_id, offset)
         return found
@@ -382,7 +386,7 @@ class CleanResult:
 class _Survivor:
     """Per-clean state of the rewrite: transactions seen open, horizons stamped."""
 
-    open_txn_data: dict[int, bool] = field(default_factory=dict)  # producer -> data kept
+    open_txn_data: dict[int, bool] = field(default_factory=dict)  # producer -> a batch kept
     horizon_min: int = -1
 
     def note_horizon(self, horizon: int) -> None:
@@ -701,7 +705,11 @@ class Cleaner:
                         continue
                     needs_horizon = needs_horizon or not has_horizon
                 kept.append(r)
-            if attrs & TRANSACTIONAL_BIT and kept:
+            if attrs & TRANSACTIONAL_BIT and (kept or is_last_of_producer):
+                # An emptied batch kept for its producer is still the transaction's batch:
+                # without its marker, a rebuild of producer state from the log would take
+                # it for an open transaction and pin the last stable offset there forever
+                # (Kafka keeps a marker while any batch of its transaction is in the log).
                 state.open_txn_data[producer_id] = True
         result.records_kept += len(kept)
         if not kept:

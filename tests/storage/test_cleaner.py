@@ -198,7 +198,8 @@ def test_aborted_transactions_go_committed_ones_are_compacted_markers_go_after_t
     assert any(r.value == b"open-c" for b in batches if not b.is_control for r in b.records())
     markers = [b for b in batches if b.is_control and b.records_count]
     assert len(markers) == 2 and all(b.attributes & DELETE_HORIZON_BIT for b in markers)
-    # Committed data superseded, and the horizon passed: its marker can go; the abort's too.
+    # Committed data superseded, and the horizon passed: its marker can go. The abort's
+    # stays: its emptied batch is kept as producer 7's last one (test below).
     put(plog, clock, [(b"b", b"plain-b2")])
     append_marker(plog, 8, COMMIT, clock.now_ms())  # closes the open transaction
     clock.advance(1000)
@@ -206,9 +207,62 @@ def test_aborted_transactions_go_committed_ones_are_compacted_markers_go_after_t
     result = Cleaner(100).clean(plog, clock.now_ms())
     batches, records = consumed(plog)
     assert latest(records) == {b"a": (0, b"plain-a"), b"b": (7, b"plain-b2"), b"c": (6, b"open-c")}
-    assert result.markers_removed == 2
+    assert result.markers_removed == 1
     remaining = [b.base_offset for b in batches if b.is_control and b.records_count]
-    assert remaining == [8]  # the marker of the transaction that still has data
+    assert remaining == [4, 8]  # the markers of the transactions that still have a batch
+    assert [(b.base_offset, b.records_count) for b in batches if b.producer_id == 7] == [(2, 0), (4, 1)]
+
+
+def test_a_committed_transaction_in_the_clean_section_is_not_taken_for_a_later_aborted_one(tmp_path, clock):
+    # A transaction committed and cleaned once lies in the clean section; the next clean
+    # reads (for its map) only the dirty section, where the same producer's next
+    # transaction is aborted. The committed batch's status is its producer's first marker
+    # after it: the commit in the clean section, not the abort the map read.
+    plog = open_compacted(tmp_path, clock)
+    put(plog, clock, [(b"k", None)])
+    put(plog, clock, [(b"k", b"committed")], producer_id=22, producer_epoch=0, base_sequence=0,
+        is_transactional=True)
+    append_marker(plog, 22, COMMIT, clock.now_ms())
+    settle(plog, clock)
+    assert Cleaner(100).clean(plog, clock.now_ms()).end_offset == 3
+    put(plog, clock, [(b"k", b"aborted")], producer_id=22, producer_epoch=0, base_sequence=1,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    settle(plog, clock)
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.first_dirty == 3 and result.aborted_removed == 1
+    batches, records = consumed(plog)
+    assert latest(records) == {b"k": (1, b"committed")}
+    assert [r.value for b in batches if not b.is_control for r in b.records()] == [b"committed"]
+
+
+def test_the_marker_of_a_transactions_emptied_batch_kept_for_its_producer_stays(tmp_path, clock):
+    # An aborted transaction's batch is emptied but kept (its producer's last batch). Its
+    # marker must stay past the horizon: without it, producer state rebuilt from the log
+    # takes the empty batch for an open transaction, the last stable offset stops there and
+    # no clean ever reaches past it again.
+    plog = open_compacted(tmp_path, clock, delete_retention_ms=1000)
+    put(plog, clock, [(b"k", b"aborted")], producer_id=22, producer_epoch=0, base_sequence=0,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    put(plog, clock, [(b"k", None)])
+    for _ in range(2):  # the first clean stamps the horizons, the second is past them
+        settle(plog, clock)
+        Cleaner(100).clean(plog, clock.now_ms())
+        clock.advance(1001)
+    batches = read_all(plog)
+    assert [(b.base_offset, b.records_count) for b in batches if b.producer_id == 22] == [(0, 0), (1, 1)]
+    plog.close()
+    for name in os.listdir(tmp_path):
+        if name.endswith(".snapshot"):
+            os.unlink(tmp_path / name)
+    plog = open_compacted(tmp_path, clock, delete_retention_ms=1000)
+    assert plog.last_stable_offset == plog.log_end_offset == 3
+    put(plog, clock, [(b"k", b"later")])
+    settle(plog, clock)
+    assert Cleaner(100).clean(plog, clock.now_ms()).end_offset == 4
+    assert latest(consumed(plog)[1]) == {b"k": (3, b"later")}
+    plog.close()
 
 
 def test_a_map_smaller_than_the_keys_cleans_in_several_passes(tmp_path, clock):
