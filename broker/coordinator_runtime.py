@@ -28,10 +28,14 @@ module holds the pieces that let it work that way, so each coordinator only deci
   Trio runs one task at a time, so coordinator calls never interleave and need no lock.
 
 A coordinator plugged into the shell offers its ``outbox``, ``poll(now_ms)``, ``next_deadline_ms()``,
-``take_writes()``, ``write_done(write, error)``, ``replay(key, value)``,
-``replay_transactional(partition, producer_id, key, value)`` and
+``take_writes()``, ``write_done(write, error)``, ``replay(key, value, offset)``,
+``replay_transactional(partition, producer_id, key, value, offset)`` and
 ``replay_marker(partition, producer_id, commit)`` (records of transactional batches and the
-markers that end them: TxnOffsetCommit's offsets) and ``finish_load(now_ms)``.
+markers that end them: TxnOffsetCommit's offsets) and ``finish_load(now_ms)``. ``offset`` is the
+record's log offset, and ``Write.offset`` the offset its batch got: a coordinator whose
+answer depends on which of two records came later in the log (a transaction's offsets
+against a plain commit of the same key, settled at the marker) must decide by log order,
+as the log cleaner does, not by the order writes happened to complete in.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from .errors import storage_error_code
 
 log = logging.getLogger("kafkito.broker.coordinator")
 
-__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox", "Waiter", "Write"]
+__all__ = ["CoordinatorBase", "CoordinatorShell", "DeadlineTimer", "ensure_coordinator_topic", "FactCodec", "Outbox",
+           "replay_partition", "Waiter", "Write"]
 
 T = TypeVar("T")
 Fact = tuple[Any, Any]  # (key, value); a None value is a tombstone
@@ -163,7 +168,7 @@ class Write:
     producer's open transaction (TxnOffsetCommit): its facts count only once the
     transaction's commit marker follows them in the log."""
 
-    __slots__ = ("partition", "facts", "on_done", "_codec", "producer")
+    __slots__ = ("partition", "facts", "on_done", "_codec", "producer", "offset")
 
     def __init__(self, partition: int, facts: list[Fact], on_done: Callable[[ErrorCode], None] | None,
                  codec: FactCodec, producer: tuple[int, int] | None = None) -> None:
@@ -172,6 +177,7 @@ class Write:
         self.on_done = on_done
         self._codec = codec
         self.producer = producer
+        self.offset = -1  # the log offset of its batch (the last), once the shell appended it
 
     def __repr__(self) -> str:
         return f"Write(partition={self.partition}, facts={self.facts!r})"
@@ -192,14 +198,16 @@ class Outbox:
     ``write`` splits facts by partition (``partition_for`` of each fact's routing key) and
     calls ``on_done`` once, with the first error seen, when every partition's write is
     done. ``on_queued`` sees facts as they are queued and ``on_written`` as each write
-    completes (with its own error), before ``on_done``: that is where a coordinator applies
-    what is now durable, partition by partition, exactly as loading would. A transactional
-    write (``producer`` given) skips both hooks: its facts count only when the
-    transaction's marker follows them, which the coordinator learns separately."""
+    completes (with its own error and log offset), before ``on_done``: that is where a
+    coordinator applies what is now durable, partition by partition, exactly as loading
+    would. A transactional write (``producer`` given) skips both hooks: its facts count
+    only when the transaction's marker follows them, which the coordinator learns
+    separately (``write`` returns the queued writes, whose ``offset`` it may read then)."""
 
     def __init__(self, codec: FactCodec, partition_for: Callable[[str], int], *,
                  on_queued: Callable[[list[Fact]], None] = lambda facts: None,
-                 on_written: Callable[[list[Fact], ErrorCode], None] = lambda facts, error: None) -> None:
+                 on_written: Callable[[list[Fact], ErrorCode, int], None] = lambda facts, error, offset: None,
+                 ) -> None:
         self.codec = codec
         self.partition_for = partition_for
         self.on_queued = on_queued
@@ -211,14 +219,14 @@ class Outbox:
 
     def write(self, facts_by_key: list[tuple[str, Fact]],
               on_done: Callable[[ErrorCode], None] | None = None, *,
-              producer: tuple[int, int] | None = None) -> None:
+              producer: tuple[int, int] | None = None) -> list[Write]:
         per_partition: dict[int, list[Fact]] = {}
         for routing_key, fact in facts_by_key:
             per_partition.setdefault(self.partition_for(routing_key), []).append(fact)
         if not per_partition:
             if on_done is not None:
                 on_done(ErrorCode.NONE)
-            return
+            return []
         remaining = [len(per_partition)]
         first_error = [ErrorCode.NONE]
 
@@ -229,10 +237,12 @@ class Outbox:
             if remaining[0] == 0 and on_done is not None:
                 on_done(first_error[0])
 
-        for partition, facts in per_partition.items():
+        writes = [Write(partition, facts, one_done, self.codec, producer) for partition, facts in per_partition.items()]
+        for w in writes:
             if producer is None:  # a transaction's facts count only once its marker is written
-                self.on_queued(facts)
-            self._queue.append(Write(partition, facts, one_done, self.codec, producer))
+                self.on_queued(w.facts)
+            self._queue.append(w)
+        return writes
 
     def take(self) -> list[Write]:
         out, self._queue = self._queue, []
@@ -241,7 +251,7 @@ class Outbox:
     def done(self, write: Write, error: ErrorCode = ErrorCode.NONE) -> None:
         """The shell appended ``write`` (error NONE) or failed to."""
         if write.producer is None:
-            self.on_written(write.facts, error)
+            self.on_written(write.facts, error, write.offset)
         if write.on_done is not None:
             write.on_done(error)
 
@@ -258,9 +268,10 @@ class Coordinator(Protocol):
 
     def write_done(self, write: Write, error: ErrorCode = ErrorCode.NONE) -> None: ...
 
-    def replay(self, raw_key, raw_value) -> None: ...
+    def replay(self, raw_key, raw_value, offset: int = -1) -> None: ...
 
-    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None: ...
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value,
+                             offset: int = -1) -> None: ...
 
     def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None: ...
 
@@ -292,7 +303,8 @@ class CoordinatorBase:
         """The owner appended ``write`` (error NONE) or failed to."""
         self.outbox.done(write, error)
 
-    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None:
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value,
+                             offset: int = -1) -> None:
         """A record of a transactional batch at load; only a topic holding them overrides this."""
 
     def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
@@ -309,6 +321,31 @@ def ensure_coordinator_topic(partitions, topic: str, num_partitions: int, config
         log.info("%s has %d partitions (%s=%d): using %d", topic, meta.num_partitions, setting, num_partitions,
                  meta.num_partitions)
     return meta.num_partitions
+
+
+def replay_partition(coordinator: Coordinator, partition: int, plog) -> int:
+    """Replay one partition of the topic into ``coordinator``, in log order; returns how
+    many data records. A compacted partition has offset gaps, batches the cleaner emptied
+    (a producer's last batch, kept for its state: no records), and transactions whose
+    marker went with their data: none of these is a fact, so none is replayed."""
+    n = 0
+    for batch in plog.batches():
+        if batch.is_control:
+            # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
+            try:
+                commit = control_marker(batch).is_commit
+            except CorruptRecordError:
+                continue  # an emptied control batch holds no marker
+            coordinator.replay_marker(partition, batch.producer_id, commit)
+            continue
+        txn_producer = batch.producer_id if batch.is_transactional else None
+        for record in batch.records():
+            if txn_producer is None:
+                coordinator.replay(record.key, record.value, record.offset)
+            else:
+                coordinator.replay_transactional(partition, txn_producer, record.key, record.value, record.offset)
+            n += 1
+    return n
 
 
 class CoordinatorShell:
@@ -336,28 +373,8 @@ class CoordinatorShell:
         coordinator, logs, topic = self.coordinator, self.logs, self.topic
 
         def replay_all() -> int:
-            n = 0
-            for p in range(num_partitions):
-                plog = logs.log(topic, p)
-                if plog is None:
-                    continue
-                for batch in plog.batches():
-                    if batch.is_control:
-                        # A transaction's end (TxnOffsetCommit's offsets in __consumer_offsets).
-                        try:
-                            commit = control_marker(batch).is_commit
-                        except CorruptRecordError:
-                            continue
-                        coordinator.replay_marker(p, batch.producer_id, commit)
-                        continue
-                    txn_producer = batch.producer_id if batch.is_transactional else None
-                    for record in batch.records():
-                        if txn_producer is None:
-                            coordinator.replay(record.key, record.value)
-                        else:
-                            coordinator.replay_transactional(p, txn_producer, record.key, record.value)
-                        n += 1
-            return n
+            return sum(replay_partition(coordinator, p, plog) for p in range(num_partitions)
+                       if (plog := logs.log(topic, p)) is not None)
 
         n = await trio.to_thread.run_sync(replay_all)
         coordinator.finish_load(self.now_ms())
@@ -441,6 +458,8 @@ class CoordinatorShell:
                     batch = build_batch(records, producer_id=producer[0], producer_epoch=producer[1],
                                         is_transactional=True)
                 st, info = partitions.append_nowait(topic, partition, batch, origin=ORIGIN_COORDINATOR)
+                for w in ws:
+                    w.offset = info.last_offset
             except Exception as exc:
                 error = self._append_error(exc, partition, len(records))
                 for w in ws:

@@ -202,7 +202,7 @@ class GroupCoordinator(CoordinatorBase):
         self.timer = DeadlineTimer()
         self.outbox = Outbox(GroupFacts(), lambda group_id: partition_for(group_id, cfg.offsets_topic_num_partitions),
                              on_queued=lambda facts: self.offset_store.queued(facts),
-                             on_written=lambda facts, error: self.offset_store.written(facts, error))
+                             on_written=lambda facts, error, offset: self.offset_store.written(facts, error, offset))
         self.offset_store = OffsetStore(self.outbox, offset_metadata_max_bytes=cfg.offset_metadata_max_bytes,
                                         offsets_retention_ms=cfg.offsets_retention_ms)
         self.consumer = ConsumerGroupCoordinator(
@@ -239,7 +239,8 @@ class GroupCoordinator(CoordinatorBase):
         return [g for g in self.offset_store.group_ids() if self._is_simple_group(g)]
 
     # ============================================================ loading
-    def replay(self, raw_key: bytes | memoryview | None, raw_value: bytes | memoryview | None) -> None:
+    def replay(self, raw_key: bytes | memoryview | None, raw_value: bytes | memoryview | None,
+               offset: int = -1) -> None:
         """Apply one ``__consumer_offsets`` record, in log order (startup only)."""
         try:
             decoded = decode_record(raw_key, raw_value)
@@ -250,11 +251,12 @@ class GroupCoordinator(CoordinatorBase):
             return
         key, value = decoded
         if isinstance(key, OffsetCommitKey):
-            self.offset_store.replay(key, value)  # type: ignore[arg-type]
+            self.offset_store.replay(key, value, offset)  # type: ignore[arg-type]
         else:
             self.classic.replay(key, value)  # type: ignore[arg-type]
 
-    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value) -> None:
+    def replay_transactional(self, partition: int, producer_id: int, raw_key, raw_value,
+                             offset: int = -1) -> None:
         """A record of a transactional batch (TxnOffsetCommit's offsets), in log order."""
         try:
             decoded = decode_record(raw_key, raw_value)
@@ -262,7 +264,8 @@ class GroupCoordinator(CoordinatorBase):
             log.warning("skipping an undecodable __consumer_offsets record: %s", exc)
             return
         if decoded is not None and isinstance(decoded[0], OffsetCommitKey):
-            self.offset_store.replay_transactional(producer_id, decoded[0], decoded[1])  # type: ignore[arg-type]
+            self.offset_store.replay_transactional(producer_id, decoded[0], decoded[1],  # type: ignore[arg-type]
+                                                   offset)
 
     def replay_marker(self, partition: int, producer_id: int, commit: bool) -> None:
         """A transaction marker, in log order."""

@@ -29,6 +29,17 @@ group's offsets stay when its last member leaves.
   into the offsets table, an ABORT drops them (``complete_txn``; loading replays both the
   batches and the markers the same way). Until then OffsetFetch answers the committed
   offset, or UNSTABLE_OFFSET_COMMIT when asked for stable offsets only (``require_stable``).
+* **Log order decides, as compaction does.** A plain commit (or a tombstone) of the same
+  key may land between a transaction's offset record and its COMMIT marker. The cleaner
+  keeps only the later *record* of a key, so after a clean and a restart the later record
+  wins whatever the marker says; live must answer the same, or compaction changes what a
+  group reads. So every offset remembers the log offset of its record (``_at``; writes
+  report it, loading passes it), a COMMIT applies a transactional offset only over an
+  older record (Kafka's ``CommitRecordMetadataAndOffset.olderThan``), and a tombstone
+  drops the pending transactional offsets written before it (as Kafka's
+  ``removeOffsets``). A write reported after a later record of its key was applied
+  (fsyncs complete in any order) changes nothing. An offset of -1 (unknown: a unit
+  test's replay) counts as later.
 
 Nothing here reads a clock: ``now_ms`` comes with every call.
 """
@@ -110,7 +121,10 @@ class OffsetStore:
         self._pending: dict[str, dict[tuple[str, int], int]] = {}
         # producer id -> group -> (topic, partition) -> offset written in the producer's
         # open transaction, applied by its COMMIT marker.
-        self.txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetCommitValue]]] = {}
+        # Each with the log offset of its record.
+        self.txn_offsets: dict[int, dict[str, dict[tuple[str, int], tuple[OffsetCommitValue, int]]]] = {}
+        # (group, topic, partition) -> log offset of the record behind its committed offset.
+        self._at: dict[tuple[str, str, int], int] = {}
 
     # ============================================================ what exists
     def has_group(self, group_id: str) -> bool:
@@ -137,13 +151,13 @@ class OffsetStore:
             if isinstance(key, OffsetCommitKey) and value is not None:
                 self._pending_delta(key, +1)
 
-    def written(self, facts: Iterable, error: ErrorCode) -> None:
+    def written(self, facts: Iterable, error: ErrorCode, offset: int = -1) -> None:
         for key, value in facts:
             if isinstance(key, OffsetCommitKey):
                 if value is not None:
                     self._pending_delta(key, -1)
                 if error == E.NONE:
-                    self.replay(key, value)
+                    self.replay(key, value, offset)
 
     def _pending_delta(self, key: OffsetCommitKey, delta: int) -> None:
         tps = self._pending.setdefault(key.group, {})
@@ -157,18 +171,41 @@ class OffsetStore:
                 del self._pending[key.group]
 
     # ============================================================ loading
-    def replay(self, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
-        """Apply one written offset fact (a commit, or a tombstone deleting it)."""
+    def replay(self, key: OffsetCommitKey, value: OffsetCommitValue | None, offset: int = -1) -> None:
+        """Apply one written offset fact (a commit, or a tombstone deleting it) whose
+        record is at log offset ``offset``."""
         tps = self.offsets.get(key.group)
+        tp = (key.topic, key.partition)
+        if not _later(offset, self._at.get((key.group, *tp), -1)):
+            # Reported out of log order (a write's fsync finished after a later record was
+            # applied, e.g. by a COMMIT marker): the later record stays, as in the log.
+            return
         if value is None:
+            self._at.pop((key.group, *tp), None)
             if tps is not None:
-                tps.pop((key.topic, key.partition), None)
+                tps.pop(tp, None)
                 if not tps:
                     del self.offsets[key.group]
+            self._drop_txn_offsets_before(key.group, tp, offset)
         else:
             if tps is None:
                 tps = self.offsets[key.group] = {}
-            tps[(key.topic, key.partition)] = value
+            tps[tp] = value
+            self._at[(key.group, *tp)] = offset
+
+    def _drop_txn_offsets_before(self, group_id: str, tp: tuple[str, int], offset: int) -> None:
+        """A tombstone at ``offset`` deletes the pending transactional offsets of ``tp``
+        written before it: compaction would remove their records."""
+        for producer_id in list(self.txn_offsets):
+            groups = self.txn_offsets[producer_id]
+            tps = groups.get(group_id)
+            if tps is None or tp not in tps or not _later(offset, tps[tp][1]):
+                continue
+            del tps[tp]
+            if not tps:
+                del groups[group_id]
+                if not groups:
+                    del self.txn_offsets[producer_id]
 
     # ============================================================ OffsetCommit
     def commit(self, group_id: str, topics: list[tuple[str, list[OffsetCommitEntry]]], *,
@@ -203,18 +240,23 @@ class OffsetStore:
                     part, _ = results[ti][1][pi]
                     results[ti][1][pi] = (part, mapped)
             elif producer is not None:
+                # One group: one partition, one write (its batch's offset is the records').
+                at = max((w.offset for w in writes), default=-1) if facts else -1
                 for _, (key, value) in facts:
-                    self.replay_transactional(producer[0], key, value)
+                    self.replay_transactional(producer[0], key, value, at)
             waiter.complete(results)
 
-        self.outbox.write(facts, persisted, producer=producer)
+        writes = self.outbox.write(facts, persisted, producer=producer)
         return waiter
 
     # ============================================================ transactions
-    def replay_transactional(self, producer_id: int, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
-        """An offset written in ``producer_id``'s open transaction (pending until its marker)."""
+    def replay_transactional(self, producer_id: int, key: OffsetCommitKey, value: OffsetCommitValue | None,
+                             offset: int = -1) -> None:
+        """An offset written (record at log offset ``offset``) in ``producer_id``'s open
+        transaction: pending until its marker."""
         if value is not None:
-            self.txn_offsets.setdefault(producer_id, {}).setdefault(key.group, {})[(key.topic, key.partition)] = value
+            tps = self.txn_offsets.setdefault(producer_id, {}).setdefault(key.group, {})
+            tps[(key.topic, key.partition)] = (value, offset)
 
     def complete_txn(self, producer_id: int, commit: bool, in_partition: Callable[[str], bool]) -> None:
         """The producer's transaction ended in the ``__consumer_offsets`` partition holding
@@ -225,8 +267,10 @@ class OffsetStore:
         for group_id in [g for g in groups if in_partition(g)]:
             tps = groups.pop(group_id)
             if commit:
-                for (topic, partition), value in tps.items():
-                    self.replay(OffsetCommitKey(group_id, topic, partition), value)
+                for (topic, partition), (value, at) in tps.items():
+                    # A plain commit written after this record (before the marker) stays.
+                    if _later(at, self._at.get((group_id, topic, partition), -1)):
+                        self.replay(OffsetCommitKey(group_id, topic, partition), value, at)
         if not groups:
             del self.txn_offsets[producer_id]
 
@@ -304,3 +348,8 @@ class OffsetStore:
     def _queue(self, facts: list[tuple[str, tuple]], on_done: Callable[[ErrorCode], None]) -> None:
         self.outbox.write(facts, on_done)
 
+
+def _later(a: int, b: int) -> bool:
+    """Is the record at log offset ``a`` later than the one at ``b``? -1 (unknown) counts as
+    later either way: what comes without an offset is applied in the order it comes."""
+    return a < 0 or b < 0 or a > b

@@ -220,8 +220,9 @@ class TransactionCoordinator(CoordinatorBase):
         self._transit(txn, done, completed)
 
     # ============================================================ loading
-    def replay(self, raw_key, raw_value) -> None:
-        """Apply one ``__transaction_state`` record, in log order (startup only)."""
+    def replay(self, raw_key, raw_value, offset: int = -1) -> None:
+        """Apply one ``__transaction_state`` record, in log order (startup only; the latest
+        record of an id is its state, so the offset is not needed)."""
         try:
             decoded = decode_record(raw_key, raw_value)
         except RecordFormatError as exc:

@@ -26,7 +26,7 @@ def test_outbox_splits_by_partition_applies_each_then_answers_once_with_the_firs
     events = []
     outbox = Outbox(Codec(), lambda routing_key: len(routing_key) % 2,
                     on_queued=lambda facts: events.append(("queued", list(facts))),
-                    on_written=lambda facts, error: events.append(("written", list(facts), error)))
+                    on_written=lambda facts, error, offset: events.append(("written", list(facts), error)))
     answers = []
     outbox.write([("a", ("k1", "v1")), ("bb", ("k2", None)), ("c", ("k3", "v3"))], answers.append)
     assert len(outbox) == 2

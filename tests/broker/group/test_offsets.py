@@ -26,7 +26,7 @@ class Store:
         self.log: list[tuple[int, bytes, bytes | None]] = []
         self.outbox = Outbox(GroupFacts(), lambda g: partition_for(g, partitions),
                              on_queued=lambda facts: self.store.queued(facts),
-                             on_written=lambda facts, error: self.store.written(facts, error))
+                             on_written=lambda facts, error, offset: self.store.written(facts, error, offset))
         self.store = OffsetStore(self.outbox, offset_metadata_max_bytes=8, offsets_retention_ms=retention_ms)
 
     def flush(self, error: ErrorCode = E.NONE) -> int:

@@ -33,12 +33,16 @@ class Driver:
             if not writes and not jobs:
                 return
             for w in writes:
-                self.log.extend(w.records())
+                self.append(w)
                 c.write_done(w, ErrorCode.NONE)
             for job in jobs:
                 for tp in sorted(job.partitions):
                     self.markers.append((job, tp))
                 c.markers_done(job, now_ms=self.now)
+
+    def append(self, write) -> None:
+        """Make ``write`` durable (here: the in-memory log)."""
+        self.log.extend(write.records())
 
     def advance(self, ms: int) -> None:
         self.now += ms
