@@ -488,3 +488,25 @@ class CoordinatorShell:
         if isinstance(exc, KeyError):
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # the topic was deleted under us
         return storage_error_code(exc)
+
+
+class ShellService:
+    """What every typed coordinator service (group/service.py, txn/service.py) does with
+    its CoordinatorShell: wait on a waiter, shut the shell down, and read the time in a
+    way that wakes the shell, because every call may queue writes or move the next
+    deadline. Subclasses set ``shell`` and ``now_ms``."""
+
+    shell: CoordinatorShell
+    now_ms: Callable[[], int]
+
+    async def shutdown(self) -> None:
+        """Write what is still queued (the last facts answered before shutdown)."""
+        await self.shell.shutdown()
+
+    async def wait(self, waiter: Waiter):
+        """The waiter's result, once the coordinator has completed it."""
+        return await self.shell.wait(waiter)
+
+    def _now(self) -> int:
+        self.shell.kick()
+        return self.now_ms()

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
+from ..coordinator_runtime import CoordinatorShell, ShellService, Waiter, ensure_coordinator_topic
 from .classic import DescribedGroup, JoinResult, LeaveResult, SyncResult
 from .consumer_group import ConsumerGroup, HeartbeatResult
 from .coordinator import GroupConfig, GroupCoordinator, ListedGroup
@@ -48,7 +48,7 @@ OFFSETS_TOPIC_CONFIGS = {
 }
 
 
-class GroupService:
+class GroupService(ShellService):
     def __init__(self, state, *, now_ms: Callable[[], int] | None = None) -> None:
         self.state = state
         self.config = GroupConfig.from_broker_config(state.config)
@@ -80,19 +80,6 @@ class GroupService:
     async def run(self) -> None:
         """The timer and writer tasks; runs until cancelled."""
         await self.shell.run()
-
-    async def shutdown(self) -> None:
-        """Write what is still queued (the last commits answered before shutdown)."""
-        await self.shell.shutdown()
-
-    async def wait(self, waiter: Waiter):
-        """The waiter's result, once the coordinator has completed it."""
-        return await self.shell.wait(waiter)
-
-    def _now(self) -> int:
-        # Every call may queue writes or move the next deadline: wake the shell to look.
-        self.shell.kick()
-        return self.now_ms()
 
     # ------------------------------------------------------------ classic groups
     def join_group(self, *, group_id: str, member_id: str, group_instance_id: str | None, protocol_type: str,

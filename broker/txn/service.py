@@ -34,7 +34,7 @@ import trio
 
 from kafkito.protocol import ErrorCode
 
-from ..coordinator_runtime import CoordinatorShell, Waiter, ensure_coordinator_topic
+from ..coordinator_runtime import CoordinatorShell, ShellService, Waiter, ensure_coordinator_topic
 from ..errors import storage_error_code
 from ..group.service import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS
 from .coordinator import DescribedTxn, InitResult, MarkerJob, TransactionCoordinator, TxnConfig
@@ -50,7 +50,7 @@ MARKER_RETRY_BACKOFF_S = 0.1
 MARKER_RETRY_BACKOFF_MAX_S = 5.0
 
 
-class TransactionService:
+class TransactionService(ShellService):
     def __init__(self, state, *, now_ms: Callable[[], int] | None = None) -> None:
         self.state = state
         self.config = TxnConfig.from_broker_config(state.config)
@@ -86,16 +86,6 @@ class TransactionService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.shell.run)
             nursery.start_soon(self._marker_loop, nursery)
-
-    async def shutdown(self) -> None:
-        await self.shell.shutdown()
-
-    async def wait(self, waiter: Waiter):
-        return await self.shell.wait(waiter)
-
-    def _now(self) -> int:
-        self.shell.kick()
-        return self.now_ms()
 
     # ------------------------------------------------------------ calls
     def init_producer_id(self, transactional_id: str, timeout_ms: int, producer_id: int = -1,
