@@ -169,11 +169,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-produce", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alone/while-cleaning pairs (medians)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--skip-clean", action="store_true", help="only the produce cases")
+    ap.add_argument("--throttles", default="none,20",
+                    help="cleaner throttles for the produce cases, MB/s or none (default none,20)")
     args = ap.parse_args(argv)
     out: dict = {"clean": [], "produce": []}
     print(f"{'records':>8} {'unique':>7} {'input MB':>9} {'clean MB/s':>11} {'raw read MB/s':>14} "
           f"{'ratio':>7} {'kept':>9}")
-    for record_bytes in (1000, 100):
+    for record_bytes in () if args.skip_clean else (1000, 100):
         for unique in (0.01, 0.5):
             mb = args.mb if record_bytes == 1000 else max(4, args.mb // 4)
             row = clean_case(record_bytes, unique, mb)
@@ -183,7 +186,7 @@ def main(argv=None) -> int:
             sys.stdout.flush()
     if not args.skip_produce:
         print(f"\n{'throttle':>12} {'alone MB/s':>11} {'cleaning MB/s':>14} {'ratio':>6} {'window s':>9}")
-        for throttle in (None, 20 * MB):
+        for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
             row = produce_case(args.produce_s, 4 * args.mb, throttle, args.reps)
             out["produce"].append(row)
             label = "none" if throttle is None else f"{throttle // MB} MB/s"
