@@ -17,7 +17,7 @@ __all__ = ["add_common", "decode_bytes", "emit_json", "guarded", "interruptible"
 
 
 def add_common(parser) -> None:
-    parser.add_argument("--bootstrap-server", default="127.0.0.1:9092", metavar="HOST:PORT[,HOST:PORT]",
+    parser.add_argument("--bootstrap-server", "-b", default="127.0.0.1:9092", metavar="HOST:PORT[,HOST:PORT]",
                         help="broker(s) to start from (default 127.0.0.1:9092)")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--request-timeout-ms", type=int, default=10000,
