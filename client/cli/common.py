@@ -13,7 +13,7 @@ import anyio
 
 from ..errors import KafkaError
 
-__all__ = ["add_common", "decode_bytes", "emit_json", "guarded", "interruptible", "Progress"]
+__all__ = ["add_common", "decode_bytes", "emit", "emit_json", "guarded", "interruptible", "Progress"]
 
 
 def add_common(parser) -> None:
@@ -68,6 +68,15 @@ def decode_bytes(data: bytes | None):
 
 def emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+def emit(args, payload, lines) -> None:
+    """One command's answer: ``payload`` as JSON with ``--format json``, else ``lines``."""
+    if args.format == "json":
+        emit_json(payload)
+    else:
+        for line in lines:
+            print(line)
 
 
 async def interruptible(main, *args):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ..admin import Admin
 from ..errors import KafkaError
 from ..types import OffsetAndMetadata, TopicPartition
-from .common import add_common, client_kwargs, emit_json
+from .common import add_common, client_kwargs, emit, emit_json
 
 
 def add_parser(sub) -> None:
@@ -44,22 +44,15 @@ async def run(args) -> int:
     async with Admin(args.bootstrap_server, **client_kwargs(args)) as admin:
         if args.action == "list":
             groups = await admin.list_groups()
-            if args.format == "json":
-                emit_json([{"group": g, "protocol_type": t, "state": s} for g, t, s in groups])
-            else:
-                for g, _t, s in groups:
-                    print(f"{g}\t{s}")
+            emit(args, [{"group": g, "protocol_type": t, "state": s} for g, t, s in groups],
+                 (f"{g}\t{s}" for g, _t, s in groups))
         elif args.action == "describe":
             return await _describe(admin, args)
         elif args.action == "reset-offsets":
             return await _reset(admin, args)
         elif args.action == "delete":
             await admin.delete_groups(args.groups)
-            if args.format == "json":
-                emit_json({"deleted": args.groups})
-            else:
-                for g in args.groups:
-                    print(f"deleted group {g}")
+            emit(args, {"deleted": args.groups}, (f"deleted group {g}" for g in args.groups))
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..admin import Admin
-from .common import add_common, client_kwargs, emit_json
+from .common import add_common, client_kwargs, emit, emit_json
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -43,19 +43,12 @@ async def run(args) -> int:
     async with Admin(args.bootstrap_server, **client_kwargs(args)) as admin:
         if args.action == "list":
             names = await admin.list_topics(internal=args.internal)
-            if args.format == "json":
-                emit_json(names)
-            else:
-                for n in names:
-                    print(n)
+            emit(args, names, names)
         elif args.action == "create":
             await admin.create_topics({args.topic: {"num_partitions": args.partitions,
                                                     "replication_factor": args.replication_factor,
                                                     "configs": dict(args.config)}})
-            if args.format == "json":
-                emit_json({"created": args.topic})
-            else:
-                print(f"created topic {args.topic}")
+            emit(args, {"created": args.topic}, [f"created topic {args.topic}"])
         elif args.action == "describe":
             described = await admin.describe_topics(args.topics or None)
             configs = await admin.describe_configs(list(described), include_defaults=False) if described else {}
@@ -79,15 +72,8 @@ async def run(args) -> int:
                 await admin.create_partitions({args.topic: args.partitions})
             if args.config or args.delete_config:
                 await admin.alter_configs(args.topic, dict(args.config), args.delete_config)
-            if args.format == "json":
-                emit_json({"altered": args.topic})
-            else:
-                print(f"altered topic {args.topic}")
+            emit(args, {"altered": args.topic}, [f"altered topic {args.topic}"])
         elif args.action == "delete":
             await admin.delete_topics(args.topics)
-            if args.format == "json":
-                emit_json({"deleted": args.topics})
-            else:
-                for t in args.topics:
-                    print(f"deleted topic {t}")
+            emit(args, {"deleted": args.topics}, (f"deleted topic {t}" for t in args.topics))
     return 0
