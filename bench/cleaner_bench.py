@@ -193,7 +193,8 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
     import multiprocessing
     from pathlib import Path
 
-    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewTopic)
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench.harness.brokers import Kafkito
@@ -206,8 +207,9 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
     ctx = multiprocessing.get_context("spawn")
 
     def policy(admin, value: str) -> None:
-        resource = ConfigResource("topic", "dirty", set_config={"cleanup.policy": value})
-        for f in admin.alter_configs([resource]).values():
+        entry = ConfigEntry("cleanup.policy", value, incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource("topic", "dirty", incremental_configs=[entry])
+        for f in admin.incremental_alter_configs([resource]).values():
             f.result(30)
 
     inside, outside, ratios, windows = [], [], [], []
