@@ -43,6 +43,9 @@ SEGMENT_BYTES = 8 * MB  # Kafka's default is 1 GiB; small enough for several seg
 T0 = 1_700_000_000_000
 
 
+CODEC = "none"  # of the dirty batches (--codec)
+
+
 def fill(path: str, record_bytes: int, unique: float, total_mb: int) -> PartitionLog:
     clock = ManualClock(T0)
     config = LogConfig(cleanup_policy=("compact",), segment_bytes=SEGMENT_BYTES)
@@ -51,11 +54,16 @@ def fill(path: str, record_bytes: int, unique: float, total_mb: int) -> Partitio
     records = total_mb * MB // (record_bytes + 12)
     keys = max(1, int(records * unique))
     rng = random.Random(7)
-    value = os.urandom(record_bytes - 12)
+    # Values are slices of random bytes at random places; compressed, of 16 letters at
+    # random, which compress about 2:1 as text does.
+    n = record_bytes - 12
+    pool = os.urandom(1 << 20)
+    if CODEC != "none":
+        pool = pool.translate(bytes(b"abcdefghijklmnop"[i % 16] for i in range(256)))
     written = 0
     while written < records:
-        batch = build_batch([(b"key-%07d" % rng.randrange(keys), value, [], T0)
-                             for _ in range(per_batch)])
+        batch = build_batch([(b"key-%07d" % rng.randrange(keys), pool[(o := rng.randrange(len(pool) - n)):o + n],
+                              [], T0) for _ in range(per_batch)], compression=CODEC)
         plog.append(batch, clock.now_ms())
         written += per_batch
     plog.flush()
@@ -343,11 +351,15 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-clean", action="store_true", help="only the produce cases")
     ap.add_argument("--throttles", default="none,20",
                     help="cleaner throttles for the produce cases, MB/s or none (default none,20)")
+    ap.add_argument("--codec", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                    help="compression of the dirty log's batches (default none)")
     ap.add_argument("--embedded", action="store_true",
                     help="the broker in the bench's process (one GIL with the producer)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a broker setting for the while-cleaning runs (kafkito serve only)")
     args = ap.parse_args(argv)
+    global CODEC
+    CODEC = args.codec
     out: dict = {"clean": [], "produce": []}
     print(f"{'records':>8} {'unique':>7} {'input MB':>9} {'clean MB/s':>11} {'raw read MB/s':>14} "
           f"{'ratio':>7} {'kept':>9}")
