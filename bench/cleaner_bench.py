@@ -134,22 +134,33 @@ def produce_for(bootstrap: str, topic: str, seconds: float, until=lambda: False)
 
 
 def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float, max_s: float,
-                   latency: bool, out) -> None:
-    """One producer session (in a process of its own) to ``plain`` until the broker's log
-    (past ``log_from``) says the dirty log was cleaned, then ``after_s`` more. Throughput:
-    1 KB records (acks=1) as fast as they go, with (time, records delivered) samples every
-    20 ms. ``latency``: 100 B records (acks=all) one at a time, with (send time, seconds to
-    the ack) samples. Also sends (the time the clean's line was seen, its duration in s)."""
+                   kind: str, out) -> None:
+    """One client session (in a process of its own) on ``plain`` until the broker's log
+    (past ``log_from``) says the dirty log was cleaned, then ``after_s`` more. Sends back
+    samples and (the time the clean's line was seen, the clean's duration in seconds).
+
+    - ``throughput``: 1 KB records (acks=1) as fast as they go; (time, records delivered)
+      samples every 20 ms.
+    - ``ack``: 100 B records (acks=all) one at a time; (send time, seconds to the ack).
+    - ``e2e``: a 100 B record (acks=1) every 2 ms and a consumer fetching them; (send time,
+      seconds until the consumer had it): fetch latency, flush included."""
     import re
 
-    from confluent_kafka import Producer
+    from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
     config = {"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
               "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144}
-    if latency:
+    if kind == "ack":
         config.update({"acks": "all", "linger.ms": 0})
+    elif kind == "e2e":
+        config.update({"linger.ms": 0})
     producer = Producer(config)
-    value = os.urandom(100 if latency else 1000)
+    consumer = None
+    if kind == "e2e":
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cleaner-bench",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition("plain", 0, OFFSET_END)])
+    value = os.urandom(1000 if kind == "throughput" else 100)
     delivered = [0]
 
     def cb(err, msg):
@@ -167,10 +178,19 @@ def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float,
         now = time.perf_counter()
         if now >= stop_at:
             break
-        if latency:
+        if kind == "ack":
             producer.produce("plain", value=value, key=b"k")
             producer.flush(10)
             samples.append((now, time.perf_counter() - now))
+        elif kind == "e2e":
+            if now >= next_sample:
+                producer.produce("plain", value=repr(now).encode(), key=b"k")
+                next_sample = now + 0.002
+            producer.poll(0)
+            msg = consumer.poll(0.0005)
+            if msg is not None and msg.error() is None:
+                sent = float(msg.value())
+                samples.append((sent, time.perf_counter() - sent))
         else:
             if now >= next_sample:
                 samples.append((now, delivered[0]))
@@ -181,7 +201,7 @@ def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float,
                 producer.poll(0.001)
             producer.poll(0)
         n += 1
-        if seen is None and n % (16 if latency else 2048) == 0:
+        if seen is None and n % (2048 if kind == "throughput" else 16) == 0:
             with open(log_path, "rb") as f:
                 f.seek(log_from)
                 m = line.search(f.read())
@@ -189,6 +209,8 @@ def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float,
                 seen = (now, int(m.group(1)) / 1000)
                 stop_at = min(stop_at, now + after_s)
     producer.flush(30)
+    if consumer is not None:
+        consumer.close()
     out.put((samples, seen))
 
 
@@ -206,7 +228,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, reps: int,
-                       settings: dict[str, str], latency: bool = False) -> dict:
+                       settings: dict[str, str], kind: str = "throughput") -> dict:
     """With ``kafkito serve`` in its own process: each rep is one steady producer session,
     with a clean of ``dirty_mb`` MB of dirty data started (by AlterConfigs turning the dirty
     topic's cleanup.policy to compact) ``warmup_s`` into it; the figure is produce throughput
@@ -260,7 +282,7 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             out = ctx.Queue()
             child = ctx.Process(target=_session_child,
                                 args=(broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60,
-                                      latency, out))
+                                      kind, out))
             child.start()
             time.sleep(warmup_s)
             policy(admin, "compact")
@@ -273,7 +295,7 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             w1 = seen[0]
             w0 = w1 - seen[1]
             ws, we = samples[0][0] + 1.0, samples[-1][0]
-            if latency:  # acks=all p50 and p99 (ms) outside and inside the clean
+            if kind != "throughput":  # latency p50 and p99 (ms) outside and inside the clean
                 lat_in = [d * 1000 for t, d in samples if w0 <= t <= w1]
                 lat_out = [d * 1000 for t, d in samples if ws <= t < w0 or t > w1]
                 outside.append((_percentile(lat_out, 0.5), _percentile(lat_out, 0.99)))
@@ -287,8 +309,8 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             outside.append(rate_out * 1000 / MB)
             ratios.append(rate_in / rate_out)
             windows.append(w1 - w0)
-        if latency:
-            return {"throttle_bytes_s": throttle,
+        if kind != "throughput":
+            return {"throttle_bytes_s": throttle, "kind": kind,
                     "p50_ms_outside": statistics.median(o[0] for o in outside),
                     "p99_ms_outside": statistics.median(o[1] for o in outside),
                     "p50_ms_inside": statistics.median(i[0] for i in inside),
@@ -386,16 +408,18 @@ def main(argv=None) -> int:
                   + ", ".join(f"{r:.2f}" for r in row["ratios"]))
             sys.stdout.flush()
         if not args.embedded:
-            print(f"\n{'throttle':>12} {'acks=all p50 ms':>16} {'while cleaning':>15} "
+            print(f"\n{'latency':>12} {'throttle':>9} {'p50 ms':>7} {'while cleaning':>15} "
                   f"{'p99 ms':>7} {'while cleaning':>15} {'window s':>9}")
-            for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
-                extra = dict(item.split("=", 1) for item in args.set)
-                row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra, latency=True)
-                out.setdefault("latency", []).append(row)
-                label = "none" if throttle is None else f"{throttle // MB} MB/s"
-                print(f"{label:>12} {row['p50_ms_outside']:>16.2f} {row['p50_ms_inside']:>15.2f} "
-                      f"{row['p99_ms_outside']:>7.2f} {row['p99_ms_inside']:>15.2f} {row['window_s']:>9.1f}")
-                sys.stdout.flush()
+            for kind in ("ack", "e2e"):
+                for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
+                    extra = dict(item.split("=", 1) for item in args.set)
+                    row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra, kind=kind)
+                    out.setdefault("latency", []).append(row)
+                    label = "none" if throttle is None else f"{throttle // MB} MB/s"
+                    name = "acks=all" if kind == "ack" else "fetch e2e"
+                    print(f"{name:>12} {label:>9} {row['p50_ms_outside']:>7.2f} {row['p50_ms_inside']:>15.2f} "
+                          f"{row['p99_ms_outside']:>7.2f} {row['p99_ms_inside']:>15.2f} {row['window_s']:>9.1f}")
+                    sys.stdout.flush()
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:

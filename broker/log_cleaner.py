@@ -2,11 +2,11 @@
 
 Theory of operation. Storage's ``Cleaner`` (storage/cleaner.py) plans and rewrites one log
 at a time and swaps the result in under the log's own lock; this module only supplies
-threads, time and a throttle. ``log.cleaner.threads`` OS threads each loop: pick the
-dirtiest due log that no other thread is cleaning (``choose`` over every compacted log's
-``plan``), clean it, tell the event loop (the partition's waiters are woken so parked
-fetches re-read its bounds), and come back; with nothing due, wait
-``log.cleaner.backoff.ms``. The event loop never reads a segment.
+threads, time and a throttle. ``log.cleaner.threads`` trio tasks each loop: in a thread
+(the event loop never reads a segment), pick the dirtiest due log that no other thread is
+cleaning (``choose`` over every compacted log's ``plan``) and clean it; then wake the
+partition's waiters (parked fetches re-read its bounds) and come back; with nothing due,
+sleep ``log.cleaner.backoff.ms``.
 
 *Beside serving.* A clean is background work: it should take the CPU serving leaves idle,
 not share it equally with the event loop. Two things make it so:
@@ -16,8 +16,9 @@ not share it equally with the event loop. Two things make it so:
 - each cleaner thread lowers its own CPU priority by ``log.cleaner.thread.nice`` (Linux
   schedules threads one by one; elsewhere the setting does nothing), so when produce and
   fetch keep every core busy the kernel runs them first and the clean gets a small share.
-  That is why the threads are the cleaner's own: a lowered priority cannot be raised back
-  without privileges, and must not leak into trio's worker threads, which run fsyncs.
+  That is why each task has a thread of its own (``CleanerThread``): a lowered priority
+  cannot be raised back without privileges, and must not leak into trio's worker threads,
+  which run fsyncs. At 0 the cleans run in trio's worker threads (``trio.to_thread``).
 
 Against the log, the cleaner needs no lock of its own: it reads closed segments (which
 appends never touch) through pinned descriptors, writes only ``.cleaned`` files, and the
@@ -36,14 +37,17 @@ never waits for a whole clean.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import queue
 import sys
 import threading
 import time
 from collections import deque
 from typing import Callable
 
+import outcome
 import trio
 
 from kafkito.storage import LogManager, PartitionLog, StorageError
@@ -107,6 +111,39 @@ def lower_thread_priority(increment: int) -> int | None:
     return nice
 
 
+class CleanerThread:
+    """One OS thread of the cleaner's own, its nice value raised by ``nice_increment`` once
+    at its start; ``run_sync`` runs a call on it as ``trio.to_thread.run_sync`` does on
+    trio's threads (not cancellable: a clean stops through ``should_stop``)."""
+
+    def __init__(self, name: str, nice_increment: int):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, args=(nice_increment,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _main(self, nice_increment: int) -> None:
+        lower_thread_priority(nice_increment)
+        while (job := self._jobs.get()) is not None:
+            fn, deliver = job
+            deliver(outcome.capture(fn))
+
+    async def run_sync(self, fn: Callable, *args):
+        token = trio.lowlevel.current_trio_token()
+        task = trio.lowlevel.current_task()
+
+        def deliver(result: outcome.Outcome) -> None:  # in the cleaner thread
+            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+        self._jobs.put((functools.partial(fn, *args), deliver))
+        return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+
+    def close(self) -> None:
+        """End the thread (idle by now: ``run_sync`` waits for its call)."""
+        self._jobs.put(None)
+        self._thread.join(5)
+
+
 class LogCleanerService:
     def __init__(self, logs: LogManager, config, now_ms: Callable[[], int],
                  on_cleaned: Callable[[str, int], None] = lambda topic, partition: None):
@@ -130,57 +167,37 @@ class LogCleanerService:
         self.cleans = 0
 
     async def run(self) -> None:
-        """Start the cleaner threads; return once they have all ended (after
-        ``request_stop``, or when this task is cancelled: that stops them too)."""
         if not self.enabled:
             return
-        token = trio.lowlevel.current_trio_token()
-        ended = trio.Event()
-        running = [self.threads]
-
-        def one_ended() -> None:  # in the trio thread
-            running[0] -= 1
-            if not running[0]:
-                ended.set()
-
-        def thread_main(index: int) -> None:
-            try:
-                self._thread(index, token)
-            finally:
-                try:
-                    token.run_sync_soon(one_ended)
-                except trio.RunFinishedError:
-                    pass
-
-        for i in range(self.threads):
-            threading.Thread(target=thread_main, args=(i,), name=f"kafkito-log-cleaner-{i}",
-                             daemon=True).start()
-        try:
-            await ended.wait()
-        finally:
-            self.stopping.set()
-            with trio.CancelScope(shield=True):
-                await ended.wait()
+        async with trio.open_nursery() as nursery:
+            for i in range(self.threads):
+                nursery.start_soon(self._worker, i)
 
     def request_stop(self) -> None:
-        """Stop at the next batch (thread-safe); ``run`` returns once the threads ended."""
+        """Stop at the next batch (thread-safe); the tasks end with the nursery."""
         self.stopping.set()
 
-    def _thread(self, index: int, token) -> None:
-        lower_thread_priority(self.nice_increment)
+    async def _worker(self, index: int) -> None:
         cleaner = Cleaner(self.map_capacity, throttle=self.throttle,
                           should_stop=self.stopping.is_set,
                           decompressed_bytes_max=self.logs.decompressed_bytes_max)
-        while not self.stopping.is_set():
-            result = self.clean_once(cleaner)
-            if result is not None:
-                try:
-                    trio.from_thread.run_sync(self.on_cleaned, result.topic, result.partition,
-                                              trio_token=token)
-                except trio.RunFinishedError:
-                    return
-            if result is None or result.swaps_abandoned:
-                self.stopping.wait(self.backoff_s)
+        # At the broker's own priority trio's worker threads serve; a lowered one needs a
+        # thread of its own (module docstring).
+        own = (CleanerThread(f"kafkito-log-cleaner-{index}", self.nice_increment)
+               if self.nice_increment > 0 else None)
+        try:
+            while not self.stopping.is_set():
+                if own is not None:
+                    result = await own.run_sync(self.clean_once, cleaner)
+                else:
+                    result = await trio.to_thread.run_sync(self.clean_once, cleaner)
+                if result is not None:
+                    self.on_cleaned(result.topic, result.partition)
+                if result is None or result.swaps_abandoned:
+                    await trio.sleep(self.backoff_s)
+        finally:
+            if own is not None:
+                own.close()
 
     # -- in a worker thread ----------------------------------------------------------
     def clean_once(self, cleaner: Cleaner) -> CleanResult | None:

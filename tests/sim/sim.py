@@ -167,6 +167,9 @@ class Simulation:
             "log.retention.ms": -1, "log.flush.interval.ms": self.rng.choice([0, 50, 1000]),
             "group.initial.rebalance.delay.ms": self.rng.choice([0, 300]),
             "auto.create.topics.enable": False,
+            # The cleaner in trio's worker threads, which run inline here (a thread of its
+            # own at a lower priority would run outside the simulation).
+            "log.cleaner.thread.nice": 0,
         }
         n = self.rng
         self.clients = ([Producer(self, f"p{i}") for i in range(n.randint(1, 3))]
