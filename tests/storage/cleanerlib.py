@@ -57,6 +57,24 @@ def consumed(plog: PartitionLog, start: int | None = None):
     return batches, records
 
 
+def aborted_left(plog: PartitionLog, end: int) -> list[int]:
+    """Base offsets of batches below ``end`` that still hold records of an aborted
+    transaction (their producer's next marker in the log is an ABORT): a clean up to
+    ``end`` removes those records, though a read_committed consumer would not see them."""
+    batches = read_all(plog)
+    marks: dict[int, list[tuple[int, int]]] = {}
+    for b in batches:
+        if b.is_control and b.records_count:
+            marks.setdefault(b.producer_id, []).append((b.base_offset, control_type(b)))
+    left = []
+    for b in batches:
+        if b.is_transactional and not b.is_control and b.records_count and b.base_offset < end:
+            after = [k for o, k in marks.get(b.producer_id, []) if o > b.base_offset]
+            if after and after[0] == ABORT:
+                left.append(b.base_offset)
+    return left
+
+
 def latest(records) -> dict[bytes, tuple[int, bytes | None]]:
     out: dict[bytes, tuple[int, bytes | None]] = {}
     for r in records:
