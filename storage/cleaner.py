@@ -325,9 +325,10 @@ class _MarkerBook:
     start passed its first batches restarts at its first batch past it
     (producer_state.restart_txns), so its entry does not hold the older ones, and the LSO
     may pass them before their marker exists. Only for those (a compact,delete log whose
-    start DeleteRecords moved inside a segment) the control batches of the whole log are
-    read, once per clean, and the answer is the producer's first marker after the batch, or
-    None when it has none yet: the batch is then left as it is."""
+    start DeleteRecords moved inside a segment; and, should one ever be asked, a batch at or
+    past the LSO) the markers of the whole log are read, once per clean, and the answer is
+    the producer's first marker after the batch, or None when it has none yet: the batch is
+    then left as it is."""
 
     def __init__(self, log_: "PartitionLog", segments: list[tuple[LogSegment, int]],
                  decompressed_bytes_max: int, result: "CleanResult"):
@@ -363,15 +364,17 @@ class _MarkerBook:
         return self._scanned(producer_id, offset)
 
     def _scanned(self, producer_id: int, offset: int) -> int | None:
-        """The producer's first marker after ``offset``, read from the log itself."""
+        """The producer's first marker after ``offset``, read from the log itself (batch
+        headers, and the small control batches whole)."""
         if self._markers is None:
             self._markers = {}
             for seg, end in self._segments:
-                for _p, f, view in seg.bodies_from(0, end):
+                for position, f, _view in seg.headers_from(0, end):
                     self._result.marker_scan_batches += 1
                     if f[5] & CONTROL_BIT:
-                        section = codecs.decompress(f[5] & COMPRESSION_MASK, view[HEADER_BYTES:],
-                                                    self._cap)
+                        batch = seg.file.pread(f[1] + LOG_OVERHEAD, position)
+                        section = codecs.decompress(f[5] & COMPRESSION_MASK,
+                                                    memoryview(batch)[HEADER_BYTES:], self._cap)
                         kind = marker_type(section)
                         if kind is not None:
                             self._markers.setdefault(f[9], []).append((f[0], kind))
