@@ -10,13 +10,14 @@ to a baseline measured in the same run.
    is MB/s of input (the segments' bytes) against reading the same segment files raw
    (sequential 1 MiB ``pread``s, page cache warm as the cleaner finds it). Goal: 50 MB/s
    at 1 KB.
-2. *Produce while cleaning*: an embedded broker; confluent-kafka produces 1 KB records
-   (acks=1) to a plain topic for ``--produce-s`` seconds alone, then again while the
-   broker's cleaner thread cleans a compacted topic prefilled with 4 x ``--mb`` MB of dirty
-   data (measured only until that clean ends), unthrottled and throttled
-   (``log.cleaner.io.max.bytes.per.second``); medians of ``--reps`` alternated pairs. The
-   broker is embedded: producer, broker and cleaner share one process (and its GIL), as the
-   cleaner and the event loop do in ``kafkito serve``. Goal: at least 0.8x.
+2. *Produce while cleaning*: ``kafkito serve`` in its own process (as users run it);
+   confluent-kafka, in another process, produces 1 KB records (acks=1) to a plain topic for
+   ``--produce-s`` seconds alone, then again while the broker's cleaner thread cleans a
+   compacted topic prefilled with 4 x ``--mb`` MB of dirty data (measured only until that
+   clean ends), unthrottled and throttled (``log.cleaner.io.max.bytes.per.second``);
+   medians of ``--reps`` alternated pairs. ``--embedded`` runs the broker in the bench's own
+   process instead, so that the producer's Python loop, the event loop and the cleaner share
+   one GIL (a harsher, noisier setting). Goal: at least 0.8x.
 
 A benchmark, not a test: the machine is shared, compare the ratios.
 """
@@ -124,6 +125,145 @@ def produce_for(bootstrap: str, topic: str, seconds: float, until=lambda: False)
     return delivered[0] * 1000 / MB / elapsed, elapsed
 
 
+def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float, max_s: float,
+                   out) -> None:
+    """One producer session (in a process of its own): 1 KB records (acks=1) to ``plain``
+    until the broker's log (past ``log_from``) says the dirty log was cleaned, then
+    ``after_s`` more. Sends back (time, records delivered) samples every 20 ms and
+    (the time the clean's line was seen, the clean's duration in seconds)."""
+    import re
+
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+                         "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144})
+    value = os.urandom(1000)
+    delivered = [0]
+
+    def cb(err, msg):
+        if err is None:
+            delivered[0] += 1
+
+    line = re.compile(rb"dirty-0: cleaned offsets up to .* in (\d+) ms")
+    samples: list[tuple[float, int]] = []
+    seen = None
+    start = time.perf_counter()
+    stop_at = start + max_s
+    next_sample = start
+    n = 0
+    while True:
+        now = time.perf_counter()
+        if now >= next_sample:
+            samples.append((now, delivered[0]))
+            next_sample += 0.02
+        if now >= stop_at:
+            break
+        try:
+            producer.produce("plain", value=value, key=b"k", on_delivery=cb)
+        except BufferError:
+            producer.poll(0.001)
+        producer.poll(0)
+        n += 1
+        if seen is None and n % 2048 == 0:
+            with open(log_path, "rb") as f:
+                f.seek(log_from)
+                m = line.search(f.read())
+            if m:
+                seen = (now, int(m.group(1)) / 1000)
+                stop_at = min(stop_at, now + after_s)
+    producer.flush(30)
+    out.put((samples, seen))
+
+
+def _delivered_at(samples: list[tuple[float, int]], t: float) -> float:
+    """Records delivered by time ``t``, linear between samples."""
+    for (t0, d0), (t1, d1) in zip(samples, samples[1:]):
+        if t0 <= t <= t1:
+            return d0 + (d1 - d0) * (t - t0) / (t1 - t0) if t1 > t0 else d0
+    return samples[-1][1] if t > samples[-1][0] else samples[0][1]
+
+
+def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, reps: int,
+                       settings: dict[str, str]) -> dict:
+    """With ``kafkito serve`` in its own process: each rep is one steady producer session,
+    with a clean of ``dirty_mb`` MB of dirty data started (by AlterConfigs turning the dirty
+    topic's cleanup.policy to compact) ``warmup_s`` into it; the figure is produce throughput
+    during the clean against produce throughput in the same session outside it (after the
+    first second, the producer's start)."""
+    import multiprocessing
+    from pathlib import Path
+
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench.harness.brokers import Kafkito
+
+    workdir = Path(tempfile.mkdtemp(prefix="kafkito-cleaner-bench-"))
+    cleaning = {"log.cleaner.backoff.ms": "100", **settings}
+    if throttle:
+        cleaning["log.cleaner.io.max.bytes.per.second"] = str(throttle)
+    broker = Kafkito(workdir, settings=cleaning)
+    ctx = multiprocessing.get_context("spawn")
+
+    def policy(admin, value: str) -> None:
+        resource = ConfigResource("topic", "dirty", set_config={"cleanup.policy": value})
+        for f in admin.alter_configs([resource]).values():
+            f.result(30)
+
+    inside, outside, ratios, windows = [], [], [], []
+    try:
+        broker.start()
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        for f in admin.create_topics([
+                NewTopic("plain", 1, 1),
+                NewTopic("dirty", 1, 1, config={"cleanup.policy": "delete", "retention.ms": "-1",
+                                                "segment.bytes": str(SEGMENT_BYTES)})]).values():
+            f.result(30)
+        broker.stop(keep_data=True)
+        log_path = workdir / "kafkito.log"
+        for _ in range(reps):
+            # Each session starts from the same disk state: empty logs but the dirty one, and
+            # no dirty pages of earlier runs left for the kernel to write back meanwhile.
+            for name in ("plain-0", "dirty-0"):
+                directory = broker.data_dir / name
+                for f in os.listdir(directory):
+                    os.unlink(directory / f)
+            fill(str(broker.data_dir / "dirty-0"), 1000, 0.01, dirty_mb).close()
+            os.sync()
+            log_from = log_path.stat().st_size
+            broker.start(keep_data=True)
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            out = ctx.Queue()
+            child = ctx.Process(target=_session_child,
+                                args=(broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60, out))
+            child.start()
+            time.sleep(warmup_s)
+            policy(admin, "compact")
+            samples, seen = out.get(timeout=warmup_s + 120)
+            child.join(30)
+            policy(admin, "delete")
+            broker.stop(keep_data=True)
+            if seen is None:
+                raise RuntimeError("the clean did not end within a minute")
+            w1 = seen[0]
+            w0 = w1 - seen[1]
+            ws, we = samples[0][0] + 1.0, samples[-1][0]
+            rate_in = (_delivered_at(samples, w1) - _delivered_at(samples, w0)) / (w1 - w0)
+            rate_out = ((_delivered_at(samples, w0) - _delivered_at(samples, ws))
+                        + (_delivered_at(samples, we) - _delivered_at(samples, w1))) / ((w0 - ws) + (we - w1))
+            inside.append(rate_in * 1000 / MB)
+            outside.append(rate_out * 1000 / MB)
+            ratios.append(rate_in / rate_out)
+            windows.append(w1 - w0)
+        return {"throttle_bytes_s": throttle, "produce_alone_mb_s": statistics.median(outside),
+                "produce_while_cleaning_mb_s": statistics.median(inside),
+                "ratio": statistics.median(ratios), "ratios": ratios,
+                "window_s": statistics.median(windows)}
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def produce_case(seconds: float, dirty_mb: int, throttle: float | None, reps: int) -> dict:
     """Alternately: produce alone (cleaner off), then while the cleaner cleans a freshly
     written dirty log; medians over ``reps`` pairs."""
@@ -172,6 +312,10 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-clean", action="store_true", help="only the produce cases")
     ap.add_argument("--throttles", default="none,20",
                     help="cleaner throttles for the produce cases, MB/s or none (default none,20)")
+    ap.add_argument("--embedded", action="store_true",
+                    help="the broker in the bench's process (one GIL with the producer)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a broker setting for the while-cleaning runs (kafkito serve only)")
     args = ap.parse_args(argv)
     out: dict = {"clean": [], "produce": []}
     print(f"{'records':>8} {'unique':>7} {'input MB':>9} {'clean MB/s':>11} {'raw read MB/s':>14} "
@@ -187,7 +331,11 @@ def main(argv=None) -> int:
     if not args.skip_produce:
         print(f"\n{'throttle':>12} {'alone MB/s':>11} {'cleaning MB/s':>14} {'ratio':>6} {'window s':>9}")
         for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
-            row = produce_case(args.produce_s, 4 * args.mb, throttle, args.reps)
+            if args.embedded:
+                row = produce_case(args.produce_s, 4 * args.mb, throttle, args.reps)
+            else:
+                extra = dict(item.split("=", 1) for item in args.set)
+                row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra)
             out["produce"].append(row)
             label = "none" if throttle is None else f"{throttle // MB} MB/s"
             print(f"{label:>12} {row['produce_alone_mb_s']:>11.1f} {row['produce_while_cleaning_mb_s']:>14.1f} "

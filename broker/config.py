@@ -175,6 +175,9 @@ SETTINGS: tuple[Setting, ...] = (
       0.1, 1.0),
     S("log.cleaner.io.max.bytes.per.second", float, 1.7976931348623157e308,
       "Cleaner I/O (bytes read plus written, all threads) per second.", 1.0, None),
+    S("log.cleaner.thread.nice", int, 10,
+      "kafkito only: added to the nice value of the cleaner threads (Linux), so that a clean "
+      "takes the CPU produce and fetch leave idle; 0 keeps the broker's priority.", 0, 19),
     S("log.cleaner.backoff.ms", int, 15_000, "Sleep of an idle cleaner thread before it looks again.", 0, INT64_MAX),
     S("log.cleaner.min.cleanable.ratio", float, 0.5, "Default min.cleanable.dirty.ratio.", 0.0, 1.0),
     S("log.cleaner.min.compaction.lag.ms", int, 0, "Default min.compaction.lag.ms.", 0, INT64_MAX),

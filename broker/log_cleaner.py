@@ -1,12 +1,23 @@
-"""The broker's log cleaner: worker threads that run storage's cleaner beside serving.
+"""The broker's log cleaner: threads of its own that run storage's cleaner beside serving.
 
 Theory of operation. Storage's ``Cleaner`` (storage/cleaner.py) plans and rewrites one log
 at a time and swaps the result in under the log's own lock; this module only supplies
-threads, time and a throttle. ``log.cleaner.threads`` trio tasks each loop: in a worker
-thread (``trio.to_thread``: the event loop never reads a segment), pick the dirtiest due
-log that no other thread is cleaning (``choose`` over every compacted log's ``plan``), clean
-it, and come back; with nothing due, sleep ``log.cleaner.backoff.ms``. After a clean the
-partition's waiters are woken so parked fetches re-read its bounds.
+threads, time and a throttle. ``log.cleaner.threads`` OS threads each loop: pick the
+dirtiest due log that no other thread is cleaning (``choose`` over every compacted log's
+``plan``), clean it, tell the event loop (the partition's waiters are woken so parked
+fetches re-read its bounds), and come back; with nothing due, wait
+``log.cleaner.backoff.ms``. The event loop never reads a segment.
+
+*Beside serving.* A clean is background work: it should take the CPU serving leaves idle,
+not share it equally with the event loop. Two things make it so:
+
+- the clean's record loops run in C with the GIL released (storage/offset_map.py), so the
+  cleaner thread holds the interpreter only for per-batch bookkeeping;
+- each cleaner thread lowers its own CPU priority by ``log.cleaner.thread.nice`` (Linux
+  schedules threads one by one; elsewhere the setting does nothing), so when produce and
+  fetch keep every core busy the kernel runs them first and the clean gets a small share.
+  That is why the threads are the cleaner's own: a lowered priority cannot be raised back
+  without privileges, and must not leak into trio's worker threads, which run fsyncs.
 
 Against the log, the cleaner needs no lock of its own: it reads closed segments (which
 appends never touch) through pinned descriptors, writes only ``.cleaned`` files, and the
@@ -18,15 +29,16 @@ redone later). Fetches that sliced an old segment keep reading it: its files are
 ``log.cleaner.io.max.bytes.per.second`` is one ``Throttler`` shared by the threads (bytes
 read plus written, as Kafka's); the per-thread key map gets
 ``log.cleaner.dedupe.buffer.size / log.cleaner.threads`` (24 bytes a key, filled to
-``log.cleaner.io.buffer.load.factor``). Between batches a cleaner thread gives up the GIL
-(``_yield_the_gil``), so the event loop never waits a switch interval for it. Shutdown sets
-``stopping``: a clean in progress stops at the next batch (``CleanerAborted``, its
-``.cleaned`` file removed), so the broker never waits for a whole clean.
+``log.cleaner.io.buffer.load.factor``). Shutdown sets ``stopping``: a clean in progress
+stops at the next batch (``CleanerAborted``, its ``.cleaned`` file removed), so the broker
+never waits for a whole clean.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -79,11 +91,20 @@ class Throttler:
         self._sleep(ahead_s)
 
 
-def _yield_the_gil() -> None:
-    """Between batches: let the event loop thread take the GIL now, instead of after the
-    interpreter's 5 ms switch interval each time it wakes from a syscall (which is what
-    costs produce throughput while a clean runs)."""
-    time.sleep(0)
+def lower_thread_priority(increment: int) -> int | None:
+    """Add ``increment`` to the calling thread's nice value (Linux, where setpriority on a
+    thread id affects that thread only); returns the new value, or None where it does not
+    apply or the kernel refused."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as e:
+        log.warning("cannot lower the cleaner thread's priority: %s", e)
+        return None
+    return nice
 
 
 class LogCleanerService:
@@ -93,6 +114,7 @@ class LogCleanerService:
         self.threads = config.log_cleaner_threads
         self.enabled = config.log_cleaner_enable and self.threads > 0
         self.backoff_s = config.log_cleaner_backoff_ms / 1000
+        self.nice_increment = config.log_cleaner_thread_nice
         buffer = config.log_cleaner_dedupe_buffer_size // max(1, self.threads)
         self.map_capacity = int(buffer * config.log_cleaner_io_buffer_load_factor) // DEDUPE_ENTRY_BYTES
         self.now_ms = now_ms
@@ -108,26 +130,57 @@ class LogCleanerService:
         self.cleans = 0
 
     async def run(self) -> None:
+        """Start the cleaner threads; return once they have all ended (after
+        ``request_stop``, or when this task is cancelled: that stops them too)."""
         if not self.enabled:
             return
-        async with trio.open_nursery() as nursery:
-            for i in range(self.threads):
-                nursery.start_soon(self._worker, i)
+        token = trio.lowlevel.current_trio_token()
+        ended = trio.Event()
+        running = [self.threads]
+
+        def one_ended() -> None:  # in the trio thread
+            running[0] -= 1
+            if not running[0]:
+                ended.set()
+
+        def thread_main(index: int) -> None:
+            try:
+                self._thread(index, token)
+            finally:
+                try:
+                    token.run_sync_soon(one_ended)
+                except trio.RunFinishedError:
+                    pass
+
+        for i in range(self.threads):
+            threading.Thread(target=thread_main, args=(i,), name=f"kafkito-log-cleaner-{i}",
+                             daemon=True).start()
+        try:
+            await ended.wait()
+        finally:
+            self.stopping.set()
+            with trio.CancelScope(shield=True):
+                await ended.wait()
 
     def request_stop(self) -> None:
-        """Stop at the next segment boundary (thread-safe); the tasks end with the nursery."""
+        """Stop at the next batch (thread-safe); ``run`` returns once the threads ended."""
         self.stopping.set()
 
-    async def _worker(self, index: int) -> None:
+    def _thread(self, index: int, token) -> None:
+        lower_thread_priority(self.nice_increment)
         cleaner = Cleaner(self.map_capacity, throttle=self.throttle,
-                          should_stop=self.stopping.is_set, pause=_yield_the_gil,
+                          should_stop=self.stopping.is_set,
                           decompressed_bytes_max=self.logs.decompressed_bytes_max)
         while not self.stopping.is_set():
-            result = await trio.to_thread.run_sync(self.clean_once, cleaner)
+            result = self.clean_once(cleaner)
             if result is not None:
-                self.on_cleaned(result.topic, result.partition)
+                try:
+                    trio.from_thread.run_sync(self.on_cleaned, result.topic, result.partition,
+                                              trio_token=token)
+                except trio.RunFinishedError:
+                    return
             if result is None or result.swaps_abandoned:
-                await trio.sleep(self.backoff_s)
+                self.stopping.wait(self.backoff_s)
 
     # -- in a worker thread ----------------------------------------------------------
     def clean_once(self, cleaner: Cleaner) -> CleanResult | None:
@@ -151,6 +204,7 @@ class LogCleanerService:
                     break
         if picked is None:
             return None
+        started = time.perf_counter()
         try:
             result = cleaner.clean(picked, now, chosen)
         except CleanerAborted:
@@ -171,6 +225,7 @@ class LogCleanerService:
             with self._lock:
                 self._in_progress.discard(id(picked))
         if result is not None:
+            log.info("%s in %.0f ms", result.describe(), (time.perf_counter() - started) * 1000)
             self.results.append(result)
             self.cleans += 1
         return result

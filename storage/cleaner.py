@@ -58,14 +58,15 @@ batches below the log start, where that index may not reach, are looked up by re
 log's markers (``_MarkerBook``).
 
 Everything here is pure planning and file writing: no threads, no sleeping. ``throttle``
-(called with the bytes read and written), ``should_stop`` and ``pause`` (called between
-batches) are the hooks the broker's runner (broker/log_cleaner.py) supplies.
+(called with the bytes read and written) and ``should_stop`` (called between batches) are
+the hooks the broker's runner (broker/log_cleaner.py) supplies. Both passes hand each
+batch's records to the offset map (storage/offset_map.py), whose C loops run without the
+GIL: the clean's Python work is per batch, not per record.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import logging
 import os
 import struct
@@ -95,6 +96,7 @@ from kafkito.records.errors import CorruptRecordError
 
 from . import metafile
 from .config import LONG_MAX
+from .offset_map import new_offset_map, walk_records
 from .errors import CorruptMetadataError, KafkaStorageError, StorageError
 from .producer_state import snapshot_offsets
 from .segment import LogSegment, REL_OFFSET_MAX, storage_error
@@ -107,7 +109,6 @@ log = logging.getLogger("kafkito.storage.cleaner")
 
 CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 DEDUPE_ENTRY_BYTES = 24  # Kafka's SkimpyOffsetMap: a 16-byte MD5 and an 8-byte offset
-_RAW_KEY_MAX = 15  # longer keys are kept as 16-byte digests (lengths never collide)
 _U32 = struct.Struct(">I")
 
 ABORT, COMMIT = 0, 1  # control record types (the int16 at key bytes 2..4)
@@ -236,66 +237,7 @@ def choose(plans: Iterable[CleanPlan | None]) -> list[CleanPlan]:
     return due
 
 
-# ------------------------------------------------------------------------ the offset map
-def key_token(key: bytes) -> bytes:
-    """What the map stores for a key: the key itself when short, else a 16-byte digest."""
-    if len(key) <= _RAW_KEY_MAX:
-        return key
-    return hashlib.blake2b(key, digest_size=16).digest()
-
-
 # --------------------------------------------------------------------------- the records
-def walk_records(section: bytes, count: int) -> list[tuple[int, int, int, int, int, bytes | None, bool]]:
-    """Each record of an uncompressed records section as (start, body start, end,
-    timestamp delta, offset delta, key, value is null). ``start`` is the length varint."""
-    out = []
-    pos = 0
-    n = len(section)
-    try:
-        for _ in range(count):
-            # Varints of one byte (and lengths of two) are decoded inline: the common cases.
-            b = section[pos]
-            if b < 0x80:
-                length, body = (b >> 1) ^ -(b & 1), pos + 1
-            elif section[pos + 1] < 0x80:
-                v = (b & 0x7F) | (section[pos + 1] << 7)
-                length, body = (v >> 1) ^ -(v & 1), pos + 2
-            else:
-                length, body = read_varint(section, pos, n)
-            end = body + length
-            if length < 1 or end > n:
-                raise CorruptRecordError("record length overruns the batch")
-            p = body + 1  # attributes
-            b = section[p]
-            if b < 0x80:
-                ts_delta, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                ts_delta, p = read_varint(section, p, n)
-            b = section[p]
-            if b < 0x80:
-                off_delta, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                off_delta, p = read_varint(section, p, n)
-            b = section[p]
-            if b < 0x80:
-                klen, p = (b >> 1) ^ -(b & 1), p + 1
-            else:
-                klen, p = read_varint(section, p, n)
-            if klen < 0:
-                key = None
-            else:
-                key = section[p : p + klen]
-                p += klen
-            b = section[p]
-            out.append((pos, body, end, ts_delta, off_delta, key, b == 1))  # zigzag(-1) == 1
-            pos = end
-    except IndexError:
-        raise CorruptRecordError("record truncated") from None
-    if pos != n:
-        raise CorruptRecordError("bytes left over after the last record")
-    return out
-
-
 def marker_type(section: bytes) -> int | None:
     """A control batch's marker type (0 abort, 1 commit), or None when unreadable."""
     try:
@@ -431,16 +373,15 @@ class Cleaner:
     def __init__(self, map_capacity: int, *,
                  throttle: Callable[[int], None] = lambda nbytes: None,
                  should_stop: Callable[[], bool] = lambda: False,
-                 pause: Callable[[], None] = lambda: None,
-                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX):
+                 decompressed_bytes_max: int = DECOMPRESSED_BYTES_MAX,
+                 new_map: Callable[[], object] = new_offset_map):
         self.map_capacity = max(1, map_capacity)
+        self.new_map = new_map  # storage/offset_map.py: the C map when built
         self.throttle = throttle
         self.should_stop = should_stop
-        self.pause = pause
         self.decompressed_bytes_max = decompressed_bytes_max
 
     def _between_batches(self) -> None:
-        self.pause()
         if self.should_stop():
             raise CleanerAborted()
 
@@ -482,14 +423,14 @@ class Cleaner:
         if not result.swaps_abandoned:
             write_checkpoint(log_, CleanerCheckpoint(end, state.horizon_min))
             _prune_producer_snapshots(log_, end)
-        log.info("%s", result.describe())
         return result
 
     # -- pass 1: the offset map -----------------------------------------------------
     def _build_map(self, log_: "PartitionLog", segments, plan_: CleanPlan, book: _MarkerBook,
-                   result: CleanResult) -> dict[bytes, int]:
-        offsets: dict[bytes, int] = {}
-        pending: dict[int, list[tuple[bytes, int]]] = {}  # producer -> keys of its open txn
+                   result: CleanResult):
+        offsets = self.new_map()
+        # producer -> [its open transaction's keys, their records, the first one's offset]
+        pending: dict[int, list] = {}
         pending_count = 0
         start, upper = plan_.first_dirty, plan_.upper
         end = start
@@ -515,13 +456,11 @@ class Cleaner:
                 if attrs & CONTROL_BIT:
                     section = codecs.decompress(attrs & COMPRESSION_MASK, view[HEADER_BYTES:], cap)
                     kind = marker_type(section)
-                    keys = pending.pop(f[9], None)
-                    if keys:
-                        pending_count -= len(keys)
+                    txn = pending.pop(f[9], None)
+                    if txn:
+                        pending_count -= txn[1]
                         if kind == COMMIT:  # a later plain record of the key may be there
-                            for token, offset in keys:
-                                if offset > offsets.get(token, -1):
-                                    offsets[token] = offset
+                            offsets.merge_newer(txn[0])
                     end = last + 1
                     continue
                 count = f[12]
@@ -529,17 +468,15 @@ class Cleaner:
                     full = True
                     break
                 section = codecs.decompress(attrs & COMPRESSION_MASK, view[HEADER_BYTES:], cap)
-                records = walk_records(section, count)
                 if attrs & TRANSACTIONAL_BIT:
-                    keys = pending.setdefault(f[9], [])
-                    for r in records:
-                        if r[5] is not None:
-                            keys.append((key_token(r[5]), base + r[4]))
-                    pending_count += len(records)
+                    txn = pending.get(f[9])
+                    if txn is None:
+                        txn = pending[f[9]] = [self.new_map(), 0, base]
+                    txn[0].add_records(section, count, base)
+                    txn[1] += count
+                    pending_count += count
                 else:
-                    for r in records:
-                        if r[5] is not None:
-                            offsets[key_token(r[5])] = base + r[4]
+                    offsets.add_records(section, count, base)
                 end = last + 1
             result.map_bytes_read += size - read_from
             self.throttle(size - read_from)
@@ -547,12 +484,13 @@ class Cleaner:
                 raise CleanerAborted()
             if not full and seg.next_offset <= upper:
                 end = max(end, min(upper, _next_base(segments, seg)))
-        # Transactions still open at the map's end: their markers lie past it, or nowhere yet.
+        # Transactions still open at the map's end: their markers lie past it (everything
+        # below the map's end is below the LSO). All of one producer's pending keys are one
+        # transaction (a marker ends it).
         if pending:
-            for producer_id, keys in pending.items():
-                for token, offset in keys:
-                    if book.status(producer_id, offset) == COMMIT and offset > offsets.get(token, -1):
-                        offsets[token] = offset
+            for producer_id, (keys, _count, first) in pending.items():
+                if book.status(producer_id, first) == COMMIT:
+                    offsets.merge_newer(keys)
         result.end_offset = end
         result.keys = len(offsets)
         return offsets
@@ -679,7 +617,7 @@ class Cleaner:
             raise storage_error("cannot write", path, e) from e
         self.throttle(sum(len(c) for c in chunks))
 
-    def _filter_batch(self, f: tuple, view: memoryview, offsets: dict[bytes, int], end: int,
+    def _filter_batch(self, f: tuple, view: memoryview, offsets, end: int,
                       book: _MarkerBook, last_batch: dict[int, int], now_ms: int,
                       horizon_new: int, state: _Survivor, result: CleanResult):
         """The kept part of one batch: ``view`` itself, rebuilt bytes, or None."""
@@ -695,59 +633,47 @@ class Cleaner:
             state.note_horizon(f[7])
         section = codecs.decompress(attrs & COMPRESSION_MASK, view[HEADER_BYTES:],
                                     self.decompressed_bytes_max)
-        records = walk_records(section, count)
         result.records_read += count
         is_last_of_producer = producer_id >= 0 and last_batch.get(producer_id) == last
+        body = None  # the kept records' bytes, when not all are kept
+        max_delta = None
+        tombstones = 0
         if attrs & CONTROL_BIT:
             data_kept = state.open_txn_data.pop(producer_id, False)
             if not data_kept and horizon_passed:
                 result.markers_removed += 1
                 return self._empty(f) if is_last_of_producer else None
-            kept = records
+            kept = count
             needs_horizon = not has_horizon
         else:
-            aborted = False
-            undecided = False
-            if attrs & TRANSACTIONAL_BIT:
-                status = book.status(producer_id, base)
-                aborted = status == ABORT
-                undecided = status is None
-            kept = []
-            needs_horizon = False
-            for r in records:
-                key = r[5]
-                if aborted:
-                    result.aborted_removed += 1
-                    continue
-                if undecided:
-                    kept.append(r)
-                    continue
-                if key is None:
-                    continue
-                latest = offsets.get(key_token(key))
-                if latest is not None and base + r[4] < latest:
-                    continue
-                if r[6]:  # a tombstone
-                    if horizon_passed:
-                        result.tombstones_removed += 1
-                        continue
-                    needs_horizon = needs_horizon or not has_horizon
-                kept.append(r)
+            status = book.status(producer_id, base) if attrs & TRANSACTIONAL_BIT else COMMIT
+            if status == ABORT:
+                result.aborted_removed += count
+                kept = 0
+            elif status is None:  # undecided: left as it is
+                kept = count
+            else:
+                kept, removed, tombstones, body, max_delta = offsets.select(
+                    section, count, base, horizon_passed)
+                result.tombstones_removed += removed
+            needs_horizon = bool(tombstones) and not has_horizon
             if attrs & TRANSACTIONAL_BIT and (kept or is_last_of_producer):
                 # An emptied batch kept for its producer is still the transaction's batch:
                 # without its marker, a rebuild of producer state from the log would take
                 # it for an open transaction and pin the last stable offset there forever
                 # (Kafka keeps a marker while any batch of its transaction is in the log).
                 state.open_txn_data[producer_id] = True
-        result.records_kept += len(kept)
+        result.records_kept += kept
         if not kept:
             return self._empty(f) if is_last_of_producer else None
-        if len(kept) == count and not needs_horizon:
+        if kept == count and not needs_horizon:
             return view
         horizon = f[7] if has_horizon else (horizon_new if needs_horizon else None)
         if horizon is not None and horizon > now_ms:
             state.note_horizon(horizon)
-        return self._rebuild(f, section, kept, horizon)
+        if body is None:
+            body = bytes(section)
+        return self._rebuild(f, body, kept, max_delta, horizon)
 
     @staticmethod
     def _empty(f: tuple) -> bytes:
@@ -761,38 +687,39 @@ class Cleaner:
         return bytes(hdr)
 
     @staticmethod
-    def _rebuild(f: tuple, section: bytes, kept: list, horizon: int | None) -> bytes:
-        """A batch of the kept records, their bytes as stored (timestamp deltas moved to a
-        new base when a horizon is stamped), compressed with the batch's codec."""
+    def _rebuild(f: tuple, body: bytes, count: int, max_delta: int | None,
+                 horizon: int | None) -> bytes:
+        """A batch of ``count`` kept records (``body``, their bytes as stored; timestamp
+        deltas moved to a new base when a horizon is stamped), compressed with the batch's
+        codec. ``max_delta`` is their largest timestamp delta (None: not known yet)."""
         attrs = f[5]
         base_ts = f[7]
-        if horizon is None:
-            body = b"".join(section[r[0]:r[2]] for r in kept)
-            new_base_ts = base_ts
-        else:
+        new_base_ts = base_ts
+        if horizon is not None:
             # Timestamps are kept: each delta is re-expressed against the horizon.
             new_base_ts = horizon
             shift = base_ts - horizon if not attrs & DELETE_HORIZON_BIT else 0
             out = bytearray()
-            for r in kept:
-                rec = bytearray(section[r[1]:r[1] + 1])  # attributes
+            records = walk_records(body, count)
+            for r in records:
+                rec = bytearray(body[r[1]:r[1] + 1])  # attributes
                 write_varint(rec, r[3] + shift)
                 p = r[1] + 1
-                _old, p = read_varint(section, p, r[2])
-                rec += section[p:r[2]]
+                _old, p = read_varint(body, p, r[2])
+                rec += body[p:r[2]]
                 write_varint(out, len(rec))
                 out += rec
             body = bytes(out)
             attrs |= DELETE_HORIZON_BIT
+            max_delta = max(r[3] for r in records)
+        elif max_delta is None:
+            max_delta = max(r[3] for r in walk_records(body, count))
         codec = attrs & COMPRESSION_MASK
         payload = codecs.compress(codec, body) if codec else body
-        if attrs & TIMESTAMP_TYPE_BIT:
-            max_ts = f[8]
-        else:
-            max_ts = max(base_ts + r[3] for r in kept)
+        max_ts = f[8] if attrs & TIMESTAMP_TYPE_BIT else base_ts + max_delta
         hdr = bytearray(HEADER.pack(f[0], HEADER_BYTES - LOG_OVERHEAD + len(payload), f[2],
                                     MAGIC, 0, attrs, f[6], new_base_ts, max_ts, f[9], f[10],
-                                    f[11], len(kept)))
+                                    f[11], count))
         _U32.pack_into(hdr, CRC_AT, crc32c(payload, crc32c(hdr[ATTRIBUTES_AT:])))
         return bytes(hdr) + payload
 
@@ -821,5 +748,5 @@ def _next_base(segments, seg: LogSegment) -> int:
 
 
 __all__ = ["Cleaner", "CleanerAborted", "CleanerCheckpoint", "CleanPlan", "CleanResult",
-           "cleanable_upper_offset", "choose", "key_token", "plan",
-           "read_checkpoint", "walk_records", "write_checkpoint"]
+           "cleanable_upper_offset", "choose", "plan",
+           "read_checkpoint", "write_checkpoint"]

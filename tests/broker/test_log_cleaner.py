@@ -4,7 +4,10 @@ the middle of a long clean."""
 from __future__ import annotations
 
 import os
+import sys
 import time
+
+import pytest
 
 from kafkito.broker.log_cleaner import Throttler
 from kafkito.records import build_batch
@@ -101,3 +104,40 @@ def test_a_clean_that_fails_unexpectedly_marks_the_log_and_spares_the_broker(tmp
             time.sleep(0.02)
         assert b.broker.log_cleaner.uncleanable == {id(plog)}
     assert b.error is None
+
+
+def _cleaner_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("kafkito-log-cleaner-")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_cleaner_threads_run_at_a_lower_priority_and_serving_does_not(tmp_path):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    settings = {"log.cleaner.threads": "2", "log.cleaner.thread.nice": "7"}
+    with embedded_broker(tmp_path, settings=settings) as b:
+        deadline = time.monotonic() + 5
+        while len(_cleaner_threads()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        threads = _cleaner_threads()
+        assert len(threads) == 2
+        deadline = time.monotonic() + 5  # each thread lowers itself as it starts
+        while time.monotonic() < deadline and any(
+                os.getpriority(os.PRIO_PROCESS, t.native_id) != min(19, base + 7) for t in threads):
+            time.sleep(0.01)
+        assert [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in threads] == [min(19, base + 7)] * 2
+        # The broker's own thread (the event loop) and the rest of the process keep theirs.
+        assert os.getpriority(os.PRIO_PROCESS, b._thread.native_id) == base
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base
+    assert not _cleaner_threads()  # stopped with the broker
+
+
+def test_priority_zero_leaves_the_threads_alone(tmp_path):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with embedded_broker(tmp_path, settings={"log.cleaner.thread.nice": "0"}):
+        deadline = time.monotonic() + 5
+        while not _cleaner_threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in _cleaner_threads()] == [base]

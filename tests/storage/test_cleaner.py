@@ -18,8 +18,8 @@ from kafkito.storage.cleaner import (
     choose,
     plan,
     read_checkpoint,
-    walk_records,
 )
+from kafkito.storage.offset_map import walk_records
 
 from cleanerlib import COMMIT, ABORT, COMPACT, append_marker, consumed, latest
 from storage_testlib import CODECS, read_all

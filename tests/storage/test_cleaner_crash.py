@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kafkito.records import build_batch
 from kafkito.storage import FileIO, PartitionLog
 from kafkito.storage.cleaner import Cleaner, read_checkpoint
+from kafkito.storage.cleaner import Cleaner as CleanerClass
 from kafkito.storage.log import ORIGIN_COORDINATOR
+from kafkito.storage.offset_map import ACCELERATED, new_offset_map
 from kafkito.storage.producer_state import OutOfOrderSequenceError, UnknownProducerIdError
 
 from cleanerlib import (
@@ -132,7 +134,13 @@ op = st.one_of(
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=5, max_size=45))
-def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_path_factory, clock, ops):
+@pytest.mark.parametrize("accelerated", [pytest.param(True, marks=pytest.mark.skipif(
+    not ACCELERATED, reason="storage/_offsetmap.c not built")), False], ids=["c-map", "python-map"])
+def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_path_factory, clock, ops,
+                                                                         accelerated):
+    def Cleaner(capacity):  # noqa: N802: the cleaner under test, on the C map or the reference
+        return CleanerClass(capacity, new_map=lambda: new_offset_map(accelerated))
+
     directory = str(tmp_path_factory.mktemp("prop"))
     config = msgspec.structs.replace(COMPACT, delete_retention_ms=1000, cleanup_policy=("compact", "delete"))
     io = CrashingIO()
