@@ -10,7 +10,8 @@ batches come from 8 transactional producers (transactions of 1-3 batches, one in
 aborted), the rest are plain; keys are drawn from ``--unique`` x the records. Three
 quarters of ``--mb`` are written and cleaned once (so the clean section holds transactional
 batches), then another quarter is written: the timed clean is the next one, the one every
-later clean looks like.
+later clean looks like. ``--map-keys`` makes that clean one pass of several (a map that
+fills ends it early, the rest of the dirty log lying past its end).
 Each timed clean starts from a copy of that log, alternating the two cleaners; the figure
 is the median clean time of each and their ratio. Both cleaners' output is compared batch
 for batch: a speed-up that changed what is kept would not count.
@@ -143,14 +144,14 @@ def build(path: str, total_mb: int, per_batch: int, unique: float) -> dict:
     return info
 
 
-def timed_clean(module, template: str, work: str) -> tuple[float, object, str]:
+def timed_clean(module, template: str, work: str, map_keys: int) -> tuple[float, object, str]:
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(template, work)
     plog = PartitionLog.open(work, "bench", 0, LogConfig(
         cleanup_policy=("compact",), segment_bytes=SEGMENT_BYTES, min_cleanable_dirty_ratio=0.0),
         clock=ManualClock(T0 + 10_000))
     t0 = time.perf_counter()
-    result = module.Cleaner(10_000_000).clean(plog, T0 + 10_000)
+    result = module.Cleaner(map_keys).clean(plog, T0 + 10_000)
     elapsed = time.perf_counter() - t0
     digest = hashlib.sha256()
     for seg in plog.segments:
@@ -166,6 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="timed cleans of each (medians)")
     ap.add_argument("--batch-records", type=int, default=50, help="records per batch (default 50)")
     ap.add_argument("--unique", type=float, default=0.5, help="keys / records (default 0.5)")
+    ap.add_argument("--map-keys", type=int, default=10_000_000,
+                    help="the timed clean's map capacity (default: one pass); a smaller map "
+                         "ends the clean early, the rest of the log lying past its end")
     ap.add_argument("--baseline", help="git revision of the baseline cleaner (default: the "
                                        "merge base of HEAD and main)")
     ap.add_argument("--json", help="write the results here")
@@ -182,7 +186,8 @@ def main(argv=None) -> int:
         digests, results = {}, {}
         for _ in range(args.reps):
             for name, module in (("baseline", baseline), ("current", current)):
-                elapsed, result, digest = timed_clean(module, template, os.path.join(tmp, "work"))
+                elapsed, result, digest = timed_clean(module, template, os.path.join(tmp, "work"),
+                                                      args.map_keys)
                 times[name].append(elapsed)
                 digests.setdefault(name, digest)
                 assert digests[name] == digest, f"{name}: two cleans of one log differ"
@@ -193,6 +198,7 @@ def main(argv=None) -> int:
         before, after = statistics.median(times["baseline"]), statistics.median(times["current"])
         r = results["current"]
         out = {**info, "batch_records": args.batch_records, "unique": args.unique,
+               "map_keys": args.map_keys,
                "baseline_rev": rev, "baseline_clean_s": before, "current_clean_s": after,
                "ratio": before / after, "times": times, "input_mb": r.bytes_read / MB,
                "map_mb": r.map_bytes_read / MB, "aborted_removed": r.aborted_removed,
