@@ -50,8 +50,9 @@ which producer state rebuilt from the log would otherwise read as still open). S
 read the old value to read the delete.
 
 *Transactions* (bit 4 transactional, bit 5 control): a marker's type is the control record
-key's int16 at bytes 2..4 (0 abort, 1 commit). Below the map's reach a batch's status is
-its producer's next marker, which the log's ``.txnindex`` gives without reading the log:
+key's int16 at bytes 2..4 (0 abort, 1 commit). In the rewrite (and for the transactions
+still open at the map's end) a transactional batch's status is its producer's next marker,
+which the log's ``.txnindex`` gives without reading the log:
 aborted iff an aborted transaction's ``[first offset, marker]`` holds the batch, committed
 otherwise (everything cleaned lies below the last stable offset, so it is decided); only
 batches below the log start, where that index may not reach, are looked up by reading the
