@@ -43,6 +43,9 @@ SEGMENT_BYTES = 8 * MB  # Kafka's default is 1 GiB; small enough for several seg
 T0 = 1_700_000_000_000
 
 
+CODEC = "none"  # of the dirty batches (--codec)
+
+
 def fill(path: str, record_bytes: int, unique: float, total_mb: int) -> PartitionLog:
     clock = ManualClock(T0)
     config = LogConfig(cleanup_policy=("compact",), segment_bytes=SEGMENT_BYTES)
@@ -51,11 +54,16 @@ def fill(path: str, record_bytes: int, unique: float, total_mb: int) -> Partitio
     records = total_mb * MB // (record_bytes + 12)
     keys = max(1, int(records * unique))
     rng = random.Random(7)
-    value = os.urandom(record_bytes - 12)
+    # Values are slices of random bytes at random places; compressed, of 16 letters at
+    # random, which compress about 2:1 as text does.
+    n = record_bytes - 12
+    pool = os.urandom(1 << 20)
+    if CODEC != "none":
+        pool = pool.translate(bytes(b"abcdefghijklmnop"[i % 16] for i in range(256)))
     written = 0
     while written < records:
-        batch = build_batch([(b"key-%07d" % rng.randrange(keys), value, [], T0)
-                             for _ in range(per_batch)])
+        batch = build_batch([(b"key-%07d" % rng.randrange(keys), pool[(o := rng.randrange(len(pool) - n)):o + n],
+                              [], T0) for _ in range(per_batch)], compression=CODEC)
         plog.append(batch, clock.now_ms())
         written += per_batch
     plog.flush()
@@ -126,18 +134,22 @@ def produce_for(bootstrap: str, topic: str, seconds: float, until=lambda: False)
 
 
 def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float, max_s: float,
-                   out) -> None:
-    """One producer session (in a process of its own): 1 KB records (acks=1) to ``plain``
-    until the broker's log (past ``log_from``) says the dirty log was cleaned, then
-    ``after_s`` more. Sends back (time, records delivered) samples every 20 ms and
-    (the time the clean's line was seen, the clean's duration in seconds)."""
+                   latency: bool, out) -> None:
+    """One producer session (in a process of its own) to ``plain`` until the broker's log
+    (past ``log_from``) says the dirty log was cleaned, then ``after_s`` more. Throughput:
+    1 KB records (acks=1) as fast as they go, with (time, records delivered) samples every
+    20 ms. ``latency``: 100 B records (acks=all) one at a time, with (send time, seconds to
+    the ack) samples. Also sends (the time the clean's line was seen, its duration in s)."""
     import re
 
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
-                         "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144})
-    value = os.urandom(1000)
+    config = {"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+              "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144}
+    if latency:
+        config.update({"acks": "all", "linger.ms": 0})
+    producer = Producer(config)
+    value = os.urandom(100 if latency else 1000)
     delivered = [0]
 
     def cb(err, msg):
@@ -145,7 +157,7 @@ def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float,
             delivered[0] += 1
 
     line = re.compile(rb"dirty-0: cleaned offsets up to .* in (\d+) ms")
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, float]] = []
     seen = None
     start = time.perf_counter()
     stop_at = start + max_s
@@ -153,18 +165,23 @@ def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float,
     n = 0
     while True:
         now = time.perf_counter()
-        if now >= next_sample:
-            samples.append((now, delivered[0]))
-            next_sample += 0.02
         if now >= stop_at:
             break
-        try:
-            producer.produce("plain", value=value, key=b"k", on_delivery=cb)
-        except BufferError:
-            producer.poll(0.001)
-        producer.poll(0)
+        if latency:
+            producer.produce("plain", value=value, key=b"k")
+            producer.flush(10)
+            samples.append((now, time.perf_counter() - now))
+        else:
+            if now >= next_sample:
+                samples.append((now, delivered[0]))
+                next_sample += 0.02
+            try:
+                producer.produce("plain", value=value, key=b"k", on_delivery=cb)
+            except BufferError:
+                producer.poll(0.001)
+            producer.poll(0)
         n += 1
-        if seen is None and n % 2048 == 0:
+        if seen is None and n % (16 if latency else 2048) == 0:
             with open(log_path, "rb") as f:
                 f.seek(log_from)
                 m = line.search(f.read())
@@ -183,8 +200,13 @@ def _delivered_at(samples: list[tuple[float, int]], t: float) -> float:
     return samples[-1][1] if t > samples[-1][0] else samples[0][1]
 
 
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
 def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, reps: int,
-                       settings: dict[str, str]) -> dict:
+                       settings: dict[str, str], latency: bool = False) -> dict:
     """With ``kafkito serve`` in its own process: each rep is one steady producer session,
     with a clean of ``dirty_mb`` MB of dirty data started (by AlterConfigs turning the dirty
     topic's cleanup.policy to compact) ``warmup_s`` into it; the figure is produce throughput
@@ -193,7 +215,8 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
     import multiprocessing
     from pathlib import Path
 
-    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewTopic)
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench.harness.brokers import Kafkito
@@ -206,8 +229,9 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
     ctx = multiprocessing.get_context("spawn")
 
     def policy(admin, value: str) -> None:
-        resource = ConfigResource("topic", "dirty", set_config={"cleanup.policy": value})
-        for f in admin.alter_configs([resource]).values():
+        entry = ConfigEntry("cleanup.policy", value, incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource("topic", "dirty", incremental_configs=[entry])
+        for f in admin.incremental_alter_configs([resource]).values():
             f.result(30)
 
     inside, outside, ratios, windows = [], [], [], []
@@ -235,7 +259,8 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
             out = ctx.Queue()
             child = ctx.Process(target=_session_child,
-                                args=(broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60, out))
+                                args=(broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60,
+                                      latency, out))
             child.start()
             time.sleep(warmup_s)
             policy(admin, "compact")
@@ -248,6 +273,13 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             w1 = seen[0]
             w0 = w1 - seen[1]
             ws, we = samples[0][0] + 1.0, samples[-1][0]
+            if latency:  # acks=all p50 and p99 (ms) outside and inside the clean
+                lat_in = [d * 1000 for t, d in samples if w0 <= t <= w1]
+                lat_out = [d * 1000 for t, d in samples if ws <= t < w0 or t > w1]
+                outside.append((_percentile(lat_out, 0.5), _percentile(lat_out, 0.99)))
+                inside.append((_percentile(lat_in, 0.5), _percentile(lat_in, 0.99)))
+                windows.append(w1 - w0)
+                continue
             rate_in = (_delivered_at(samples, w1) - _delivered_at(samples, w0)) / (w1 - w0)
             rate_out = ((_delivered_at(samples, w0) - _delivered_at(samples, ws))
                         + (_delivered_at(samples, we) - _delivered_at(samples, w1))) / ((w0 - ws) + (we - w1))
@@ -255,6 +287,13 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             outside.append(rate_out * 1000 / MB)
             ratios.append(rate_in / rate_out)
             windows.append(w1 - w0)
+        if latency:
+            return {"throttle_bytes_s": throttle,
+                    "p50_ms_outside": statistics.median(o[0] for o in outside),
+                    "p99_ms_outside": statistics.median(o[1] for o in outside),
+                    "p50_ms_inside": statistics.median(i[0] for i in inside),
+                    "p99_ms_inside": statistics.median(i[1] for i in inside),
+                    "window_s": statistics.median(windows)}
         return {"throttle_bytes_s": throttle, "produce_alone_mb_s": statistics.median(outside),
                 "produce_while_cleaning_mb_s": statistics.median(inside),
                 "ratio": statistics.median(ratios), "ratios": ratios,
@@ -312,11 +351,15 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-clean", action="store_true", help="only the produce cases")
     ap.add_argument("--throttles", default="none,20",
                     help="cleaner throttles for the produce cases, MB/s or none (default none,20)")
+    ap.add_argument("--codec", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                    help="compression of the dirty log's batches (default none)")
     ap.add_argument("--embedded", action="store_true",
                     help="the broker in the bench's process (one GIL with the producer)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a broker setting for the while-cleaning runs (kafkito serve only)")
     args = ap.parse_args(argv)
+    global CODEC
+    CODEC = args.codec
     out: dict = {"clean": [], "produce": []}
     print(f"{'records':>8} {'unique':>7} {'input MB':>9} {'clean MB/s':>11} {'raw read MB/s':>14} "
           f"{'ratio':>7} {'kept':>9}")
@@ -342,6 +385,17 @@ def main(argv=None) -> int:
                   f"{row['ratio']:>6.2f} {row['window_s']:>9.1f}   each: "
                   + ", ".join(f"{r:.2f}" for r in row["ratios"]))
             sys.stdout.flush()
+        if not args.embedded:
+            print(f"\n{'throttle':>12} {'acks=all p50 ms':>16} {'while cleaning':>15} "
+                  f"{'p99 ms':>7} {'while cleaning':>15} {'window s':>9}")
+            for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
+                extra = dict(item.split("=", 1) for item in args.set)
+                row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra, latency=True)
+                out.setdefault("latency", []).append(row)
+                label = "none" if throttle is None else f"{throttle // MB} MB/s"
+                print(f"{label:>12} {row['p50_ms_outside']:>16.2f} {row['p50_ms_inside']:>15.2f} "
+                      f"{row['p99_ms_outside']:>7.2f} {row['p99_ms_inside']:>15.2f} {row['window_s']:>9.1f}")
+                sys.stdout.flush()
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:

@@ -40,6 +40,7 @@ import time
 import trio
 
 from kafkito.records import recordscan
+from kafkito.storage import offset_map
 from kafkito.storage import DEFAULT_IO, FileIO, LogManager, StorageError, SystemClock
 
 from .config import (
@@ -188,6 +189,10 @@ class Broker:
                         log.warning("the C record walk (records/_recscan.c) is not built: produce "
                                     "validation runs in Python, ~50x slower; `pip install -e .` "
                                     "builds it")
+                    if not offset_map.ACCELERATED and self.log_cleaner.enabled:
+                        log.warning("the cleaner's C offset map (storage/_offsetmap.c) is not "
+                                    "built: compaction runs in Python, holding the GIL for "
+                                    "every record; `pip install -e .` builds it")
                     task_status.started(self.address)
                     await self._stop.wait()
                     log.info("shutting down")

@@ -382,7 +382,10 @@ class Cleaner:
         self.should_stop = should_stop
         self.decompressed_bytes_max = decompressed_bytes_max
 
-    def _between_batches(self) -> None:
+    def _between_batches(self, nbytes: int) -> None:
+        """Each batch read: the throttle counts it (so a rate far below a segment's size
+        still spreads the reads evenly), and a stop is heard."""
+        self.throttle(nbytes)
         if self.should_stop():
             raise CleanerAborted()
 
@@ -447,7 +450,7 @@ class Cleaner:
                 continue
             read_from = pos
             for p, f, view in seg.bodies_from(pos, size):
-                self._between_batches()
+                self._between_batches(len(view))
                 base, last = f[0], f[0] + f[6]
                 if last < start:
                     continue
@@ -480,7 +483,6 @@ class Cleaner:
                     offsets.add_records(section, count, base)
                 end = last + 1
             result.map_bytes_read += size - read_from
-            self.throttle(size - read_from)
             if self.should_stop():
                 raise CleanerAborted()
             if not full and seg.next_offset <= upper:
@@ -549,7 +551,7 @@ class Cleaner:
                 pending: list = []
                 pending_bytes = 0
                 for _p, f, view in seg.bodies_from(0, size):
-                    self._between_batches()
+                    self._between_batches(len(view))
                     result.bytes_read += len(view)
                     out = self._filter_batch(f, view, offsets, end, book, last_batch, now_ms,
                                              horizon_new, state, result)
@@ -568,7 +570,6 @@ class Cleaner:
                         pending, pending_bytes = [], 0
                 if pending:
                     self._write(log_, fd, pending, position - pending_bytes, path)
-                self.throttle(size)
                 if self.should_stop():
                     raise CleanerAborted()
             if position:

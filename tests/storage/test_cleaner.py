@@ -416,6 +416,21 @@ def test_cleaned_small_segments_are_merged_up_to_segment_bytes(tmp_path, clock):
         assert seg.size <= 1024 + 200
 
 
+def test_the_throttle_counts_every_batch_read_not_whole_segments(tmp_path, clock):
+    plog = open_compacted(tmp_path, clock, segment_bytes=64 * 1024)
+    for i in range(600):
+        put(plog, clock, [(b"same-key", b"v" * 80)])
+    settle(plog, clock)
+    batch_max = max(len(b.tobytes()) for b in read_all(plog))
+    calls: list[int] = []
+    result = Cleaner(1000, throttle=calls.append).clean(plog, clock.now_ms())
+    # Both reads are counted (and the write), each read batch by batch: a rate far below
+    # a segment's size is kept evenly rather than in bursts of a whole segment.
+    assert sum(calls) >= result.bytes_read + result.map_bytes_read
+    assert max(calls) <= max(batch_max, result.bytes_written)
+    assert len(calls) >= 2 * 590
+
+
 def test_planning_dirty_ratio_lags_and_the_order_of_logs(tmp_path, clock):
     a = open_compacted(tmp_path / "a", clock, min_cleanable_dirty_ratio=0.5)
     b = open_compacted(tmp_path / "b", clock, min_cleanable_dirty_ratio=0.5,
