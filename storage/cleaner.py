@@ -24,8 +24,7 @@ markers may go). ``choose`` orders the due logs dirtiest first (Kafka's order).
    passes for a log with more keys than the map holds). Control batches are not keys; a
    transactional batch's keys wait beside the map until its producer's marker is read (a
    commit adds them, an abort drops them); a transaction whose marker lies past the map's
-   end is looked up in the headers after it (``_MarkerBook``), and one with no marker yet is
-   left as it is and keyed nowhere.
+   end is looked up in the aborted-transaction index (``_MarkerBook``).
 2. The *rewrite*: every segment from the log start up to the map's end is read again, in
    groups of consecutive segments whose sizes sum to at most ``segment.bytes`` (small
    cleaned segments are merged), and each group is written as one new segment,
@@ -50,9 +49,14 @@ which producer state rebuilt from the log would otherwise read as still open). S
 ``delete.retention.ms`` after the clean that first saw it, long enough for a consumer that
 read the old value to read the delete.
 
-*Transactions* (bit 4 transactional, bit 5 control): the status of a transaction is read
-from the log itself, from its producer's next marker (the control record key's int16 at
-bytes 2..4: 0 abort, 1 commit), so this works before and after the transaction log exists.
+*Transactions* (bit 4 transactional, bit 5 control): a marker's type is the control record
+key's int16 at bytes 2..4 (0 abort, 1 commit). In the rewrite (and for the transactions
+still open at the map's end) a transactional batch's status is its producer's next marker,
+which the log's ``.txnindex`` gives without reading the log:
+aborted iff an aborted transaction's ``[first offset, marker]`` holds the batch, committed
+otherwise (everything cleaned lies below the last stable offset, so it is decided); only
+batches below the log start, where that index may not reach, are looked up by reading the
+log's markers (``_MarkerBook``).
 
 Everything here is pure planning and file writing: no threads, no sleeping. ``throttle``
 (called with the bytes read and written) and ``should_stop`` (called between batches) are
@@ -248,51 +252,78 @@ def marker_type(section: bytes) -> int | None:
 
 # ----------------------------------------------------------------------- transactions
 class _MarkerBook:
-    """Markers by producer, read from the log: the status of a transactional batch is its
-    producer's first marker after it (``status``). The map's read adds the markers of the
-    range it covers; the first question it cannot answer reads the control batches of the
-    rest of the log (the clean section and past the map's end), once per clean. A batch
-    below the covered range is such a question even when a covered marker follows it: its
-    own marker may lie between it and the range (a transaction committed in the clean
-    section, a later one of the same producer aborted in the dirty one)."""
+    """Whether a transactional batch being cleaned was committed or aborted, from the log's
+    aborted-transaction index (Kafka's cleaner asks the same index).
+
+    Below the last stable offset every transaction is decided, and the batches of one lie
+    between its first offset and its marker; an aborted one's ``[first offset, marker]`` is
+    an entry of the ``.txnindex``. So a batch at or past the log start and below the LSO
+    (both read when the clean starts, the LSO before the entries, so that every abort below
+    it is among them) was aborted iff an entry of its producer holds its offset, and
+    committed otherwise. One producer's ranges never overlap, so data it committed is never
+    taken for a later abort of its own, cleaned or not; an entry whose batches were all
+    cleaned away (or whose marker went) holds no batch any more and misleads nobody.
+
+    The index cannot answer below the log start: a transaction still open when the log
+    start passed its first batches restarts at its first batch past it
+    (producer_state.restart_txns), so its entry does not hold the older ones, and the LSO
+    may pass them before their marker exists. Only for those (a compact,delete log whose
+    start DeleteRecords moved inside a segment; and, should one ever be asked, a batch at or
+    past the LSO) the markers of the whole log are read, once per clean, and the answer is
+    the producer's first marker after the batch, or None when it has none yet: the batch is
+    then left as it is."""
 
     def __init__(self, log_: "PartitionLog", segments: list[tuple[LogSegment, int]],
-                 decompressed_bytes_max: int):
-        self.markers: dict[int, list[tuple[int, int]]] = {}
-        self.covered = (0, 0)  # offsets whose markers add() was given
-        self._log = log_
+                 decompressed_bytes_max: int, result: "CleanResult"):
+        self._lso = log_.last_stable_offset  # first: every abort below it is indexed already
+        self._start = log_.local_log_start_offset
+        by_producer: dict[int, list[tuple[int, int]]] = {}
+        for e in log_.aborted_txns_overlapping(0, self._lso):
+            by_producer.setdefault(e.producer_id, []).append((e.first_offset, e.last_offset))
+        # Per producer: first offsets, sorted, and the furthest marker reached by then.
+        self._aborted: dict[int, tuple[list[int], list[int]]] = {}
+        for producer_id, ranges in by_producer.items():
+            ranges.sort()
+            reach = []
+            top = -1
+            for _first, last in ranges:
+                top = max(top, last)
+                reach.append(top)
+            self._aborted[producer_id] = ([first for first, _last in ranges], reach)
         self._segments = segments
         self._cap = decompressed_bytes_max
-        self._extended = False
-
-    def add(self, producer_id: int, offset: int, kind: int | None) -> None:
-        if kind is not None:
-            bisect.insort(self.markers.setdefault(producer_id, []), (offset, kind))
+        self._result = result
+        self._markers: dict[int, list[tuple[int, int]]] | None = None  # the scan's, by producer
 
     def status(self, producer_id: int, offset: int) -> int | None:
         """ABORT, COMMIT, or None: no marker yet (the transaction is open)."""
-        found = self._lookup(producer_id, offset)
-        if not self._extended and (found is None or offset < self.covered[0]):
-            self.extend()
-            found = self._lookup(producer_id, offset)
-        return found
+        aborted = self._aborted.get(producer_id)
+        if aborted is not None:
+            i = bisect.bisect_right(aborted[0], offset) - 1
+            if i >= 0 and offset <= aborted[1][i]:
+                return ABORT
+        if self._start <= offset < self._lso:
+            return COMMIT
+        return self._scanned(producer_id, offset)
 
-    def _lookup(self, producer_id: int, offset: int) -> int | None:
-        marks = self.markers.get(producer_id)
-        if not marks:
-            return None
+    def _scanned(self, producer_id: int, offset: int) -> int | None:
+        """The producer's first marker after ``offset``, read from the log itself (batch
+        headers, and the small control batches whole)."""
+        if self._markers is None:
+            self._markers = {}
+            for seg, end in self._segments:
+                for position, f, _view in seg.headers_from(0, end):
+                    self._result.marker_scan_batches += 1
+                    if f[5] & CONTROL_BIT:
+                        batch = seg.file.pread(f[1] + LOG_OVERHEAD, position)
+                        section = codecs.decompress(f[5] & COMPRESSION_MASK,
+                                                    memoryview(batch)[HEADER_BYTES:], self._cap)
+                        kind = marker_type(section)
+                        if kind is not None:
+                            self._markers.setdefault(f[9], []).append((f[0], kind))
+        marks = self._markers.get(producer_id, [])
         i = bisect.bisect_right(marks, (offset, 2))
         return marks[i][1] if i < len(marks) else None
-
-    def extend(self) -> None:
-        self._extended = True
-        low, high = self.covered
-        for seg, end in self._segments:
-            for _p, f, view in seg.bodies_from(0, end):
-                if not f[5] & CONTROL_BIT or low <= f[0] < high:
-                    continue
-                section = codecs.decompress(f[5] & COMPRESSION_MASK, view[HEADER_BYTES:], self._cap)
-                self.add(f[9], f[0], marker_type(section))
 
 
 # ---------------------------------------------------------------------------- cleaning
@@ -313,6 +344,7 @@ class CleanResult:
     aborted_removed: int = 0
     markers_removed: int = 0
     swaps_abandoned: int = 0
+    marker_scan_batches: int = 0  # batches read for markers the .txnindex cannot give (_MarkerBook)
     keys: int = 0
     horizon_ms: int = -1
 
@@ -372,7 +404,7 @@ class Cleaner:
             last_batch = {pid: e.batches[-1].last_offset
                           for pid, e in log_.producer_state.producers.items() if e.batches}
         result = CleanResult(log_.topic, log_.partition, plan_.first_dirty, plan_.first_dirty)
-        book = _MarkerBook(log_, segments, self.decompressed_bytes_max)
+        book = _MarkerBook(log_, segments, self.decompressed_bytes_max, result)
         offsets = self._build_map(log_, segments, plan_, book, result)
         end = result.end_offset
         if not os.path.exists(os.path.join(log_.directory, CHECKPOINT_FILE)):
@@ -428,7 +460,6 @@ class Cleaner:
                 if attrs & CONTROL_BIT:
                     section = codecs.decompress(attrs & COMPRESSION_MASK, view[HEADER_BYTES:], cap)
                     kind = marker_type(section)
-                    book.add(f[9], base, kind)
                     txn = pending.pop(f[9], None)
                     if txn:
                         pending_count -= txn[1]
@@ -456,11 +487,10 @@ class Cleaner:
                 raise CleanerAborted()
             if not full and seg.next_offset <= upper:
                 end = max(end, min(upper, _next_base(segments, seg)))
-        # Transactions still open at the map's end: their markers lie past it, or nowhere
-        # yet. All of one producer's pending keys are one transaction (a marker ends it).
-        book.covered = (start, end)
+        # Transactions still open at the map's end: their markers lie past it (everything
+        # below the map's end is below the LSO). All of one producer's pending keys are one
+        # transaction (a marker ends it).
         if pending:
-            book.extend()
             for producer_id, (keys, _count, first) in pending.items():
                 if book.status(producer_id, first) == COMMIT:
                     offsets.merge_newer(keys)

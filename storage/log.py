@@ -826,6 +826,15 @@ class PartitionLog:
         found += [(e.producer_id, e.first_offset) for e in local]
         return list(dict.fromkeys(found))
 
+    def aborted_txns_overlapping(self, first_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """The local ``.txnindex`` entries overlapping ``[first_offset, upper_bound_offset)``,
+        markers' offsets included (the cleaner's question: was a batch there aborted?). Every
+        entry is looked at: unlike a fetch's search, nothing here rests on the entries' LSOs
+        (which a rebuild from a cleaned log computes from the batches left)."""
+        with self._lock:
+            return [e for e in self.txn_indexes.entries()
+                    if e.last_offset >= first_offset and e.first_offset < upper_bound_offset]
+
     def active_producers(self) -> list[ProducerInfo]:
         """Every producer this partition keeps state for (DescribeProducers)."""
         with self._lock:

@@ -36,25 +36,49 @@ def control_type(batch) -> int:
     return struct.unpack(">h", rec.key[2:4])[0]
 
 
+def txn_fates(batches) -> dict[int, int | None]:
+    """Base offset -> its producer's next marker type (None: no marker yet) for every
+    transactional data batch of ``batches`` (a full read, in offset order)."""
+    fates: dict[int, int | None] = {}
+    waiting: dict[int, list[int]] = {}  # producer -> its batches since its last marker
+    for b in batches:
+        if not b.is_transactional:
+            continue
+        if not b.is_control:
+            waiting.setdefault(b.producer_id, []).append(b.base_offset)
+        elif b.records_count:
+            kind = control_type(b)
+            for base in waiting.pop(b.producer_id, []):
+                fates[base] = kind
+    for bases in waiting.values():
+        fates.update(dict.fromkeys(bases))
+    return fates
+
+
 def consumed(plog: PartitionLog, start: int | None = None):
     """(batches, records) a read_committed consumer gets from a full read: aborted and still
     open transactions' records left out (decided by the markers in the log, as a client
     does with the aborted list), control batches skipped."""
     batches = read_all(plog, start)
-    marks: dict[int, list[tuple[int, int]]] = {}
-    for b in batches:
-        if b.is_control and b.records_count:
-            marks.setdefault(b.producer_id, []).append((b.base_offset, control_type(b)))
+    fates = txn_fates(batches)
     records = []
     for b in batches:
         if b.is_control:
             continue
-        if b.is_transactional:
-            after = [k for o, k in marks.get(b.producer_id, []) if o > b.base_offset]
-            if not after or after[0] != COMMIT:
-                continue
+        if b.is_transactional and fates[b.base_offset] != COMMIT:
+            continue
         records.extend(b.records())
     return batches, records
+
+
+def aborted_left(plog: PartitionLog, end: int) -> list[int]:
+    """Base offsets of batches below ``end`` that still hold records of an aborted
+    transaction (their producer's next marker in the log is an ABORT): a clean up to
+    ``end`` removes those records, though a read_committed consumer would not see them."""
+    batches = read_all(plog)
+    fates = txn_fates(batches)
+    return [b.base_offset for b in batches if b.base_offset < end and b.records_count
+            and fates.get(b.base_offset, COMMIT) == ABORT]
 
 
 def latest(records) -> dict[bytes, tuple[int, bytes | None]]:

@@ -11,6 +11,7 @@ import pytest
 from kafkito.records import RecordBatch, build_batch
 from kafkito.records.batch import DELETE_HORIZON_BIT
 from kafkito.storage import LogConfig, PartitionLog
+from kafkito.storage.segment import LogSegment
 from kafkito.storage.cleaner import (
     Cleaner,
     cleanable_upper_offset,
@@ -234,6 +235,124 @@ def test_a_committed_transaction_in_the_clean_section_is_not_taken_for_a_later_a
     batches, records = consumed(plog)
     assert latest(records) == {b"k": (1, b"committed")}
     assert [r.value for b in batches if not b.is_control for r in b.records()] == [b"committed"]
+
+
+def _segment_reads(monkeypatch) -> dict[int, int]:
+    """Count ``bodies_from`` calls per segment base offset (every batch read of a clean)."""
+    reads: dict[int, int] = {}
+    original = LogSegment.bodies_from
+
+    def counting(self, position, end):
+        reads[self.base_offset] = reads.get(self.base_offset, 0) + 1
+        return original(self, position, end)
+
+    monkeypatch.setattr(LogSegment, "bodies_from", counting)
+    return reads
+
+
+def test_transactions_below_the_map_are_decided_by_the_txnindex_without_reading_the_log(tmp_path, clock, monkeypatch):
+    # The clean section holds a committed and an aborted transaction of producer 22; the
+    # dirty one its next, aborted, transaction (the map reads that abort, not the commit
+    # before it), and producer 23 keeps a transaction open so that segments lie past the
+    # map's end. The status of every transactional batch comes from the .txnindex: the
+    # clean section is read once (its rewrite), what lies past the map not at all.
+    plog = open_compacted(tmp_path, clock)
+    txn = {22: 0, 23: 0}
+
+    def txn_put(pid, pairs):
+        put(plog, clock, pairs, producer_id=pid, producer_epoch=0, base_sequence=txn[pid],
+            is_transactional=True)
+        txn[pid] += len(pairs)
+
+    put(plog, clock, [(b"k", b"plain"), (b"j", b"plain")])
+    txn_put(22, [(b"k", b"committed")])
+    append_marker(plog, 22, COMMIT, clock.now_ms())
+    txn_put(22, [(b"j", b"aborted-early")])
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    settle(plog, clock)
+    first = Cleaner(100).clean(plog, clock.now_ms())
+    assert first.aborted_removed == 1 and first.marker_scan_batches == 0
+    txn_put(22, [(b"k", b"aborted")])
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    put(plog, clock, [(b"m", b"plain")])
+    settle(plog, clock)
+    txn_put(23, [(b"m", b"open")])  # holds the last stable offset: nothing past it is cleaned
+    settle(plog, clock)
+    put(plog, clock, [(b"m", b"after")])
+    settle(plog, clock)
+    bases = [s.base_offset for s in plog.segments]
+    reads = _segment_reads(monkeypatch)
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.first_dirty == first.end_offset and result.end_offset == plog.last_stable_offset
+    assert result.aborted_removed == 1 and result.marker_scan_batches == 0
+    clean_section = [b for b, nxt in zip(bases, bases[1:]) if nxt <= result.first_dirty]
+    assert clean_section and all(reads.get(b, 0) <= 1 for b in clean_section), reads
+    assert not [b for b in bases if b >= result.end_offset and reads.get(b)], reads
+    append_marker(plog, 23, COMMIT, clock.now_ms())
+    assert latest(consumed(plog)[1]) == {b"k": (2, b"committed"), b"j": (1, b"plain"),
+                                         b"m": (10, b"after")}
+
+
+def test_a_lost_txnindex_is_rebuilt_and_still_decides_the_clean(tmp_path, clock):
+    # Producer 22 committed in the part a first clean covered, then aborted in the part
+    # the next one covers; the .txnindex files (and the snapshots, so that producer state
+    # and the entries are rebuilt from the cleaned log) are lost before the second clean.
+    plog = open_compacted(tmp_path, clock)
+    put(plog, clock, [(b"k", b"plain")])
+    put(plog, clock, [(b"k", b"committed"), (b"j", b"committed")], producer_id=22,
+        producer_epoch=0, base_sequence=0, is_transactional=True)
+    append_marker(plog, 22, COMMIT, clock.now_ms())
+    put(plog, clock, [(b"j", b"aborted")], producer_id=22, producer_epoch=0, base_sequence=2,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    settle(plog, clock)
+    Cleaner(100).clean(plog, clock.now_ms())
+    put(plog, clock, [(b"k", b"aborted-2")], producer_id=22, producer_epoch=0, base_sequence=3,
+        is_transactional=True)
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    settle(plog, clock)
+    plog.close()
+    lost = [n for n in os.listdir(tmp_path) if n.endswith((".txnindex", ".snapshot"))]
+    assert any(n.endswith(".txnindex") for n in lost)
+    for name in lost:
+        os.unlink(tmp_path / name)
+    plog = open_compacted(tmp_path, clock)
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.aborted_removed == 1 and result.marker_scan_batches == 0
+    assert latest(consumed(plog)[1]) == {b"k": (1, b"committed"), b"j": (2, b"committed")}
+    plog.close()
+
+
+def test_below_the_log_start_a_transaction_is_looked_up_in_the_log(tmp_path, clock):
+    # DeleteRecords moves the log start past an open transaction's only batch: the
+    # transaction no longer holds the last stable offset, and its .txnindex entry (when it
+    # aborts) starts at its marker. Only there the cleaner reads the markers from the log:
+    # no marker yet leaves the batch as it is; the abort, once written, removes it.
+    plog = open_compacted(tmp_path, clock, cleanup_policy=("compact", "delete"))
+    put(plog, clock, [(b"k", b"open")], producer_id=22, producer_epoch=0, base_sequence=0,
+        is_transactional=True)
+    put(plog, clock, [(b"j", b"plain")])
+    plog.flush()
+    assert plog.delete_records_before(1) == 1
+    put(plog, clock, [(b"j", b"plain-2")])
+    settle(plog, clock)
+    assert plog.last_stable_offset == plog.log_end_offset
+
+    def batches_below_start():
+        seg = plog.segments[0]
+        return [f[0] for _p, f, _v in seg.bodies_from(0, seg.size) if f[0] < plog.log_start_offset]
+
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.marker_scan_batches > 0 and result.aborted_removed == 0
+    assert batches_below_start() == [0]  # undecided: left as it is
+    append_marker(plog, 22, ABORT, clock.now_ms())
+    put(plog, clock, [(b"j", b"plain-3")])
+    settle(plog, clock)
+    result = Cleaner(100).clean(plog, clock.now_ms())
+    assert result.marker_scan_batches > 0 and result.aborted_removed == 1
+    assert batches_below_start() == []
+    assert latest(consumed(plog)[1]) == {b"j": (4, b"plain-3")}
+    plog.close()
 
 
 def test_the_marker_of_a_transactions_emptied_batch_kept_for_its_producer_stays(tmp_path, clock):

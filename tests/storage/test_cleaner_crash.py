@@ -15,18 +15,21 @@ from kafkito.records import build_batch
 from kafkito.storage import FileIO, PartitionLog
 from kafkito.storage.cleaner import Cleaner, read_checkpoint
 from kafkito.storage.cleaner import Cleaner as CleanerClass
+from kafkito.storage.log import ORIGIN_COORDINATOR
 from kafkito.storage.offset_map import ACCELERATED, new_offset_map
+from kafkito.storage.producer_state import OutOfOrderSequenceError, UnknownProducerIdError
 
 from cleanerlib import (
     ABORT,
     COMMIT,
     COMPACT,
     CrashingIO,
+    aborted_left,
     FailingRenameIO,
     SimulatedCrash,
-    append_marker,
     consumed,
     latest,
+    marker,
 )
 from storage_testlib import crash, read_all
 
@@ -116,17 +119,20 @@ op = st.one_of(
     st.tuples(st.just("put"), st.lists(st.tuples(st.sampled_from(KEYS), st.booleans()), min_size=1, max_size=4),
               st.sampled_from(["none", "gzip", "lz4", "zstd", "snappy"])),
     st.tuples(st.just("idem"), st.sampled_from(KEYS), st.booleans()),
-    st.tuples(st.just("txn"), st.sampled_from(KEYS), st.booleans()),
-    st.tuples(st.just("end_txn"), st.sampled_from([ABORT, COMMIT])),
+    st.tuples(st.just("txn"), st.sampled_from(KEYS), st.booleans(), st.sampled_from([22, 23])),
+    st.tuples(st.just("end_txn"), st.sampled_from([ABORT, COMMIT]), st.sampled_from([22, 23])),
     st.tuples(st.just("clean"), st.integers(1, 12)),
     st.tuples(st.just("crash_in_clean"), st.integers(1, 60)),
-    st.tuples(st.just("restart"), st.booleans()),
+    # What a restart loses: the producer snapshots, the .txnindex files, or both.
+    st.tuples(st.just("restart"), st.booleans(), st.sampled_from(["snapshot", "txnindex", "both"])),
+    st.tuples(st.just("delete_records"), st.integers(1, 8)),
     st.tuples(st.just("tick"), st.sampled_from([10, 400, 1500])),
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+# Examples: the profile's (tests/conftest.py: HYPOTHESIS_PROFILE=thorough runs many more).
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                               HealthCheck.too_slow])
 @given(ops=st.lists(op, min_size=5, max_size=45))
 @pytest.mark.parametrize("accelerated", [pytest.param(True, marks=pytest.mark.skipif(
     not ACCELERATED, reason="storage/_offsetmap.c not built")), False], ids=["c-map", "python-map"])
@@ -136,12 +142,13 @@ def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_pat
         return CleanerClass(capacity, new_map=lambda: new_offset_map(accelerated))
 
     directory = str(tmp_path_factory.mktemp("prop"))
-    config = msgspec.structs.replace(COMPACT, delete_retention_ms=1000)
+    config = msgspec.structs.replace(COMPACT, delete_retention_ms=1000, cleanup_policy=("compact", "delete"))
     io = CrashingIO()
     plog = PartitionLog.open(directory, "t", 0, config, clock=clock, io=io)
-    pid_idem, pid_txn = 11, 22
-    seq = {pid_idem: 0, pid_txn: 0}
-    txn_open = False
+    pid_idem = 11
+    seq = {pid_idem: 0, 22: 0, 23: 0}
+    epoch = dict.fromkeys(seq, 0)
+    txn_pending: dict[int, list] = {}  # producer -> (key, offset, value) of its open transaction
     last_idem: bytes | None = None
     n = 0
 
@@ -152,11 +159,26 @@ def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_pat
 
     def check(plog):
         batches, records = consumed(plog)
+        records = [r for r in records if r.offset >= plog.log_start_offset]
         offsets = [r.offset for r in records]
         assert offsets == sorted(set(offsets))
         bases = [b.base_offset for b in batches]
         assert bases == sorted(set(bases))
         return latest(records)
+
+    def append_as_client(plog, pid, build, now):
+        """Append with the producer's epoch and next sequence; a producer whose state went
+        with the records DeleteRecords removed bumps its epoch and starts again at sequence
+        0, as clients do (KIP-360)."""
+        try:
+            return plog.append(build(seq[pid], epoch[pid]), now)
+        except (UnknownProducerIdError, OutOfOrderSequenceError):
+            seq[pid] = 0
+            epoch[pid] += 1
+            return plog.append(build(0, epoch[pid]), now)
+
+    def end_txn(plog, pid, kind, now):
+        plog.append(marker(pid, kind, now, epoch[pid]), now, origin=ORIGIN_COORDINATOR)
 
     truth: dict[bytes, tuple[int, bytes | None]] = {}
     try:
@@ -171,30 +193,29 @@ def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_pat
                     truth[k] = (info.base_offset + i, v)
             elif kind == "idem":
                 v = value_for(step[2])
+                info = append_as_client(plog, pid_idem, lambda s, e: build_batch(
+                    [(step[1], v, [], now)], producer_id=pid_idem, producer_epoch=e,
+                    base_sequence=s), now)
                 last_idem = build_batch([(step[1], v, [], now)], producer_id=pid_idem,
-                                        producer_epoch=0, base_sequence=seq[pid_idem])
-                info = plog.append(last_idem, now)
+                                        producer_epoch=epoch[pid_idem], base_sequence=seq[pid_idem])
                 last_idem_offset = info.base_offset
                 seq[pid_idem] += 1
                 truth[step[1]] = (info.base_offset, v)
             elif kind == "txn":
-                v = value_for(step[2])
-                plog.append(build_batch([(step[1], v, [], now)], producer_id=pid_txn, producer_epoch=0,
-                                        base_sequence=seq[pid_txn], is_transactional=True), now)
-                seq[pid_txn] += 1
-                txn_open = True
-                pending = getattr(plog, "_test_pending", [])
-                pending.append((step[1], plog.log_end_offset - 1, v))
-                plog._test_pending = pending
+                v, pid = value_for(step[2]), step[3]
+                info = append_as_client(plog, pid, lambda s, e: build_batch(
+                    [(step[1], v, [], now)], producer_id=pid, producer_epoch=e, base_sequence=s,
+                    is_transactional=True), now)
+                seq[pid] += 1
+                txn_pending.setdefault(pid, []).append((step[1], info.base_offset, v))
             elif kind == "end_txn":
-                if txn_open:
-                    append_marker(plog, pid_txn, step[1], now)
-                    if step[1] == COMMIT:
-                        for k, off, v in plog._test_pending:
-                            if k not in truth or truth[k][0] < off:
-                                truth[k] = (off, v)
-                    plog._test_pending = []
-                    txn_open = False
+                pid = step[2]
+                if pid in txn_pending:
+                    end_txn(plog, pid, step[1], now)
+                    for k, off, v in txn_pending.pop(pid):
+                        if step[1] == COMMIT and off >= plog.log_start_offset and (
+                                k not in truth or truth[k][0] < off):
+                            truth[k] = (off, v)
             elif kind == "tick":
                 clock.advance(step[1])
             elif kind in ("clean", "crash_in_clean"):
@@ -209,42 +230,52 @@ def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_pat
                         for base, raw in before.items():
                             if base >= result.end_offset:
                                 assert after.get(base) == raw
+                        # Below it, no aborted record is left (one kept would be invisible
+                        # to read_committed consumers, so only this sees it).
+                        assert not aborted_left(plog, result.end_offset)
                 else:
                     io.armed = io.calls + step[1]
                     try:
                         Cleaner(4).clean(plog, clock.now_ms())
                         io.armed = None
                     except SimulatedCrash:
-                        pending = getattr(plog, "_test_pending", [])
                         crash(plog)
                         plog = PartitionLog.open(directory, "t", 0, config, clock=clock, io=io,
                                                  clean_shutdown=False)
-                        plog._test_pending = pending
             elif kind == "restart":
-                pending = getattr(plog, "_test_pending", [])
                 if step[1]:
                     crash(plog)
                 else:
                     plog.close()
-                for name in os.listdir(directory):  # producer state rebuilt from the log
-                    if name.endswith(".snapshot"):
+                # Producer state (snapshots) and the aborted-transaction index are derived
+                # data: either is rebuilt from the log.
+                lost = {"snapshot": (".snapshot",), "txnindex": (".txnindex",),
+                        "both": (".snapshot", ".txnindex")}[step[2]]
+                for name in os.listdir(directory):
+                    if name.endswith(lost):
                         os.unlink(os.path.join(directory, name))
                 plog = PartitionLog.open(directory, "t", 0, config, clock=clock, io=io,
                                          clean_shutdown=not step[1])
-                plog._test_pending = pending
-                if last_idem is not None:
+                if last_idem is not None and last_idem_offset >= plog.log_start_offset:
                     leo = plog.log_end_offset
                     dup = plog.append(last_idem, clock.now_ms())
                     assert dup.base_offset == last_idem_offset and plog.log_end_offset == leo
+            elif kind == "delete_records":
+                # DeleteRecords (a compact,delete topic), often inside a segment and past
+                # the first batches of an open transaction.
+                plog.flush()
+                target = min(plog.log_start_offset + step[1], plog.log_end_offset)
+                plog.delete_records_before(target)
+                truth = {k: (o, v) for k, (o, v) in truth.items() if o >= target}
             got = check(plog)
             for key, (offset, value) in truth.items():
                 if value is None:
                     assert key not in got or got[key] == (offset, None)
                 else:
                     assert got.get(key) == (offset, value), (key, got.get(key), offset, value)
-        # Finally: close the transaction, clean twice across the delete horizon.
-        if txn_open:
-            append_marker(plog, pid_txn, ABORT, clock.now_ms())
+        # Finally: close the transactions, clean twice across the delete horizon.
+        for pid in txn_pending:
+            end_txn(plog, pid, ABORT, clock.now_ms())
         for _ in range(2):
             plog.flush()
             plog.roll(clock.now_ms())
@@ -258,5 +289,6 @@ def test_random_writes_cleans_and_crashes_keep_exactly_the_latest_values(tmp_pat
         end = read_checkpoint(directory).first_dirty_offset
         assert not [b for b in read_all(plog) if b.base_offset < end and not b.is_control
                     for r in b.records() if r.value is None]
+        assert not aborted_left(plog, end)
     finally:
         plog.close()
