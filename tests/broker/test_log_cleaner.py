@@ -83,6 +83,18 @@ def test_shutdown_stops_a_clean_in_progress_without_waiting_for_it(tmp_path):
     assert not [n for n in os.listdir(directory) if n.endswith((".cleaned", ".swap"))]
 
 
+def _due_compacted_log(b):
+    """A compacted topic's log with 30 records of one key over closed 1 KiB segments: due."""
+    b.create_topic("c", configs={"cleanup.policy": "compact", "segment.bytes": "1024",
+                                 "min.cleanable.dirty.ratio": "0.01"})
+    plog = b.broker.state.logs.log("c", 0)
+    for _ in range(30):
+        now = int(time.time() * 1000)
+        plog.append(build_batch([(b"k", b"v" * 100, [], now)]), now)
+    plog.flush()
+    return plog
+
+
 def test_a_clean_that_fails_unexpectedly_marks_the_log_and_spares_the_broker(tmp_path, monkeypatch):
     from kafkito.storage.cleaner import Cleaner
 
@@ -92,13 +104,7 @@ def test_a_clean_that_fails_unexpectedly_marks_the_log_and_spares_the_broker(tmp
     monkeypatch.setattr(Cleaner, "clean", broken)
     settings = {"log.cleaner.backoff.ms": "10"}
     with embedded_broker(tmp_path, settings=settings) as b:
-        b.create_topic("c", configs={"cleanup.policy": "compact", "segment.bytes": "1024",
-                                     "min.cleanable.dirty.ratio": "0.01"})
-        plog = b.broker.state.logs.log("c", 0)
-        for i in range(30):
-            plog.append(build_batch([(b"k", b"v" * 100, [], int(time.time() * 1000))]),
-                        int(time.time() * 1000))
-        plog.flush()
+        plog = _due_compacted_log(b)
         deadline = time.monotonic() + 10
         while not b.broker.log_cleaner.uncleanable and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -136,13 +142,7 @@ def test_the_cleaner_threads_run_at_a_lower_priority_and_serving_does_not(tmp_pa
 def test_priority_zero_cleans_in_trios_worker_threads(tmp_path):
     settings = {"log.cleaner.thread.nice": "0", "log.cleaner.backoff.ms": "10"}
     with embedded_broker(tmp_path, settings=settings) as b:
-        b.create_topic("c", configs={"cleanup.policy": "compact", "segment.bytes": "1024",
-                                     "min.cleanable.dirty.ratio": "0.01"})
-        plog = b.broker.state.logs.log("c", 0)
-        for i in range(30):
-            plog.append(build_batch([(b"k", b"v" * 100, [], int(time.time() * 1000))]),
-                        int(time.time() * 1000))
-        plog.flush()
+        plog = _due_compacted_log(b)
         deadline = time.monotonic() + 10
         while not b.broker.log_cleaner.cleans and time.monotonic() < deadline:
             time.sleep(0.02)
