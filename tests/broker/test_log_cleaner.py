@@ -142,7 +142,7 @@ def test_the_cleaner_threads_run_at_a_lower_priority_and_serving_does_not(tmp_pa
 def test_priority_zero_cleans_in_trios_worker_threads(tmp_path):
     settings = {"log.cleaner.thread.nice": "0", "log.cleaner.backoff.ms": "10"}
     with embedded_broker(tmp_path, settings=settings) as b:
-        plog = _due_compacted_log(b)
+        _due_compacted_log(b)
         deadline = time.monotonic() + 10
         while not b.broker.log_cleaner.cleans and time.monotonic() < deadline:
             time.sleep(0.02)
