@@ -98,7 +98,7 @@ from kafkito.records.errors import CorruptRecordError
 from . import metafile
 from .config import LONG_MAX
 from .offset_map import new_offset_map, walk_records
-from .errors import CorruptMetadataError, KafkaStorageError, StorageError
+from .errors import CorruptMetadataError
 from .producer_state import snapshot_offsets
 from .segment import LogSegment, REL_OFFSET_MAX, storage_error
 from .segment_swap import cleaned_path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import msgspec
-import pytest
 
 from kafkito.records import RecordBatch, build_batch
 from kafkito.records.batch import DELETE_HORIZON_BIT

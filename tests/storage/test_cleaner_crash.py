@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kafkito.records import build_batch
-from kafkito.storage import FileIO, PartitionLog
+from kafkito.storage import PartitionLog
 from kafkito.storage.cleaner import Cleaner, read_checkpoint
 from kafkito.storage.cleaner import Cleaner as CleanerClass
 from kafkito.storage.log import ORIGIN_COORDINATOR
