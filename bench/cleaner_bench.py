@@ -1,23 +1,26 @@
-"""Log cleaner throughput, and produce throughput while the cleaner runs, each as a ratio
-to a baseline measured in the same run.
+"""Log cleaner throughput, and produce throughput and latency while the cleaner runs, each
+as a ratio to a baseline measured in the same run.
 
-    .venv/bin/python bench/cleaner_bench.py [--mb 64] [--produce-s 5] [--skip-produce]
-                                            [--json bench/results/cleaner.json]
+    .venv/bin/python bench/cleaner_bench.py [--mb 64] [--reps 3] [--throttles none,20]
+        [--codec none] [--set NAME=VALUE] [--embedded] [--skip-clean] [--skip-produce]
+        [--json bench/results/cleaner.json]
 
 1. *Clean*: for 1 KB and 100 B records, with 1% and 50% of the records' keys unique, a
-   compacted log of about ``--mb`` MB (uncompressed 16 KiB batches, 8 MiB segments) is
-   cleaned once by ``storage.cleaner.Cleaner`` (a map big enough for one pass). The figure
-   is MB/s of input (the segments' bytes) against reading the same segment files raw
-   (sequential 1 MiB ``pread``s, page cache warm as the cleaner finds it). Goal: 50 MB/s
-   at 1 KB.
-2. *Produce while cleaning*: ``kafkito serve`` in its own process (as users run it);
-   confluent-kafka, in another process, produces 1 KB records (acks=1) to a plain topic for
-   ``--produce-s`` seconds alone, then again while the broker's cleaner thread cleans a
-   compacted topic prefilled with 4 x ``--mb`` MB of dirty data (measured only until that
-   clean ends), unthrottled and throttled (``log.cleaner.io.max.bytes.per.second``);
-   medians of ``--reps`` alternated pairs. ``--embedded`` runs the broker in the bench's own
-   process instead, so that the producer's Python loop, the event loop and the cleaner share
-   one GIL (a harsher, noisier setting). Goal: at least 0.8x.
+   compacted log of about ``--mb`` MB (16 KiB batches, 8 MiB segments) is cleaned once by
+   ``storage.cleaner.Cleaner`` (a map big enough for one pass). The figure is MB/s of input
+   (the segments' bytes) against reading the same segment files raw (sequential 1 MiB
+   ``pread``s, page cache warm as the cleaner finds it). Goal: 50 MB/s at 1 KB.
+2. *While cleaning*: ``kafkito serve`` in its own process (as users run it) and one client
+   session in another (``_session_child``): a saturating producer (1 KB, acks=1), then a
+   one-at-a-time acks=all producer, then a producer and a consumer (produce-to-fetch
+   latency). Two seconds into each session the dirty topic (4 x ``--mb`` MB of
+   ``--codec`` batches, written with the broker stopped) is turned compact, and the broker
+   cleans it, unthrottled and throttled (``log.cleaner.io.max.bytes.per.second``). The
+   figure is the session's rate (or p50/p99) inside the clean, whose end and duration the
+   broker logs, against outside it; medians of ``--reps`` sessions. Goal: produce at least
+   0.8x. ``--embedded`` runs the broker in the bench's own process and the session in its
+   main thread: the client's Python loop, the event loop and the cleaner share one GIL (a
+   harsher setting than any deployment).
 
 A benchmark, not a test: the machine is shared, compare the ratios.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -104,33 +108,6 @@ def clean_case(record_bytes: int, unique: float, total_mb: int) -> dict:
         return row
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def produce_for(bootstrap: str, topic: str, seconds: float, until=lambda: False) -> tuple[float, float]:
-    """(MB/s of 1 KB records delivered (acks=1), seconds) over ``seconds`` or until
-    ``until()`` says stop."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
-                         "batch.size": 256 * 1024, "queue.buffering.max.kbytes": 262144})
-    value = os.urandom(1000)
-    delivered = [0]
-
-    def cb(err, msg):
-        if err is None:
-            delivered[0] += 1
-
-    start = time.perf_counter()
-    end = start + seconds
-    while time.perf_counter() < end and not until():
-        try:
-            producer.produce(topic, value=value, key=b"k", on_delivery=cb)
-        except BufferError:
-            producer.poll(0.01)
-        producer.poll(0)
-    producer.flush(30)
-    elapsed = time.perf_counter() - start
-    return delivered[0] * 1000 / MB / elapsed, elapsed
 
 
 def _session_child(bootstrap: str, log_path: str, log_from: int, after_s: float, max_s: float,
@@ -227,14 +204,56 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, reps: int,
-                       settings: dict[str, str], kind: str = "throughput") -> dict:
-    """With ``kafkito serve`` in its own process: each rep is one steady producer session,
-    with a clean of ``dirty_mb`` MB of dirty data started (by AlterConfigs turning the dirty
-    topic's cleanup.policy to compact) ``warmup_s`` into it; the figure is produce throughput
-    during the clean against produce throughput in the same session outside it (after the
-    first second, the producer's start)."""
+class _Box:
+    """The session's ``out`` when it runs in this process."""
+
+    def put(self, value) -> None:
+        self.value = value
+
+
+class _EmbeddedBroker:
+    """``kafkito.testing.broker`` in this process, with the interface of bench.harness's
+    ``Kafkito``; the cleaner's log lines go to ``workdir/kafkito.log`` as serve's do."""
+
+    def __init__(self, workdir, settings: dict[str, str]):
+        self.workdir, self.settings = workdir, settings
+        self.data_dir = workdir / "kafkito-data"
+        self._running = self._handler = None
+        self._logger = logging.getLogger("kafkito.broker.log_cleaner")
+
+    def start(self, *, keep_data: bool = False) -> None:
+        from kafkito.testing import broker
+
+        if not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._handler = logging.FileHandler(self.workdir / "kafkito.log")
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self._handler)
+        self._running = broker(self.data_dir, settings=self.settings)
+        self.bootstrap = self._running.__enter__().bootstrap_servers
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        if self._running is not None:
+            self._running.__exit__(None, None, None)
+            self._running = None
+        if self._handler is not None:
+            self._logger.removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+        if not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def session_case(warmup_s: float, dirty_mb: int, throttle: float | None, reps: int,
+                 settings: dict[str, str], kind: str = "throughput", embedded: bool = False) -> dict:
+    """Each rep is one steady client session (``_session_child``) with a clean of
+    ``dirty_mb`` MB of dirty data started ``warmup_s`` into it (IncrementalAlterConfigs turns
+    the dirty topic's cleanup.policy to compact); the figure is the session's throughput or
+    latency during the clean against outside it (after the first second, the client's
+    start). The broker is ``kafkito serve`` in its own process and the session another
+    process; ``embedded``: both in this process, one GIL."""
     import multiprocessing
+    import threading
     from pathlib import Path
 
     from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
@@ -247,7 +266,7 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
     cleaning = {"log.cleaner.backoff.ms": "100", **settings}
     if throttle:
         cleaning["log.cleaner.io.max.bytes.per.second"] = str(throttle)
-    broker = Kafkito(workdir, settings=cleaning)
+    broker = (_EmbeddedBroker if embedded else Kafkito)(workdir, settings=cleaning)
     ctx = multiprocessing.get_context("spawn")
 
     def policy(admin, value: str) -> None:
@@ -279,15 +298,22 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
             log_from = log_path.stat().st_size
             broker.start(keep_data=True)
             admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-            out = ctx.Queue()
-            child = ctx.Process(target=_session_child,
-                                args=(broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60,
-                                      kind, out))
-            child.start()
-            time.sleep(warmup_s)
-            policy(admin, "compact")
-            samples, seen = out.get(timeout=warmup_s + 120)
-            child.join(30)
+            args = (broker.bootstrap, str(log_path), log_from, 1.0, warmup_s + 60, kind)
+            if embedded:
+                timer = threading.Timer(warmup_s, policy, (admin, "compact"))
+                timer.start()
+                box = _Box()
+                _session_child(*args, box)
+                timer.join()
+                samples, seen = box.value
+            else:
+                out = ctx.Queue()
+                child = ctx.Process(target=_session_child, args=(*args, out))
+                child.start()
+                time.sleep(warmup_s)
+                policy(admin, "compact")
+                samples, seen = out.get(timeout=warmup_s + 120)
+                child.join(30)
             policy(admin, "delete")
             broker.stop(keep_data=True)
             if seen is None:
@@ -325,50 +351,11 @@ def produce_case_serve(warmup_s: float, dirty_mb: int, throttle: float | None, r
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def produce_case(seconds: float, dirty_mb: int, throttle: float | None, reps: int) -> dict:
-    """Alternately: produce alone (cleaner off), then while the cleaner cleans a freshly
-    written dirty log; medians over ``reps`` pairs."""
-    from kafkito.testing import broker
-
-    tmp = tempfile.mkdtemp(prefix="kafkito-cleaner-bench-")
-    settings = {"log.cleaner.backoff.ms": "100"}
-    if throttle:
-        settings["log.cleaner.io.max.bytes.per.second"] = str(throttle)
-    alone, busy, windows = [], [], []
-    try:
-        with broker(tmp, settings={"log.cleaner.enable": "false"}) as b:
-            b.create_topic("plain")
-            b.create_topic("dirty", configs={"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES)})
-        directory = os.path.join(tmp, "dirty-0")
-        for _ in range(reps):
-            with broker(tmp, settings={"log.cleaner.enable": "false"}) as b:
-                alone.append(produce_for(b.bootstrap_servers, "plain", seconds)[0])
-            # The dirty data is written with the broker stopped: the cleaner's work, not load.
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-            fill(directory, 1000, 0.01, dirty_mb).close()
-            with broker(tmp, settings=settings) as b:
-                cleaner = b.broker.log_cleaner
-                time.sleep(0.2)  # the cleaner picks the dirty log up
-                # Measured only while the clean runs: the window ends when it is done.
-                mb_s, window = produce_for(b.bootstrap_servers, "plain", seconds,
-                                           until=lambda: cleaner.cleans > 0)
-                busy.append(mb_s)
-                windows.append(window)
-        a, c = statistics.median(alone), statistics.median(busy)
-        return {"throttle_bytes_s": throttle, "produce_alone_mb_s": a,
-                "produce_while_cleaning_mb_s": c, "ratio": c / a,
-                "ratios": [y / x for x, y in zip(alone, busy)], "window_s": statistics.median(windows)}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=64, help="MB of log per clean case (default 64)")
-    ap.add_argument("--produce-s", type=float, default=5.0)
-    ap.add_argument("--skip-produce", action="store_true")
-    ap.add_argument("--reps", type=int, default=3, help="alone/while-cleaning pairs (medians)")
+    ap.add_argument("--skip-produce", action="store_true", help="only the clean cases")
+    ap.add_argument("--reps", type=int, default=3, help="sessions per case (medians)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--skip-clean", action="store_true", help="only the produce cases")
     ap.add_argument("--throttles", default="none,20",
@@ -378,7 +365,7 @@ def main(argv=None) -> int:
     ap.add_argument("--embedded", action="store_true",
                     help="the broker in the bench's process (one GIL with the producer)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="a broker setting for the while-cleaning runs (kafkito serve only)")
+                    help="a broker setting for the sessions")
     args = ap.parse_args(argv)
     global CODEC
     CODEC = args.codec
@@ -394,32 +381,29 @@ def main(argv=None) -> int:
                   f"{row['raw_read_mb_s']:>14.0f} {row['ratio']:>7.3f} {row['kept_records']:>9}")
             sys.stdout.flush()
     if not args.skip_produce:
+        extra = dict(item.split("=", 1) for item in args.set)
+        throttles = [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]
         print(f"\n{'throttle':>12} {'alone MB/s':>11} {'cleaning MB/s':>14} {'ratio':>6} {'window s':>9}")
-        for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
-            if args.embedded:
-                row = produce_case(args.produce_s, 4 * args.mb, throttle, args.reps)
-            else:
-                extra = dict(item.split("=", 1) for item in args.set)
-                row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra)
+        for throttle in throttles:
+            row = session_case(2.0, 4 * args.mb, throttle, args.reps, extra, embedded=args.embedded)
             out["produce"].append(row)
             label = "none" if throttle is None else f"{throttle // MB} MB/s"
             print(f"{label:>12} {row['produce_alone_mb_s']:>11.1f} {row['produce_while_cleaning_mb_s']:>14.1f} "
                   f"{row['ratio']:>6.2f} {row['window_s']:>9.1f}   each: "
                   + ", ".join(f"{r:.2f}" for r in row["ratios"]))
             sys.stdout.flush()
-        if not args.embedded:
-            print(f"\n{'latency':>12} {'throttle':>9} {'p50 ms':>7} {'while cleaning':>15} "
-                  f"{'p99 ms':>7} {'while cleaning':>15} {'window s':>9}")
-            for kind in ("ack", "e2e"):
-                for throttle in [None if t == "none" else int(float(t) * MB) for t in args.throttles.split(",")]:
-                    extra = dict(item.split("=", 1) for item in args.set)
-                    row = produce_case_serve(2.0, 4 * args.mb, throttle, args.reps, extra, kind=kind)
-                    out.setdefault("latency", []).append(row)
-                    label = "none" if throttle is None else f"{throttle // MB} MB/s"
-                    name = "acks=all" if kind == "ack" else "fetch e2e"
-                    print(f"{name:>12} {label:>9} {row['p50_ms_outside']:>7.2f} {row['p50_ms_inside']:>15.2f} "
-                          f"{row['p99_ms_outside']:>7.2f} {row['p99_ms_inside']:>15.2f} {row['window_s']:>9.1f}")
-                    sys.stdout.flush()
+        print(f"\n{'latency':>12} {'throttle':>9} {'p50 ms':>7} {'while cleaning':>15} "
+              f"{'p99 ms':>7} {'while cleaning':>15} {'window s':>9}")
+        for kind in ("ack", "e2e"):
+            for throttle in throttles:
+                row = session_case(2.0, 4 * args.mb, throttle, args.reps, extra, kind=kind,
+                                   embedded=args.embedded)
+                out.setdefault("latency", []).append(row)
+                label = "none" if throttle is None else f"{throttle // MB} MB/s"
+                name = "acks=all" if kind == "ack" else "fetch e2e"
+                print(f"{name:>12} {label:>9} {row['p50_ms_outside']:>7.2f} {row['p50_ms_inside']:>15.2f} "
+                      f"{row['p99_ms_outside']:>7.2f} {row['p99_ms_inside']:>15.2f} {row['window_s']:>9.1f}")
+                sys.stdout.flush()
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:
