@@ -693,7 +693,8 @@ class Cleaner:
                  horizon: int | None) -> bytes:
         """A batch of ``count`` kept records (``body``, their bytes as stored; timestamp
         deltas moved to a new base when a horizon is stamped), compressed with the batch's
-        codec. ``max_delta`` is their largest timestamp delta (None: not known yet)."""
+        codec. ``max_delta`` is their largest timestamp delta (``select`` gives it; the
+        horizon rewrite walks the records anyway and computes it)."""
         attrs = f[5]
         base_ts = f[7]
         new_base_ts = base_ts
@@ -714,8 +715,6 @@ class Cleaner:
             body = bytes(out)
             attrs |= DELETE_HORIZON_BIT
             max_delta = max(r[3] for r in records)
-        elif max_delta is None:
-            max_delta = max(r[3] for r in walk_records(body, count))
         codec = attrs & COMPRESSION_MASK
         payload = codecs.compress(codec, body) if codec else body
         max_ts = f[8] if attrs & TIMESTAMP_TYPE_BIT else base_ts + max_delta
